@@ -1,0 +1,51 @@
+/**
+ * The one catalog of errors the API can answer with. Domain code throws `AppError`;
+ * the single HTTP error handler renders it as `{status:"error", message, data?}` with its HTTP status.
+ */
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, message: 'Bad request.' },
+  INVALID_JSON: { status: 400, message: 'Request body is not valid JSON.' },
+  VALIDATION: { status: 400, message: 'Request is invalid.' },
+  UNKNOWN_PERMISSION: { status: 400, message: 'Unknown permission.' },
+  CANNOT_SHRINK: { status: 400, message: 'A dropzone can only be extended, not reduced.' },
+  MISSING_IDS: { status: 400, message: 'Missing dropzoneId or fileId.' },
+  UNAUTHENTICATED: { status: 401, message: 'Missing or invalid credentials.' },
+  INSUFFICIENT_GB_MONTHS: { status: 402, message: 'Not enough GB-months.' },
+  FORBIDDEN: { status: 403, message: 'You do not have permission to do this.' },
+  NOT_FOUND: { status: 404, message: 'Not found.' },
+  DROPZONE_NOT_FOUND: { status: 404, message: 'Dropzone not found.' },
+  FILE_NOT_FOUND: { status: 404, message: 'File not found.' },
+  APIKEY_NOT_FOUND: { status: 404, message: 'API key not found.' },
+  NOT_UPLOADED: { status: 409, message: 'The file has not been uploaded yet.' },
+  SIZE_MISMATCH: { status: 409, message: 'The uploaded object does not have the declared size.' },
+  NAME_TAKEN: { status: 409, message: 'Conflict.' },
+  DROPZONE_EXPIRED: { status: 410, message: 'This dropzone has expired.' },
+  UPLOAD_EXPIRED: { status: 410, message: 'This upload has expired.' },
+  FILE_TOO_LARGE: { status: 413, message: 'The file is larger than allowed.' },
+  DROPZONE_FULL: { status: 413, message: 'Not enough space left in the dropzone.' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json.' },
+  RANGE_NOT_SATISFIABLE: { status: 416, message: 'Range not satisfiable.' },
+  INTERNAL: { status: 500, message: 'Internal server error.' },
+  STORAGE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+/** A stable error code from {@link ERRORS}. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * An expected failure with a stable `code`, an HTTP `status` and a user-facing `message`.
+ * `data` carries details for clients (for example the offending field); it must never hold secrets.
+ */
+export class AppError extends Error {
+  override name = 'AppError';
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly data?: Record<string, unknown>,
+  ) {
+    super(message ?? ERRORS[code].message);
+    this.status = ERRORS[code].status;
+  }
+}
