@@ -28,7 +28,7 @@ export const configSchema = z
         shutdownTimeoutMs: z.number().int().min(0).default(10_000),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     /** Directory holding the database, the local blobs and the generated secrets. */
     dataDir: z.string().min(1).default('./data'),
     storage: z
@@ -50,10 +50,10 @@ export const configSchema = z
             conditionalWrites: z.boolean().default(true),
           })
           .strict()
-          .default({} as never),
+          .prefault({}),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     security: z
       .object({
         /** HMAC secret for signed URLs and page tokens; generated and persisted in the data dir when empty. */
@@ -66,7 +66,7 @@ export const configSchema = z
         dropzoneIdAuth: z.boolean().default(true),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     uploads: z
       .object({
         /** Lifetime of a signed upload URL, seconds. */
@@ -77,7 +77,7 @@ export const configSchema = z
         maxFileSize: z.number().int().min(1).default(4 * BYTES_PER_GB),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     limits: z
       .object({
         minGb: z.number().positive().default(0.2),
@@ -86,7 +86,7 @@ export const configSchema = z
         maxDays: z.number().positive().default(365),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     sweeper: z
       .object({
         /** How often expired dropzones and stale pending uploads are removed, seconds; 0 turns it off. */
@@ -95,20 +95,20 @@ export const configSchema = z
         gcGraceSeconds: z.number().min(0).default(3600),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     log: z
       .object({
         level: logLevel.default('info'),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     fixture: z
       .object({
         /** Expose `/__fixture/reset` and `/__fixture/clock`. Never on by default. */
         enabled: z.boolean().default(false),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -18,7 +18,7 @@ export const ERRORS = {
   APIKEY_NOT_FOUND: { status: 404, message: 'API key not found.' },
   NOT_UPLOADED: { status: 409, message: 'The file has not been uploaded yet.' },
   SIZE_MISMATCH: { status: 409, message: 'The uploaded object does not have the declared size.' },
-  NAME_TAKEN: { status: 409, message: 'Conflict.' },
+  OBJECT_CHANGED: { status: 409, message: 'The stored object changed after it was confirmed.' },
   DROPZONE_EXPIRED: { status: 410, message: 'This dropzone has expired.' },
   UPLOAD_EXPIRED: { status: 410, message: 'This upload has expired.' },
   FILE_TOO_LARGE: { status: 413, message: 'The file is larger than allowed.' },

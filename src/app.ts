@@ -1,0 +1,151 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import { cors } from 'hono/cors';
+import type { BlobStore } from './blobs/blob-store.js';
+import type { LocalBlobStore } from './blobs/local-store.js';
+import type { Config } from './config/schema.js';
+import { createApiKeyService } from './core/api-keys.js';
+import type { Clock } from './core/clock.js';
+import type { CoreDeps } from './core/deps.js';
+import { createDropzoneService } from './core/dropzones.js';
+import { createFileService } from './core/files.js';
+import { createSweeper } from './core/sweeper.js';
+import type { Db } from './db/database.js';
+import { createRepositories } from './db/repositories.js';
+import { authMiddleware } from './http/auth.js';
+import type { ApiContext } from './http/context.js';
+import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { type AppEnv, buildOpenApi, mountRoutes } from './http/route.js';
+import { apiKeyRoutes } from './http/routes/api-keys.js';
+import { archiveRoutes } from './http/routes/archives.js';
+import { cdnRoutes } from './http/routes/cdn.js';
+import { dropzoneRoutes } from './http/routes/dropzones.js';
+import { fileRoutes } from './http/routes/files.js';
+import { permissionRoutes } from './http/routes/permissions.js';
+import { mountUploadRoutes } from './http/routes/uploads.js';
+import { apiKeySchema, dropzoneSchema, errorSchema, fileItemSchema } from './http/schemas.js';
+import type { Logger } from './log/logger.js';
+
+/** The API's mount point. */
+export const API_BASE = '/api/v1';
+/** Version reported by the OpenAPI document and `dropzone version`. */
+export const VERSION = '0.1.0';
+
+/** What {@link createApp} is built from. Nothing is opened or read here: the caller owns db and blobs. */
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  blobs: BlobStore;
+  clock: Clock;
+  log: Logger;
+  /** The public base URL, no trailing slash; may change until the server listens (port 0). */
+  publicUrl: () => string;
+}
+
+/** The built application: the Hono app plus the services behind it (for the CLI, fixtures and tests). */
+export interface App {
+  hono: Hono<AppEnv>;
+  ctx: ApiContext;
+}
+
+/** Builds the Hono app and its services from injected dependencies; no I/O at import or build time. */
+export function createApp(deps: AppDeps): App {
+  const { config, log } = deps;
+  const core: CoreDeps = { config, repo: createRepositories(deps.db), blobs: deps.blobs, clock: deps.clock, log };
+  // Without a configured public URL, links (signed URLs, upload pages) follow the host the client used.
+  const origins = new AsyncLocalStorage<string>();
+  const publicUrl = () => config.server.publicUrl.replace(/\/+$/, '') || origins.getStore() || deps.publicUrl();
+  const dropzones = createDropzoneService(core);
+  const files = createFileService(core);
+  const ctx: ApiContext = {
+    ...core,
+    keys: createApiKeyService(core),
+    dropzones,
+    files,
+    sweeper: createSweeper(core, { dropzones, files }),
+    publicUrl,
+  };
+
+  const app = new Hono<AppEnv>();
+  app.onError(errorHandler(log.child('http')));
+  app.notFound(notFoundHandler);
+  app.use('*', requestLog(log.child('http')));
+  app.use('*', (c, next) => {
+    if (config.server.publicUrl) return next();
+    const origin = requestOrigin(c.req.raw.headers, config.server.trustProxy, new URL(c.req.url).protocol);
+    return origin ? origins.run(origin, next) : next();
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      ctx.repo.db.prepare('SELECT 1').get();
+      await ctx.blobs.check();
+      return c.json({ status: 'ok' });
+    } catch (err) {
+      log.warn('not ready', { err });
+      return c.json({ status: 'error', message: `Not ready: ${(err as Error).message}` }, 503);
+    }
+  });
+
+  if (ctx.blobs.kind === 'local') mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
+
+  const apiCors = cors({
+    origin: config.server.corsOrigins.includes('*') ? '*' : [...config.server.corsOrigins],
+    allowHeaders: ['x-api-key', 'authorization', 'x-dropzone-id', 'content-type', 'range', 'if-none-match'],
+    allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    exposeHeaders: ['ETag', 'Content-Disposition', 'Content-Range', 'Content-Length', 'Accept-Ranges', 'Last-Modified'],
+    maxAge: 3600,
+  });
+  app.use(`${API_BASE}/*`, apiCors);
+  app.use('/cdn/*', apiCors);
+  app.use(`${API_BASE}/*`, authMiddleware(ctx));
+
+  const groups = [
+    { base: API_BASE, defs: [...dropzoneRoutes(ctx), ...archiveRoutes(ctx), ...fileRoutes(ctx), ...permissionRoutes(ctx), ...apiKeyRoutes(ctx), ...cdnRoutes(ctx)] },
+    { base: '', defs: cdnRoutes(ctx) },
+  ];
+  let openapi: Record<string, unknown> | undefined;
+  app.get(`${API_BASE}/openapi.json`, (c) => {
+    openapi ??= buildOpenApi({
+      title: 'Dropzone API (Dropzone Server)',
+      version: VERSION,
+      serverUrl: ctx.publicUrl() + API_BASE,
+      routes: [groups[0]],
+      components: { Dropzone: dropzoneSchema, FileItem: fileItemSchema, ApiKey: apiKeySchema, Error: errorSchema },
+    });
+    return c.json(openapi);
+  });
+  for (const g of groups) mountRoutes(app, g.base, g.defs);
+
+  return { hono: app, ctx };
+}
+
+/** `proto://host` of a request; `X-Forwarded-Proto/Host` count only when the proxy is trusted. Hosts with odd characters are ignored. */
+export function requestOrigin(headers: Headers, trustProxy: boolean, fallbackProtocol: string): string | undefined {
+  const first = (v: string | null) => v?.split(',')[0]?.trim() || undefined;
+  const host = (trustProxy && first(headers.get('x-forwarded-host'))) || headers.get('host') || undefined;
+  if (!host || !/^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return undefined;
+  const proto = (trustProxy && first(headers.get('x-forwarded-proto'))) || fallbackProtocol.replace(/:$/, '');
+  return `${proto === 'https' ? 'https' : 'http'}://${host}`;
+}
+
+/** One JSON line per request: method, route pattern (never the raw path or query: they may carry credentials), status, duration, bytes, request id. */
+function requestLog(log: Logger) {
+  return async (c: import('hono').Context<AppEnv>, next: () => Promise<void>) => {
+    const start = performance.now();
+    const requestId = c.req.header('x-request-id')?.slice(0, 64).replace(/[^\w.-]/g, '') || randomBytes(8).toString('hex');
+    c.set('requestId', requestId);
+    await next();
+    c.header('x-request-id', requestId);
+    log.info('request', {
+      method: c.req.method,
+      route: c.req.routePath,
+      status: c.res.status,
+      durationMs: Math.round((performance.now() - start) * 10) / 10,
+      bytes: Number(c.res.headers.get('content-length') ?? 0),
+      requestId,
+    });
+  };
+}

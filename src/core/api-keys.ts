@@ -1,0 +1,132 @@
+import type { ApiKeyRow } from '../db/repositories.js';
+import type { CoreDeps } from './deps.js';
+import { AppError } from './errors.js';
+import { hashSecret, newApiKeySecret, newPublicId } from './ids.js';
+import { KEY_PERMISSIONS, keyPermissions } from './permissions.js';
+import { fromGbMonths, toGbMonths } from './quota.js';
+
+/** What `POST /apikeys` accepts. */
+export interface CreateKeyInput {
+  name?: string;
+  permissions?: string[];
+  /** GB-months moved from the creator's balance to the new key, atomically. */
+  gbMonths?: number;
+}
+
+/** API keys: admin bootstrap, authentication, creation, GB-month transfers, revocation. */
+export function createApiKeyService({ repo, clock, config }: CoreDeps) {
+  const db = repo.db;
+
+  /** Validates key-level permission names; throws UNKNOWN_PERMISSION. */
+  const checkKeyPerms = (names: string[]) => {
+    for (const n of names)
+      if (!(KEY_PERMISSIONS as readonly string[]).includes(n))
+        throw new AppError('UNKNOWN_PERMISSION', `Unknown API key permission "${n}". Valid: ${KEY_PERMISSIONS.join(', ')}.`, { permission: n });
+  };
+
+  const insert = (name: string, secret: string, balanceMicro: number | null, perms: string[], isAdmin: boolean, createdBy: number | null) => {
+    const row = {
+      public_id: newPublicId(),
+      secret_hash: hashSecret(secret),
+      name,
+      balance_micro: balanceMicro,
+      permissions: JSON.stringify(perms),
+      is_admin: isAdmin ? 1 : 0,
+      created_by: createdBy,
+      created_at: clock.now(),
+    };
+    const id = repo.insertKey(row);
+    return repo.keyById(id)!;
+  };
+
+  return {
+    /**
+     * Makes sure an admin key exists. With `security.adminKey` configured, that secret becomes the admin key's secret.
+     * Returns the admin row and, only when a secret was generated just now, that secret (to print once).
+     */
+    ensureAdmin(): { admin: ApiKeyRow; generatedSecret?: string } {
+      return db.transaction(() => {
+        const configured = config.security.adminKey;
+        const balance = config.security.adminGbMonths === null ? null : fromGbMonths(config.security.adminGbMonths);
+        let admin = repo.adminKey();
+        if (admin) {
+          if (configured && admin.secret_hash !== hashSecret(configured)) repo.setKeySecret(admin.id, hashSecret(configured));
+          if (config.security.adminGbMonths !== null && admin.balance_micro === null) repo.setKeyBalance(admin.id, balance);
+          if (config.security.adminGbMonths === null && admin.balance_micro !== null) repo.setKeyBalance(admin.id, null);
+          return { admin: repo.keyById(admin.id)! };
+        }
+        const secret = configured || newApiKeySecret();
+        admin = insert('admin', secret, balance, [...KEY_PERMISSIONS], true, null);
+        return { admin, generatedSecret: configured ? undefined : secret };
+      })();
+    },
+
+    /** The active key with this secret, or undefined. */
+    authenticate(secret: string): ApiKeyRow | undefined {
+      return secret ? repo.keyByHash(hashSecret(secret)) : undefined;
+    },
+
+    /**
+     * Creates a key on behalf of `creator` (needs `apikey.create`, else FORBIDDEN). Permissions cannot exceed the creator's.
+     * `gbMonths` moves from the creator's balance atomically (INSUFFICIENT_GB_MONTHS when short). Returns the row and the secret (shown once).
+     */
+    create(creator: ApiKeyRow | undefined, input: CreateKeyInput): { row: ApiKeyRow; secret: string } {
+      const perms = [...new Set(input.permissions ?? [])];
+      checkKeyPerms(perms);
+      const creatorPerms = creator ? keyPermissions(creator) : new Set(KEY_PERMISSIONS);
+      if (creator && !creatorPerms.has('apikey.create')) throw new AppError('FORBIDDEN', 'Missing permission apikey.create.', { permission: 'apikey.create' });
+      for (const p of perms) if (!creatorPerms.has(p)) throw new AppError('FORBIDDEN', `Cannot grant ${p}: the creating key does not hold it.`, { permission: p });
+      const micro = fromGbMonths(input.gbMonths ?? 0);
+      const secret = newApiKeySecret();
+      const row = db.transaction(() => {
+        if (creator && micro > 0) chargeKey({ repo }, repo.keyById(creator.id)!, micro);
+        return insert(input.name ?? '', secret, micro, perms, false, creator?.id ?? null);
+      })();
+      return { row, secret };
+    },
+
+    /** Moves `gbMonths` from `from` to the key `toPublicId` atomically; never leaves a negative balance. */
+    transfer(from: ApiKeyRow, toPublicId: string, gbMonths: number): { from: ApiKeyRow; to: ApiKeyRow } {
+      if (!keyPermissions(from).has('apikey.create')) throw new AppError('FORBIDDEN', 'Missing permission apikey.create.', { permission: 'apikey.create' });
+      if (!(gbMonths > 0)) throw new AppError('VALIDATION', 'gbMonths must be greater than 0', { field: 'gbMonths' });
+      const micro = fromGbMonths(gbMonths);
+      return db.transaction(() => {
+        const to = repo.keyByPublicId(toPublicId);
+        if (!to || to.revoked_at !== null) throw new AppError('APIKEY_NOT_FOUND', `No API key with publicId ${toPublicId}.`);
+        if (to.id === from.id) throw new AppError('VALIDATION', 'Cannot transfer GB-months to the same key', { field: 'publicId' });
+        chargeKey({ repo }, repo.keyById(from.id)!, micro);
+        repo.creditKey(to.id, micro);
+        return { from: repo.keyById(from.id)!, to: repo.keyById(to.id)! };
+      })();
+    },
+
+    /** Sets a key's balance (operator CLI); `null` makes it unlimited. Throws APIKEY_NOT_FOUND. */
+    setBalance(publicId: string, gbMonths: number | null): ApiKeyRow {
+      const key = repo.keyByPublicId(publicId);
+      if (!key) throw new AppError('APIKEY_NOT_FOUND', `No API key with publicId ${publicId}.`);
+      repo.setKeyBalance(key.id, gbMonths === null ? null : fromGbMonths(gbMonths));
+      return repo.keyById(key.id)!;
+    },
+
+    /** Revokes a key by publicId; returns false when there was no active key. */
+    revoke(publicId: string): boolean {
+      return repo.revokeKey(publicId, clock.now());
+    },
+  };
+}
+
+/** The service built by {@link createApiKeyService}. */
+export type ApiKeyService = ReturnType<typeof createApiKeyService>;
+
+/** Debit helper shared with dropzone charging: throws INSUFFICIENT_GB_MONTHS; no-op for unlimited keys. */
+export function chargeKey(deps: Pick<CoreDeps, 'repo'>, key: ApiKeyRow, micro: number): void {
+  const { repo } = deps;
+  if (micro <= 0 || key.balance_micro === null) return;
+  if (!repo.debitKey(key.id, micro)) {
+    const available = repo.keyById(key.id)?.balance_micro ?? 0;
+    throw new AppError('INSUFFICIENT_GB_MONTHS', `Not enough GB-months: needed ${toGbMonths(micro)}, available ${toGbMonths(available)}.`, {
+      needed: toGbMonths(micro),
+      available: toGbMonths(available),
+    });
+  }
+}

@@ -1,0 +1,151 @@
+import type { ApiKeyRow, DropzoneRow } from '../db/repositories.js';
+import { chargeKey } from './api-keys.js';
+import type { CoreDeps } from './deps.js';
+import { AppError } from './errors.js';
+import { newDropzoneCode, newDropzoneId } from './ids.js';
+import { type Principal, dropzonePermissions, requirePermission } from './permissions.js';
+import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
+
+/** Body of create (`gb`, `days` required) and update (both optional). */
+export interface DropzoneSizeInput {
+  gb?: number;
+  days?: number;
+  name?: string;
+}
+
+/** Dropzones: creation with GB-month charging, extension, lookup under permissions, deletion with its blobs. */
+export function createDropzoneService(deps: CoreDeps) {
+  const { repo, clock, config } = deps;
+  const db = repo.db;
+  const notFound = () => new AppError('DROPZONE_NOT_FOUND');
+  const maxFileSizeFor = (maxSize: number) => Math.min(maxSize, config.uploads.maxFileSize);
+
+  const service = {
+    /** Loads a dropzone and checks `permission` for `p`; invisible ones are 404 (401 without credentials). */
+    get(p: Principal, id: string, permission: string): DropzoneRow {
+      const dz = repo.dropzoneById(id);
+      if (!dz) {
+        if (!p.key && !p.dropzoneId) throw new AppError('UNAUTHENTICATED', 'Missing credentials: send x-api-key or Authorization: Bearer.');
+        throw notFound();
+      }
+      requirePermission(p, dropzonePermissions(repo, p, dz), permission, notFound());
+      return dz;
+    },
+
+    /** Dropzones the key owns or holds a grant on. */
+    listFor(key: ApiKeyRow): DropzoneRow[] {
+      return key.is_admin ? repo.allDropzones() : repo.dropzonesForKey(key.id, key.public_id);
+    },
+
+    /**
+     * Creates a dropzone owned by `key`, charging `gb × days / 30` GB-months. When `name` is given and the key already
+     * owns a dropzone of that name, updates that one instead (`created: false`). Throws VALIDATION (bounds),
+     * INSUFFICIENT_GB_MONTHS, and whatever {@link update} throws.
+     */
+    create(key: ApiKeyRow, input: { gb: number; days: number; name?: string }): { dz: DropzoneRow; created: boolean } {
+      return db.transaction(() => {
+        if (input.name) {
+          const existing = repo.dropzoneByOwnerName(key.id, input.name);
+          if (existing) return { dz: service.update({ key }, existing.id, { gb: input.gb, days: input.days }), created: false };
+        }
+        checkBounds(config.limits, input.gb, input.days);
+        chargeKey(deps, repo.keyById(key.id)!, costMicro(input.gb, input.days));
+        const now = clock.now();
+        const maxSize = gbToBytes(input.gb);
+        const id = newDropzoneId();
+        repo.insertDropzone({
+          id,
+          code: newDropzoneCode(),
+          name: input.name ?? null,
+          owner_key_id: key.id,
+          tier: 'standard',
+          hidden: 0,
+          size_gb: input.gb,
+          days: input.days,
+          max_size: maxSize,
+          max_file_size: maxFileSizeFor(maxSize),
+          start_time: now,
+          delete_time: now + Math.round(input.days * DAY_MS),
+          created_at: now,
+          updated_at: now,
+        });
+        return { dz: repo.dropzoneById(id)!, created: true };
+      })();
+    },
+
+    /**
+     * Extends a dropzone (needs `dropzone.update` and an api key, which pays exactly the cost difference).
+     * Smaller values than the current ones: CANNOT_SHRINK (400). Expired: DROPZONE_EXPIRED (410).
+     */
+    update(p: Principal, id: string, input: { gb?: number; days?: number }): DropzoneRow {
+      return db.transaction(() => {
+        const dz = service.get(p, id, 'dropzone.update');
+        if (!p.key) throw new AppError('UNAUTHENTICATED', 'Extending a dropzone needs an API key (it is paid in GB-months).');
+        const now = clock.now();
+        if (dz.delete_time <= now) throw new AppError('DROPZONE_EXPIRED');
+        checkBounds(config.limits, input.gb, input.days);
+        const gb = input.gb ?? dz.size_gb;
+        const days = input.days ?? dz.days;
+        if (gb < dz.size_gb) throw new AppError('CANNOT_SHRINK', `gb cannot be lowered (current ${dz.size_gb}, requested ${gb}).`, { field: 'gb', current: dz.size_gb });
+        if (days < dz.days) throw new AppError('CANNOT_SHRINK', `days cannot be lowered (current ${dz.days}, requested ${days}).`, { field: 'days', current: dz.days });
+        chargeKey(deps, repo.keyById(p.key.id)!, costMicro(gb, days) - costMicro(dz.size_gb, dz.days));
+        const maxSize = gbToBytes(gb);
+        repo.updateDropzoneSize({
+          id: dz.id,
+          size_gb: gb,
+          days,
+          max_size: maxSize,
+          max_file_size: maxFileSizeFor(maxSize),
+          delete_time: dz.start_time + Math.round(days * DAY_MS),
+          updated_at: now,
+        });
+        return repo.dropzoneById(dz.id)!;
+      })();
+    },
+
+    /**
+     * Deletes the dropzone, its files and grants in one transaction and queues their blobs for deletion
+     * (removed right after, and by the sweeper if that fails). Needs `dropzone.own`.
+     */
+    async remove(p: Principal, id: string): Promise<void> {
+      const dz = service.get(p, id, 'dropzone.own');
+      service.destroy(dz.id);
+      await flushBlobDeletions(deps);
+    },
+
+    /** Deletes a dropzone row and everything under it, queuing blob deletions; no permission check (sweeper, fixtures). */
+    destroy(id: string): void {
+      db.transaction(() => {
+        const now = clock.now();
+        for (const f of repo.filesOfDropzone(id)) repo.queueBlobDeletion(f.blob_key, now);
+        repo.deleteFileGrantsOfDropzone(id);
+        repo.deleteGrantsOn('dropzone', id);
+        repo.deleteDropzone(id);
+      })();
+    },
+  };
+  return service;
+}
+
+/** The service built by {@link createDropzoneService}. */
+export type DropzoneService = ReturnType<typeof createDropzoneService>;
+
+/** Deletes queued blobs from the store and dequeues each one that is gone; failures stay queued and are logged. */
+export async function flushBlobDeletions({ repo, blobs, log }: Pick<CoreDeps, 'repo' | 'blobs' | 'log'>): Promise<number> {
+  let done = 0;
+  for (const key of repo.queuedBlobDeletions()) {
+    try {
+      // a key that came back into use (it never does: keys are random) must not be deleted
+      if (repo.fileByBlobKey(key)) {
+        repo.dequeueBlobDeletion(key);
+        continue;
+      }
+      await blobs.delete(key);
+      repo.dequeueBlobDeletion(key);
+      done++;
+    } catch (err) {
+      log.warn('blob deletion failed; will retry', { blobKey: key, err });
+    }
+  }
+  return done;
+}

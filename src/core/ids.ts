@@ -1,0 +1,24 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/** A URL-safe random identifier carrying `bytes * 8` bits of entropy (base64url, no padding). */
+export function randomId(bytes: number): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** Dropzone `_id`: 192 random bits, because holding it is a credential (DropzoneAuth). */
+export const newDropzoneId = () => randomId(24);
+/** Dropzone `code` for the public page `/d/<code>`: 128 random bits. */
+export const newDropzoneCode = () => randomId(16);
+/** File `_id`: 128 random bits. */
+export const newFileId = () => randomId(16);
+/** Server-generated blob key; never derived from a client's file name. */
+export const newBlobKey = () => `objects/${randomId(18)}`;
+/** An API key's public id (safe to show). */
+export const newPublicId = () => `pk_${randomId(12)}`;
+/** An API key secret (shown once). */
+export const newApiKeySecret = () => `dzk_${randomId(32)}`;
+
+/** SHA-256 hex of an API key secret; secrets are high-entropy, so a fast hash is the right tool for lookups. */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}

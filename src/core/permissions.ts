@@ -1,0 +1,108 @@
+import type { ApiKeyRow, DropzoneRow, FileRow, Repositories } from '../db/repositories.js';
+import { AppError } from './errors.js';
+
+/** Every permission a dropzone can grant. */
+export const DROPZONE_PERMISSIONS = [
+  'dropzone.own',
+  'dropzone.list',
+  'dropzone.update',
+  'dropzone.get',
+  'dropzone.zip',
+  'dropzone.grant',
+  'dropzone.upload',
+  'dropzone.download',
+] as const;
+/** Every permission a file can grant. */
+export const FILE_PERMISSIONS = ['file.own', 'file.get', 'file.grant', 'file.upload.confirm', 'file.delete', 'file.download'] as const;
+/** Key-level permissions. */
+export const KEY_PERMISSIONS = ['apikey.create'] as const;
+
+/** A dropzone permission name. */
+export type DropzonePermission = (typeof DROPZONE_PERMISSIONS)[number];
+/** A file permission name. */
+export type FilePermission = (typeof FILE_PERMISSIONS)[number];
+
+/** The publicId that stands for everybody, authenticated or not. */
+export const ANYONE = 'anyone';
+
+/**
+ * Who is calling. `key` is set for api-key auth; `dropzoneId` when a valid `x-dropzone-id` was sent
+ * (it grants everything on that dropzone and its files). Neither: anonymous.
+ */
+export interface Principal {
+  key?: ApiKeyRow;
+  dropzoneId?: string;
+}
+
+/**
+ * What `x-dropzone-id` grants on its dropzone: the first-generation capabilities (read, list, upload, download,
+ * zip, and deleting files), but not owning, granting or paying for extensions.
+ */
+export const DROPZONE_ID_PERMISSIONS: readonly DropzonePermission[] = ['dropzone.get', 'dropzone.list', 'dropzone.upload', 'dropzone.download', 'dropzone.zip'];
+
+/** True when the principal presented no credential at all. */
+export const isAnonymous = (p: Principal) => !p.key && !p.dropzoneId;
+
+/** The key-level permissions of an API key (admin keys have all). */
+export function keyPermissions(key: ApiKeyRow): Set<string> {
+  if (key.is_admin) return new Set(KEY_PERMISSIONS);
+  try {
+    const list = JSON.parse(key.permissions) as unknown;
+    return new Set(Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : []);
+  } catch {
+    return new Set();
+  }
+}
+
+/** The dropzone permissions `p` holds on `dz`, with `own` expanded to all. */
+export function dropzonePermissions(repo: Repositories, p: Principal, dz: DropzoneRow): Set<DropzonePermission> {
+  const all = new Set<DropzonePermission>(DROPZONE_PERMISSIONS);
+  if (p.key && (p.key.is_admin || dz.owner_key_id === p.key.id)) return all;
+  const granted = p.key ? repo.grantsFor('dropzone', dz.id, p.key.public_id) : repo.grantsForAnyone('dropzone', dz.id);
+  if (granted.includes('dropzone.own')) return all;
+  const out = new Set(granted as DropzonePermission[]);
+  if (p.dropzoneId === dz.id) for (const perm of DROPZONE_ID_PERMISSIONS) out.add(perm);
+  return out;
+}
+
+/**
+ * The file permissions `p` holds on `file` in `dz`: owners of the dropzone and the uploader own the file;
+ * grants on the file add up; dropzone grants carry over (`download` → `file.download`, `get`/`list` → `file.get`,
+ * `upload` → `file.upload.confirm`). `own` expands to all.
+ */
+export function filePermissions(repo: Repositories, p: Principal, file: FileRow, dz: DropzoneRow): Set<FilePermission> {
+  const all = new Set<FilePermission>(FILE_PERMISSIONS);
+  const dzPerms = dropzonePermissions(repo, p, dz);
+  if (dzPerms.has('dropzone.own')) return all;
+  if (p.key && file.uploader_key_id === p.key.id) return all;
+  const granted = (p.key ? repo.grantsFor('file', file.id, p.key.public_id) : repo.grantsForAnyone('file', file.id)) as FilePermission[];
+  if (granted.includes('file.own')) return all;
+  const out = new Set<FilePermission>(granted);
+  if (p.dropzoneId === dz.id) out.add('file.delete');
+  if (dzPerms.has('dropzone.download')) out.add('file.download');
+  if (dzPerms.has('dropzone.get') || dzPerms.has('dropzone.list')) out.add('file.get');
+  if (dzPerms.has('dropzone.upload')) out.add('file.upload.confirm');
+  return out;
+}
+
+/**
+ * Throws unless `held` contains `needed`. With no permission at all the resource stays invisible:
+ * 401 for a caller without credentials, 404 (`notFound`) otherwise; with some permission but not this one, 403.
+ */
+export function requirePermission(p: Principal, held: Set<string>, needed: string, notFound: AppError): void {
+  if (held.has(needed)) return;
+  if (held.size === 0) {
+    if (isAnonymous(p)) throw new AppError('UNAUTHENTICATED', 'Missing credentials: send x-api-key or Authorization: Bearer.');
+    throw notFound;
+  }
+  throw new AppError('FORBIDDEN', `Missing permission ${needed}.`, { permission: needed });
+}
+
+/** Throws UNKNOWN_PERMISSION (400) naming the first name not valid for `kind`. */
+export function validatePermissionNames(kind: 'dropzone' | 'file', names: string[]): void {
+  const valid: readonly string[] = kind === 'dropzone' ? DROPZONE_PERMISSIONS : FILE_PERMISSIONS;
+  for (const n of names) {
+    if (!valid.includes(n))
+      throw new AppError('UNKNOWN_PERMISSION', `Unknown ${kind} permission "${n}". Valid: ${valid.join(', ')}.`, { permission: n, valid });
+  }
+}

@@ -1,0 +1,46 @@
+import { BYTES_PER_GB } from '../config/schema.js';
+import { AppError } from './errors.js';
+
+/** Milliseconds in one day. */
+export const DAY_MS = 86_400_000;
+/** One billing month is 30 days. */
+export const DAYS_PER_MONTH = 30;
+/** GB-months are stored as integers of one millionth to keep arithmetic exact. */
+export const MICRO = 1_000_000;
+
+/** The cost in micro GB-months of holding `gb` for `days`: `gb × days / 30`, rounded to the nearest micro unit. */
+export function costMicro(gb: number, days: number): number {
+  return Math.round((gb * days * MICRO) / DAYS_PER_MONTH);
+}
+
+/** Micro GB-months → GB-months as a plain number (6 decimals at most). */
+export function toGbMonths(micro: number): number {
+  return Math.round(micro) / MICRO;
+}
+
+/** GB-months → micro units; throws VALIDATION for negative or non-finite amounts. */
+export function fromGbMonths(gbMonths: number): number {
+  if (!Number.isFinite(gbMonths) || gbMonths < 0) throw new AppError('VALIDATION', 'gbMonths must be a non-negative number', { field: 'gbMonths' });
+  return Math.round(gbMonths * MICRO);
+}
+
+/** Bytes of a dropzone of `gb` GB (1 GB = 10^9 bytes). */
+export function gbToBytes(gb: number): number {
+  return Math.round(gb * BYTES_PER_GB);
+}
+
+/** Bounds that operators configure (`limits.*`). */
+export interface QuotaBounds {
+  minGb: number;
+  maxGb: number;
+  minDays: number;
+  maxDays: number;
+}
+
+/** Throws VALIDATION naming the field when `gb` or `days` lie outside the configured bounds. */
+export function checkBounds(b: QuotaBounds, gb: number | undefined, days: number | undefined): void {
+  if (gb !== undefined && (gb < b.minGb || gb > b.maxGb))
+    throw new AppError('VALIDATION', `gb must be between ${b.minGb} and ${b.maxGb} (got ${gb})`, { field: 'gb', min: b.minGb, max: b.maxGb });
+  if (days !== undefined && (days < b.minDays || days > b.maxDays))
+    throw new AppError('VALIDATION', `days must be between ${b.minDays} and ${b.maxDays} (got ${days})`, { field: 'days', min: b.minDays, max: b.maxDays });
+}

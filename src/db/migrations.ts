@@ -1,0 +1,82 @@
+/**
+ * Numbered schema migrations, applied in order inside one transaction each.
+ * Never edit a released migration; append a new one.
+ */
+export const MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+      CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+
+      CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        public_id TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        -- balance in micro GB-months; NULL means unlimited
+        balance_micro INTEGER CHECK (balance_micro IS NULL OR balance_micro >= 0),
+        permissions TEXT NOT NULL DEFAULT '[]',
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        created_by INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+
+      CREATE TABLE dropzones (
+        id TEXT PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        name TEXT,
+        owner_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,
+        tier TEXT NOT NULL DEFAULT 'standard',
+        hidden INTEGER NOT NULL DEFAULT 0,
+        size_gb REAL NOT NULL,
+        days REAL NOT NULL,
+        max_size INTEGER NOT NULL,
+        max_file_size INTEGER NOT NULL,
+        used_space INTEGER NOT NULL DEFAULT 0 CHECK (used_space >= 0),
+        start_time INTEGER NOT NULL,
+        delete_time INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX dropzones_owner ON dropzones(owner_key_id, name);
+      CREATE INDEX dropzones_delete_time ON dropzones(delete_time);
+
+      CREATE TABLE files (
+        id TEXT PRIMARY KEY,
+        dropzone_id TEXT NOT NULL REFERENCES dropzones(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL CHECK (size >= 0),
+        blob_key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'uploaded')),
+        etag TEXT,
+        uploader_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,
+        created_at INTEGER NOT NULL,
+        confirmed_at INTEGER,
+        pending_expires_at INTEGER
+      );
+      CREATE INDEX files_dropzone ON files(dropzone_id, created_at);
+      CREATE INDEX files_pending ON files(status, pending_expires_at);
+
+      CREATE TABLE permissions (
+        resource_type TEXT NOT NULL CHECK (resource_type IN ('dropzone', 'file')),
+        resource_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        permission TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (resource_type, resource_id, principal, permission)
+      );
+
+      -- blobs whose rows are gone; deleted from the store by the sweeper (survives crashes)
+      CREATE TABLE blob_deletions (
+        blob_key TEXT PRIMARY KEY,
+        queued_at INTEGER NOT NULL
+      );
+    `,
+  },
+];

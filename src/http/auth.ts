@@ -1,0 +1,39 @@
+import type { MiddlewareHandler } from 'hono';
+import { AppError } from '../core/errors.js';
+import type { Principal } from '../core/permissions.js';
+import type { ApiContext } from './context.js';
+import type { AppEnv } from './route.js';
+
+/** Reads the API key secret from `x-api-key` or `Authorization: Bearer`. */
+export function apiKeySecretOf(header: (name: string) => string | undefined): string | undefined {
+  const direct = header('x-api-key')?.trim();
+  if (direct) return direct;
+  const auth = header('authorization')?.trim();
+  const m = auth && /^Bearer\s+(.+)$/i.exec(auth);
+  return m ? m[1].trim() : undefined;
+}
+
+/**
+ * Resolves the caller into `c.var.principal`. Credentials that are present but wrong are 401 right here;
+ * no credentials at all leave an anonymous principal, and each route decides (grants to `anyone` apply).
+ */
+export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const principal: Principal = {};
+    const secret = apiKeySecretOf((n) => c.req.header(n));
+    if (secret !== undefined) {
+      const key = ctx.keys.authenticate(secret);
+      if (!key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');
+      principal.key = key;
+    }
+    const dropzoneId = c.req.header('x-dropzone-id')?.trim();
+    if (dropzoneId) {
+      if (!ctx.config.security.dropzoneIdAuth)
+        throw new AppError('UNAUTHENTICATED', 'x-dropzone-id authentication is disabled on this server; use an API key.');
+      if (!ctx.repo.dropzoneById(dropzoneId)) throw new AppError('UNAUTHENTICATED', 'Invalid dropzone id.');
+      principal.dropzoneId = dropzoneId;
+    }
+    c.set('principal', principal);
+    await next();
+  };
+}

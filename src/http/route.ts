@@ -1,0 +1,169 @@
+import type { Context, Hono } from 'hono';
+import { z } from 'zod';
+import { AppError } from '../core/errors.js';
+import type { Principal } from '../core/permissions.js';
+
+/** Hono environment of the API: per-request principal and request id. */
+export type AppEnv = {
+  Variables: { principal: Principal; requestId: string };
+};
+
+/** Security schemes a route accepts (any one of them), as named in the OpenAPI document. */
+export type SecurityScheme = 'ApiKeyAuth' | 'BearerAuth' | 'DropzoneAuth';
+
+/** One documented response of a route. */
+export interface ResponseSpec {
+  description: string;
+  /** JSON body schema; omitted for non-JSON bodies. */
+  schema?: z.ZodType;
+  /** Content type for non-JSON bodies (e.g. `application/octet-stream`). */
+  contentType?: string;
+}
+
+/**
+ * A route declared once: Hono registers it and the OpenAPI document is generated from the same object,
+ * so the docs cannot drift from what is validated.
+ */
+export interface RouteDef<B extends z.ZodType | undefined = z.ZodType | undefined> {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** Hono path relative to the mount point, e.g. `/dropzones/:id`. */
+  path: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  /** Accepted schemes; empty means no authentication. */
+  security: SecurityScheme[];
+  /** JSON request body schema; requests are validated against it (400 naming the field otherwise). */
+  body?: B;
+  /** Whether an empty body is acceptable (treated as `{}`). */
+  bodyOptional?: boolean;
+  responses: Record<number, ResponseSpec>;
+  /** Also answer HEAD (Hono answers HEAD for GET routes automatically; this only documents it). */
+  head?: boolean;
+  handler: (c: Context<AppEnv>, body: B extends z.ZodType ? z.infer<B> : undefined) => Response | Promise<Response>;
+}
+
+/** Declares a route with its body type inferred. */
+export function defineRoute<B extends z.ZodType | undefined = undefined>(def: RouteDef<B>): RouteDef<B> {
+  return def;
+}
+
+/** Maximum size of a JSON request body. */
+export const MAX_JSON_BODY = 1024 * 1024;
+
+/**
+ * Reads and validates a JSON body. Throws PAYLOAD_TOO_LARGE (over {@link MAX_JSON_BODY}), INVALID_JSON,
+ * or VALIDATION with `data.field` naming the first offending field.
+ */
+export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, optional: boolean): Promise<z.infer<T>> {
+  const declared = Number(c.req.header('content-length') ?? '0');
+  if (declared > MAX_JSON_BODY) throw new AppError('PAYLOAD_TOO_LARGE', `JSON bodies are limited to ${MAX_JSON_BODY} bytes.`);
+  const text = await c.req.text();
+  if (text.length > MAX_JSON_BODY) throw new AppError('PAYLOAD_TOO_LARGE', `JSON bodies are limited to ${MAX_JSON_BODY} bytes.`);
+  let value: unknown;
+  if (text.trim() === '') {
+    if (!optional) throw new AppError('VALIDATION', 'Request body is required (JSON object).', { field: null });
+    value = {};
+  } else {
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      throw new AppError('INVALID_JSON', `Request body is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw validationError(parsed.error, 'body');
+  return parsed.data;
+}
+
+/** Turns a zod error into a VALIDATION AppError whose message names the field and the reason. */
+export function validationError(err: z.ZodError, where: string): AppError {
+  const issues = err.issues.map((i) => ({ field: i.path.join('.') || null, message: i.message }));
+  const first = issues[0];
+  const message = first.field ? `Invalid ${where}: "${first.field}" ${first.message}` : `Invalid ${where}: ${first.message}`;
+  return new AppError('VALIDATION', message, { field: first.field, issues });
+}
+
+/** Registers every route on `app` under `base`, parsing and validating bodies first. */
+export function mountRoutes(app: Hono<AppEnv>, base: string, routes: RouteDef[]): void {
+  for (const r of routes) {
+    const path = base + r.path;
+    const handler = async (c: Context<AppEnv>) => {
+      const body = r.body ? await readJsonBody(c, r.body, r.bodyOptional ?? false) : undefined;
+      return r.handler(c, body as never);
+    };
+    app.on(r.method.toUpperCase(), path, handler);
+  }
+}
+
+const SECURITY_SCHEMES = {
+  ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'An API key secret.' },
+  BearerAuth: { type: 'http', scheme: 'bearer', description: 'The same API key secret as `Authorization: Bearer <secret>`.' },
+  DropzoneAuth: {
+    type: 'apiKey',
+    in: 'header',
+    name: 'x-dropzone-id',
+    description: 'First generation: the dropzone `_id` itself grants access to that dropzone and its files. Can be turned off by the operator.',
+  },
+} as const;
+
+/** Builds the OpenAPI 3.1 document from the route definitions and named component schemas. */
+export function buildOpenApi(opts: {
+  title: string;
+  version: string;
+  serverUrl: string;
+  routes: { base: string; defs: RouteDef[] }[];
+  components: Record<string, z.ZodType>;
+}): Record<string, unknown> {
+  const toSchema = (s: z.ZodType, io: 'input' | 'output') => {
+    const json = z.toJSONSchema(s, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Record<string, unknown>;
+    delete json.$schema;
+    return json;
+  };
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const group of opts.routes) {
+    for (const r of group.defs) {
+      const oaPath = (group.base + r.path).replace(/:([A-Za-z_]+)(\{[^}]*\})?/g, '{$1}');
+      const params = [...(group.base + r.path).matchAll(/:([A-Za-z_]+)/g)].map((m) => ({
+        name: m[1],
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+      }));
+      const responses: Record<string, unknown> = {};
+      for (const [status, spec] of Object.entries(r.responses)) {
+        responses[status] = {
+          description: spec.description,
+          ...(spec.schema
+            ? { content: { 'application/json': { schema: toSchema(spec.schema, 'output') } } }
+            : spec.contentType
+              ? { content: { [spec.contentType]: { schema: { type: 'string', format: 'binary' } } } }
+              : {}),
+        };
+      }
+      paths[oaPath] ??= {};
+      paths[oaPath][r.method] = {
+        operationId: r.operationId,
+        summary: r.summary,
+        ...(r.description ? { description: r.description } : {}),
+        tags: r.tags,
+        ...(params.length ? { parameters: params } : {}),
+        security: r.security.length ? r.security.map((s) => ({ [s]: [] })) : [{}],
+        ...(r.body
+          ? { requestBody: { required: !r.bodyOptional, content: { 'application/json': { schema: toSchema(r.body, 'input') } } } }
+          : {}),
+        responses,
+      };
+    }
+  }
+  const schemas: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(opts.components)) schemas[name] = toSchema(s, 'output');
+  return {
+    openapi: '3.1.0',
+    info: { title: opts.title, version: opts.version },
+    servers: [{ url: opts.serverUrl }],
+    components: { securitySchemes: SECURITY_SCHEMES, schemas },
+    paths,
+  };
+}

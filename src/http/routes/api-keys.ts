@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { AppError } from '../../core/errors.js';
+import { hashSecret } from '../../core/ids.js';
+import type { ApiContext } from '../context.js';
+import { ok, presentApiKey } from '../presenters.js';
+import { type RouteDef, defineRoute } from '../route.js';
+import { apiKeySchema, createApiKeyBody, envelope, errorSchema, transferBody } from '../schemas.js';
+import { requireKey } from './dropzones.js';
+
+const err = (description: string) => ({ description, schema: errorSchema });
+
+/** Routes of the API key resource: who am I, create a key, transfer GB-months. */
+export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
+  /** SDK 0.2–0.3 put the target's secret in the path, 0.4 its publicId: accept both. */
+  const resolveTarget = (ref: string) => {
+    const byPublic = ctx.repo.keyByPublicId(ref);
+    if (byPublic) return byPublic.public_id;
+    const bySecret = ctx.repo.keyByHash(hashSecret(ref));
+    if (bySecret) return bySecret.public_id;
+    throw new AppError('APIKEY_NOT_FOUND', 'No API key with that publicId.');
+  };
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/apikeys/me',
+      operationId: 'getApiKeyInfo',
+      summary: 'The calling key: publicId, GB-months balance, permissions',
+      tags: ['apikeys'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      responses: { 200: { description: 'The key', schema: envelope(apiKeySchema) }, 401: err('Missing or invalid key') },
+      handler: (c) => c.json(ok(presentApiKey(requireKey(c.var.principal)))),
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/apikeys',
+      operationId: 'createApiKey',
+      summary: 'Create a key (apikey.create); the secret is returned once',
+      tags: ['apikeys'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      body: createApiKeyBody,
+      bodyOptional: true,
+      responses: {
+        201: { description: 'Created; `key` (also `apiKey`) is the secret, shown only now', schema: envelope(apiKeySchema.extend({ key: z.string(), apiKey: z.string() })) },
+        402: err('Not enough GB-months to fund the new key'),
+        403: err('Missing apikey.create'),
+      },
+      handler: (c, body) => {
+        const { row, secret } = ctx.keys.create(requireKey(c.var.principal), body);
+        return c.json(ok({ ...presentApiKey(row), key: secret, apiKey: secret }), 201);
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/apikeys/:publicId/transfer-gbmonths',
+      operationId: 'transferGbMonths',
+      summary: 'Move GB-months from the calling key to another (apikey.create); atomic',
+      tags: ['apikeys'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      body: transferBody,
+      responses: {
+        200: { description: 'Balances after the transfer', schema: envelope(z.object({ from: apiKeySchema, to: apiKeySchema.pick({ publicId: true, gbMonths: true }) })) },
+        400: err('Invalid amount'),
+        402: err('Not enough GB-months'),
+        403: err('Missing apikey.create'),
+        404: err('No such key'),
+      },
+      handler: (c, body) => {
+        const from = requireKey(c.var.principal);
+        const { from: f, to } = ctx.keys.transfer(from, resolveTarget(c.req.param('publicId')!), body.gbMonths);
+        const toView = presentApiKey(to);
+        return c.json(ok({ from: presentApiKey(f), to: { publicId: toView.publicId, gbMonths: toView.gbMonths } }));
+      },
+    }),
+  ];
+}

@@ -1,0 +1,51 @@
+import { Readable } from 'node:stream';
+import { createZipStream, uniqueZipNames, zipSize } from '../../zip/zip-stream.js';
+import type { ApiContext } from '../context.js';
+import { type RouteDef, defineRoute } from '../route.js';
+import { errorSchema } from '../schemas.js';
+import { contentDisposition } from '../send-file.js';
+
+/**
+ * `GET /dropzones/:id/zip` (dropzone.zip): every uploaded file of the dropzone as one ZIP, streamed object after
+ * object (stored, ZIP64 when needed) with an exact Content-Length; duplicate names are made unique.
+ */
+export function archiveRoutes(ctx: ApiContext): RouteDef[] {
+  const log = ctx.log.child('zip');
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/dropzones/:id/zip',
+      operationId: 'downloadDropzoneZip',
+      summary: 'Download all uploaded files of a dropzone as a ZIP (dropzone.zip)',
+      tags: ['dropzones'],
+      security: ['ApiKeyAuth', 'BearerAuth', 'DropzoneAuth'],
+      head: true,
+      responses: {
+        200: { description: 'The archive', contentType: 'application/zip' },
+        403: { description: 'Missing permission', schema: errorSchema },
+        404: { description: 'Not found', schema: errorSchema },
+      },
+      handler: (c) => {
+        const dz = ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.zip');
+        const files = ctx.repo.uploadedFilesOfDropzone(dz.id);
+        const names = uniqueZipNames(files.map((f) => f.name));
+        const entries = files.map((f, i) => ({
+          name: names[i],
+          size: f.size,
+          mtime: new Date(f.confirmed_at ?? f.created_at),
+          open: async () => (await ctx.blobs.get(f.blob_key)).stream,
+        }));
+        const length = zipSize(entries);
+        const headers = {
+          'Content-Type': 'application/zip',
+          'Content-Length': String(length),
+          'Content-Disposition': contentDisposition(`${dz.name || dz.code}.zip`),
+          'Cache-Control': 'private, no-store',
+        };
+        if (c.req.method === 'HEAD') return new Response(null, { status: 200, headers });
+        const zip = createZipStream(entries, { onError: (err) => log.error('zip aborted', { err, files: files.length }) });
+        return new Response(Readable.toWeb(zip) as ReadableStream, { status: 200, headers });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,207 @@
+import type { Context } from 'hono';
+import { z } from 'zod';
+import { AppError } from '../../core/errors.js';
+import type { Principal } from '../../core/permissions.js';
+import { dropzonePermissions } from '../../core/permissions.js';
+import type { DropzoneRow } from '../../db/repositories.js';
+import type { ApiContext } from '../context.js';
+import { ok, presentDropzone, presentFile } from '../presenters.js';
+import { type AppEnv, type RouteDef, defineRoute } from '../route.js';
+import {
+  createDropzoneBody,
+  dropzoneSchema,
+  envelope,
+  errorSchema,
+  fileItemSchema,
+  updateDropzoneBody,
+  uploadRequestBody,
+  uploadResponseSchema,
+} from '../schemas.js';
+
+/** Throws 401 unless the caller authenticated with an API key; returns the key. */
+export function requireKey(p: Principal) {
+  if (!p.key) throw new AppError('UNAUTHENTICATED', 'This endpoint needs an API key: send x-api-key or Authorization: Bearer.');
+  return p.key;
+}
+
+/** Throws 401 (or 400 when a key was sent instead) unless `x-dropzone-id` identified a dropzone; returns its id. */
+export function requireDropzoneId(p: Principal): string {
+  if (p.dropzoneId) return p.dropzoneId;
+  if (p.key) throw new AppError('MISSING_IDS', 'Missing dropzoneId: send the x-dropzone-id header, or use /dropzones/:id routes with an API key.');
+  throw new AppError('UNAUTHENTICATED', 'Missing dropzoneId: send the x-dropzone-id header.');
+}
+
+const err = (description: string) => ({ description, schema: errorSchema });
+
+/** Shared by both generations: list the files of a dropzone the caller may list. */
+export function listFilesOf(ctx: ApiContext, p: Principal, dz: DropzoneRow) {
+  return ctx.repo.filesOfDropzone(dz.id).map((f) => presentFile(f, dz, true));
+}
+
+/** Shared by both generations: reserve space and answer with the signed upload URL. */
+export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: DropzoneRow, body: z.infer<typeof uploadRequestBody>) {
+  const { file, upload } = await ctx.files.requestUpload(c.var.principal, dz, body);
+  return c.json(
+    ok({
+      fileId: file.id,
+      signedUrl: upload.url,
+      method: 'PUT' as const,
+      headers: upload.headers,
+      expiresAt: upload.expiresAt,
+      file: presentFile(file, dz, true),
+    }),
+    200,
+  );
+}
+
+/** Routes of the dropzone resource, both API generations. */
+export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
+  const present = (dz: DropzoneRow) => presentDropzone(dz, ctx.publicUrl());
+  const sizeErrors = {
+    400: err('Invalid body, bounds, or an attempt to shrink'),
+    401: err('Missing or invalid credentials'),
+    402: err('Not enough GB-months (message gives needed and available)'),
+  };
+  const update = (method: 'patch' | 'put') =>
+    defineRoute({
+      method,
+      path: '/dropzones/:id',
+      operationId: method === 'patch' ? 'updateDropzone' : 'updateDropzonePut',
+      summary: 'Extend a dropzone (gb and/or days; never lower); costs the GB-month difference',
+      tags: ['dropzones'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      body: updateDropzoneBody,
+      responses: { 200: { description: 'Updated', schema: envelope(dropzoneSchema) }, ...sizeErrors, 404: err('Not found'), 410: err('Expired') },
+      handler: (c, body) => {
+        requireKey(c.var.principal);
+        return c.json(ok(present(ctx.dropzones.update(c.var.principal, c.req.param('id')!, body))));
+      },
+    });
+
+  return [
+    defineRoute({
+      method: 'post',
+      path: '/dropzones',
+      operationId: 'createDropzone',
+      summary: 'Create a dropzone (or update the one of the same name the key owns)',
+      tags: ['dropzones'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      body: createDropzoneBody,
+      responses: { 201: { description: 'Created', schema: envelope(dropzoneSchema) }, 200: { description: 'Existing dropzone of that name updated', schema: envelope(dropzoneSchema) }, ...sizeErrors },
+      handler: (c, body) => {
+        const key = requireKey(c.var.principal);
+        const { dz, created } = ctx.dropzones.create(key, body);
+        return c.json(ok(present(dz)), created ? 201 : 200);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/dropzones',
+      operationId: 'listDropzones',
+      summary: "The caller's dropzones (owned or shared with the key)",
+      tags: ['dropzones'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      responses: { 200: { description: 'Dropzones', schema: envelope(z.array(dropzoneSchema)) }, 401: err('Missing or invalid credentials') },
+      handler: (c) => c.json(ok(ctx.dropzones.listFor(requireKey(c.var.principal)).map(present))),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/dropzones/:id',
+      operationId: 'getDropzone',
+      summary: 'Get a dropzone (dropzone.get)',
+      tags: ['dropzones'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: err('No credentials'), 403: err('Missing permission'), 404: err('Not found') },
+      handler: (c) => c.json(ok(present(ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.get')))),
+    }),
+    update('patch'),
+    update('put'),
+    defineRoute({
+      method: 'delete',
+      path: '/dropzones/:id',
+      operationId: 'deleteDropzone',
+      summary: 'Delete a dropzone with all its files and blobs (dropzone.own)',
+      tags: ['dropzones'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 403: err('Not the owner'), 404: err('Not found') },
+      handler: async (c) => {
+        requireKey(c.var.principal);
+        await ctx.dropzones.remove(c.var.principal, c.req.param('id')!);
+        return c.json({ status: 'success', message: 'Dropzone deleted successfully.' });
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/dropzones/:id/files',
+      operationId: 'listDropzoneFiles',
+      summary: 'List the files of a dropzone (dropzone.list)',
+      tags: ['files'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 403: err('Missing permission'), 404: err('Not found') },
+      handler: (c) => {
+        const dz = ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.list');
+        return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/dropzones/:id/files',
+      operationId: 'requestUploadUrl',
+      summary: 'Reserve space and get a signed upload URL (dropzone.upload)',
+      tags: ['files'],
+      security: ['ApiKeyAuth', 'BearerAuth'],
+      body: uploadRequestBody,
+      responses: {
+        200: { description: 'Signed URL', schema: envelope(uploadResponseSchema) },
+        400: err('Invalid body'),
+        403: err('Missing permission'),
+        404: err('Not found'),
+        410: err('Dropzone expired'),
+        413: err('File larger than maxFileSize, or not enough room left'),
+      },
+      handler: (c, body) => requestUpload(ctx, c, ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.upload'), body),
+    }),
+
+    // First generation: the dropzone is named by the x-dropzone-id credential itself.
+    defineRoute({
+      method: 'get',
+      path: '/dropzone',
+      operationId: 'getDropzoneLegacy',
+      summary: 'Get the dropzone named by x-dropzone-id',
+      tags: ['first generation'],
+      security: ['DropzoneAuth'],
+      responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: err('Missing or unknown dropzone id') },
+      handler: (c) => c.json(ok(present(ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.get')))),
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/files',
+      operationId: 'listFilesLegacy',
+      summary: 'List the files of the dropzone named by x-dropzone-id',
+      tags: ['first generation'],
+      security: ['DropzoneAuth'],
+      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 401: err('Missing or unknown dropzone id') },
+      handler: (c) => {
+        const dz = ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
+        return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/files',
+      operationId: 'requestUploadUrlLegacy',
+      summary: 'Reserve space and get a signed upload URL in the dropzone named by x-dropzone-id',
+      tags: ['first generation'],
+      security: ['DropzoneAuth'],
+      body: uploadRequestBody,
+      responses: { 200: { description: 'Signed URL', schema: envelope(uploadResponseSchema) }, 400: err('Invalid body'), 401: err('Missing or unknown dropzone id'), 410: err('Expired'), 413: err('Too large / full') },
+      handler: (c, body) => requestUpload(ctx, c, ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.upload'), body),
+    }),
+  ];
+}
+
+/** True when `p` may see the dropzone itself (so its id may be revealed in file metadata). */
+export function canSeeDropzone(ctx: ApiContext, p: Principal, dz: DropzoneRow): boolean {
+  const perms = dropzonePermissions(ctx.repo, p, dz);
+  return perms.has('dropzone.get') || perms.has('dropzone.list');
+}

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import type { ApiContext } from '../context.js';
+import { okBoth, presentFile } from '../presenters.js';
+import { type RouteDef, defineRoute } from '../route.js';
+import { errorSchema, fileItemSchema } from '../schemas.js';
+import { sendFile } from '../send-file.js';
+import { canSeeDropzone } from './dropzones.js';
+
+const err = (description: string) => ({ description, schema: errorSchema });
+/** The seed documents a bare FileItem, the SDK reads `.data`: the answer carries both. */
+const bothShapes = fileItemSchema.extend({ status: z.literal('success'), data: fileItemSchema });
+
+/** Routes of the file resource (`/files/:fileId…`), for api keys and x-dropzone-id alike. */
+export function fileRoutes(ctx: ApiContext): RouteDef[] {
+  const security = ['ApiKeyAuth', 'BearerAuth', 'DropzoneAuth'] as const;
+  const item = (p: Parameters<typeof canSeeDropzone>[1], fileId: string, permission: 'file.get' | 'file.upload.confirm') => {
+    const { file, dz } = ctx.files.get(p, fileId, permission);
+    return presentFile(file, dz, canSeeDropzone(ctx, p, dz));
+  };
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/files/:fileId',
+      operationId: 'getFile',
+      summary: 'Get a file (file.get)',
+      tags: ['files'],
+      security: [...security],
+      responses: { 200: { description: 'The FileItem (bare, and again under data)', schema: bothShapes }, 404: err('Not found') },
+      handler: (c) => c.json(okBoth(item(c.var.principal, c.req.param('fileId')!, 'file.get'))),
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/files/:fileId/confirm',
+      operationId: 'confirmUpload',
+      summary: 'Confirm an upload once the bytes were PUT (file.upload.confirm); idempotent',
+      tags: ['files'],
+      security: [...security],
+      responses: {
+        200: { description: 'The FileItem, now uploaded (bare, and again under data)', schema: bothShapes },
+        404: err('Not found'),
+        409: err('Bytes not uploaded yet, or of the wrong size (then discarded)'),
+        410: err('The pending upload expired'),
+      },
+      handler: async (c) => {
+        const p = c.var.principal;
+        const file = await ctx.files.confirm(p, c.req.param('fileId')!);
+        const dz = ctx.repo.dropzoneById(file.dropzone_id)!;
+        return c.json(okBoth(presentFile(file, dz, canSeeDropzone(ctx, p, dz))));
+      },
+    }),
+    defineRoute({
+      method: 'delete',
+      path: '/files/:fileId',
+      operationId: 'deleteFile',
+      summary: 'Delete a file (file.delete); releases its space',
+      tags: ['files'],
+      security: [...security],
+      responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 404: err('Not found') },
+      handler: async (c) => {
+        await ctx.files.remove(c.var.principal, c.req.param('fileId')!);
+        return c.json({ status: 'success', message: 'File deleted successfully.' });
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/files/:fileId/download',
+      operationId: 'downloadFile',
+      summary: 'Download the bytes (file.download); Range, If-None-Match and HEAD supported',
+      tags: ['files'],
+      security: [...security],
+      head: true,
+      responses: {
+        200: { description: 'The bytes', contentType: 'application/octet-stream' },
+        206: { description: 'Partial content', contentType: 'application/octet-stream' },
+        302: { description: 'Redirect to a short-lived presigned URL (S3 backend in redirect mode)' },
+        304: { description: 'Not modified' },
+        404: err('Not found'),
+        409: err('Not uploaded yet'),
+        416: { description: 'Range not satisfiable' },
+      },
+      handler: (c) => sendFile(c, ctx, ctx.files.get(c.var.principal, c.req.param('fileId')!, 'file.download').file),
+    }),
+  ];
+}

@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Hono } from 'hono';
+import { BlobSizeError } from '../../blobs/blob-store.js';
+import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from '../../blobs/local-store.js';
+import type { ApiContext } from '../context.js';
+import type { AppEnv } from '../route.js';
+
+const CORS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'PUT, OPTIONS',
+  'Access-Control-Allow-Headers': 'Content-Type, Content-Length, If-None-Match',
+  'Access-Control-Expose-Headers': 'ETag, x-amz-request-id',
+  'Access-Control-Max-Age': '3600',
+};
+
+/**
+ * The local store's S3-style upload endpoint `PUT /_blobs/<key>?X-Amz-…`: verifies the presigned URL,
+ * accepts only keys of pending uploads, streams exactly the signed number of bytes into the store, and answers
+ * like S3 (200 with ETag, or an XML error). Every failure leaves nothing stored. CORS is open: the URL itself is the credential.
+ */
+export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: LocalBlobStore): void {
+  const log = ctx.log.child('uploads');
+  const path = `${LOCAL_BLOB_URL_PREFIX}*`;
+
+  app.options(path, () => new Response(null, { status: 204, headers: CORS }));
+
+  app.all(path, async (c) => {
+    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const url = new URL(c.req.url);
+    const resource = url.pathname;
+    const fail = (status: number, code: string, message: string) =>
+      new Response(store.s3ErrorXml(code, message, resource, requestId), {
+        status,
+        headers: { ...CORS, 'Content-Type': 'application/xml', 'x-amz-request-id': requestId },
+      });
+
+    const header = (n: string) => c.req.header(n);
+    const verdict = store.verifyPresignedPut({ method: c.req.method, path: url.pathname, query: url.searchParams, header });
+    const key = decodeURIComponent(url.pathname.slice(LOCAL_BLOB_URL_PREFIX.length));
+    const file = ctx.repo.fileByBlobKey(key);
+    if (!verdict.ok) {
+      const declared = Number(c.req.header('content-length'));
+      if (file && c.req.method === 'PUT' && Number.isFinite(declared) && declared > file.size)
+        return fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
+      return fail(verdict.status, verdict.code, verdict.message);
+    }
+    const now = ctx.clock.now();
+    const dz = file && ctx.repo.dropzoneById(file.dropzone_id);
+    if (!file || !dz || file.status !== 'pending') return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
+    if ((file.pending_expires_at ?? Infinity) <= now || dz.delete_time <= now) return fail(403, 'AccessDenied', 'Request has expired');
+    if (c.req.header('content-length') === undefined) return fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
+
+    const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    let stat;
+    try {
+      stat = await store.put(key, body, { expectedSize: verdict.size, contentType: verdict.contentType });
+    } catch (err) {
+      if (err instanceof BlobSizeError) {
+        return err.received > err.expected
+          ? fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
+          : fail(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header');
+      }
+      log.warn('upload failed', { err, fileId: file.id });
+      return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
+    }
+    // the file may have been deleted or confirmed while the bytes streamed in
+    const after = ctx.repo.fileByBlobKey(key);
+    if (!after || after.status !== 'pending') {
+      if (!after) await store.delete(key);
+      return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
+    }
+    return new Response(null, { status: 200, headers: { ...CORS, ETag: stat.etag, 'x-amz-request-id': requestId } });
+  });
+}

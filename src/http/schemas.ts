@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { DROPZONE_PERMISSIONS, FILE_PERMISSIONS } from '../core/permissions.js';
+
+/** Counts Unicode code points, so a 255-character name may hold emoji or CJK. */
+const codePoints = (s: string) => [...s].length;
+
+/** `POST /dropzones` body. */
+export const createDropzoneBody = z.object({
+  gb: z.number().finite().positive(),
+  days: z.number().finite().positive(),
+  name: z.string().min(1).max(255).optional(),
+});
+
+/** `PATCH|PUT /dropzones/:id` body. */
+export const updateDropzoneBody = z
+  .object({
+    gb: z.number().finite().positive().optional(),
+    days: z.number().finite().positive().optional(),
+  })
+  .refine((b) => b.gb !== undefined || b.days !== undefined, { message: 'needs gb or days' });
+
+/** `POST /files` and `POST /dropzones/:id/files` body. */
+export const uploadRequestBody = z.object({
+  name: z
+    .string()
+    .refine((s) => codePoints(s) >= 1 && codePoints(s) <= 255, 'must be 1 to 255 characters')
+    .refine((s) => !s.includes('\0'), 'must not contain NUL'),
+  type: z
+    .string()
+    .max(255)
+    .regex(/^[\x20-\x7e]*$/, 'must be a printable ASCII media type')
+    .default(''),
+  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+
+/** Permission grant/revoke body: SDK 0.4+ names the grantee by `publicId`, 0.3 by its `apiKey`; `anyone` means everybody. */
+export const permissionsBody = (kind: 'dropzone' | 'file') =>
+  z
+    .object({
+      publicId: z.string().min(1).max(200).optional(),
+      apiKey: z.string().min(1).max(200).optional(),
+      permissions: z.array(z.string().min(1).max(100)).min(1).max(50),
+    })
+    .refine((b) => b.publicId !== undefined || b.apiKey !== undefined, { message: 'needs publicId (or apiKey)', path: ['publicId'] })
+    .describe(`Permissions: ${(kind === 'dropzone' ? DROPZONE_PERMISSIONS : FILE_PERMISSIONS).join(', ')}`);
+
+/** `POST /apikeys` body. */
+export const createApiKeyBody = z.object({
+  name: z.string().max(100).optional(),
+  permissions: z.array(z.string()).max(10).optional(),
+  gbMonths: z.number().finite().min(0).optional(),
+});
+
+/** `POST /apikeys/:publicId/transfer-gbmonths` body. */
+export const transferBody = z.object({ gbMonths: z.number().finite().positive() });
+
+/** A dropzone as the API shows it. Units: bytes, milliseconds, epoch ms for deleteTime; 1 GB = 10^9 bytes. */
+export const dropzoneSchema = z.object({
+  _id: z.string(),
+  name: z.string().nullable(),
+  tier: z.string(),
+  hidden: z.boolean(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  code: z.string(),
+  maxDuration: z.number().describe('milliseconds'),
+  maxSize: z.number().describe('bytes'),
+  maxFileSize: z.number().describe('bytes'),
+  usedSpace: z.number().describe('bytes, including reserved pending uploads'),
+  deleteTime: z.number().describe('epoch milliseconds'),
+  uploadUrl: z.string(),
+  maxSizeGb: z.number(),
+  maxDurationDays: z.number(),
+});
+
+/** A file as the API shows it. */
+export const fileItemSchema = z.object({
+  _id: z.string(),
+  size: z.number(),
+  type: z.string(),
+  name: z.string(),
+  meta: z.object({
+    dropZoneCode: z.string(),
+    createdAt: z.string(),
+    dropZoneId: z.string().optional().describe('present when the caller may see the dropzone'),
+    s3Status: z.enum(['pending', 'uploaded']),
+  }),
+});
+
+/** An API key as the API shows it (never the secret, except once at creation). */
+export const apiKeySchema = z.object({
+  publicId: z.string(),
+  name: z.string(),
+  gbMonths: z.number().nullable().describe('null: unlimited'),
+  permissions: z.array(z.string()),
+  admin: z.boolean(),
+  createdAt: z.string(),
+});
+
+/** `{status:"success", data}` around `data`. */
+export const envelope = <T extends z.ZodType>(data: T) => z.object({ status: z.literal('success'), data });
+/** Error body. */
+export const errorSchema = z.object({ status: z.literal('error'), message: z.string(), data: z.record(z.string(), z.unknown()).optional() });
+/** A permission list for one resource. */
+export const permissionListSchema = z.array(z.object({ publicId: z.string(), permissions: z.array(z.string()) }));
+/** Answer of an upload-URL request. */
+export const uploadResponseSchema = z.object({
+  fileId: z.string(),
+  signedUrl: z.string(),
+  method: z.literal('PUT'),
+  headers: z.record(z.string(), z.string()).describe('headers the PUT must carry exactly'),
+  expiresAt: z.number().describe('epoch ms'),
+  file: fileItemSchema,
+});
