@@ -6,7 +6,7 @@ import type { BlobStore } from './blobs/blob-store.js';
 import type { LocalBlobStore } from './blobs/local-store.js';
 import type { Config } from './config/schema.js';
 import { createApiKeyService } from './core/api-keys.js';
-import type { Clock } from './core/clock.js';
+import type { AdjustableClock } from './core/clock.js';
 import type { CoreDeps } from './core/deps.js';
 import { createDropzoneService } from './core/dropzones.js';
 import { createFileService } from './core/files.js';
@@ -23,6 +23,7 @@ import { cdnRoutes } from './http/routes/cdn.js';
 import { dropzoneRoutes } from './http/routes/dropzones.js';
 import { fileRoutes } from './http/routes/files.js';
 import { permissionRoutes } from './http/routes/permissions.js';
+import { mountFixtureRoutes } from './http/routes/fixture.js';
 import { mountUploadRoutes } from './http/routes/uploads.js';
 import { apiKeySchema, dropzoneSchema, errorSchema, fileItemSchema } from './http/schemas.js';
 import type { Logger } from './log/logger.js';
@@ -37,7 +38,7 @@ export interface AppDeps {
   config: Config;
   db: Db;
   blobs: BlobStore;
-  clock: Clock;
+  clock: AdjustableClock;
   log: Logger;
   /** The public base URL, no trailing slash; may change until the server listens (port 0). */
   publicUrl: () => string;
@@ -89,6 +90,7 @@ export function createApp(deps: AppDeps): App {
     }
   });
 
+  if (config.fixture.enabled) mountFixtureRoutes(app, ctx, deps.clock);
   if (ctx.blobs.kind === 'local') mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
 
   const apiCors = cors({

@@ -17,6 +17,19 @@ export interface ConfigSources {
   overrides?: Record<string, unknown>;
 }
 
+/** `DROPZONE_*` variables that are not settings (read elsewhere). */
+const IGNORED_ENV = new Set(['DROPZONE_CONFIG', 'DROPZONE_NATIVE_CACHE']);
+
+/** Short environment names for the settings people set most. */
+export const ENV_ALIASES: Record<string, string> = {
+  DROPZONE_ADMIN_KEY: 'security.adminKey',
+  DROPZONE_PORT: 'server.port',
+  DROPZONE_HOST: 'server.host',
+  DROPZONE_PUBLIC_URL: 'server.publicUrl',
+  DROPZONE_SIGNING_SECRET: 'security.signingSecret',
+  DROPZONE_LOG_LEVEL: 'log.level',
+};
+
 type Leaf = { path: string[]; sample: unknown };
 
 /** Every leaf key of the configuration with its default value, derived from the schema itself. */
@@ -111,8 +124,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const envLayer: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('DROPZONE_') || value === undefined) continue;
-    if (name === 'DROPZONE_CONFIG') continue;
-    const leaf = byEnv.get(name);
+    if (IGNORED_ENV.has(name)) continue;
+    const leaf = byEnv.get(name) ?? (ENV_ALIASES[name] ? leaves.find((l) => l.path.join('.') === ENV_ALIASES[name]) : undefined);
     if (!leaf) throw new ConfigError(`unknown environment variable ${name} (no such setting)`);
     setPath(envLayer, leaf.path, fromString(value, leaf.sample));
   }

@@ -1,0 +1,46 @@
+import { createApp } from '../app.js';
+import { systemClock } from '../core/clock.js';
+import { createLogger } from '../log/logger.js';
+import { createBlobStore, openDataDir } from '../server.js';
+import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, type CliIo, configFrom, parse } from './common.js';
+
+/** Help of `dropzone gc`. */
+export const GC_HELP = `Usage: dropzone gc [options]
+
+Removes, now: expired dropzones, pending uploads not confirmed in time, and blobs that no file refers to
+(older than sweeper.gcGraceSeconds, so uploads in progress are safe).
+
+Options:
+${CONFIG_FLAGS_HELP}`;
+
+/** `dropzone gc`: exit 0 with a summary, 1 when the blob store is unreachable. */
+export async function gcCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, CONFIG_FLAGS);
+  if (values.help) {
+    io.out(GC_HELP);
+    return 0;
+  }
+  const config = configFrom(values, io);
+  const db = openDataDir(config);
+  const clock = systemClock();
+  const blobs = createBlobStore(config, db, clock, () => config.server.publicUrl || 'http://localhost');
+  try {
+    try {
+      await blobs.check();
+    } catch (e) {
+      io.err((e as Error).message);
+      return 1;
+    }
+    const { ctx } = createApp({ config, db, blobs, clock, log: createLogger('warn'), publicUrl: () => 'http://localhost' });
+    const swept = await ctx.sweeper.sweep();
+    const gc = await ctx.sweeper.gc();
+    io.out(
+      `Removed ${swept.expiredDropzones} expired dropzone(s), ${swept.stalePending} stale pending upload(s), ` +
+        `${gc.orphansDeleted} orphaned blob(s) of ${gc.scanned} scanned.`,
+    );
+    return 0;
+  } finally {
+    await blobs.close();
+    db.close();
+  }
+}

@@ -1,0 +1,64 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from '../server.js';
+import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, type CliIo, configFrom, parse } from './common.js';
+
+/** Help of `dropzone serve`. */
+export const SERVE_HELP = `Usage: dropzone serve [options]
+
+Starts the server (the default command). Prints the URL it listens on, and the admin API key once on a fresh
+data directory. SIGTERM/SIGINT stop it gracefully (exit 0).
+
+Options:
+  -p, --port <n>        port to listen on; 0 picks a free one (server.port, default 3000)
+      --host <addr>     interface to listen on (server.host, default 0.0.0.0)
+      --public-url <u>  URL clients use to reach this server (server.publicUrl)
+      --ephemeral       keep all data in a temporary directory removed on exit (test fixtures)
+      --fixture         enable /__fixture/reset and /__fixture/clock (fixture.enabled)
+      --log-level <l>   debug | info | warn | error | silent (log.level)
+${CONFIG_FLAGS_HELP}`;
+
+/** `dropzone serve`: runs until SIGTERM/SIGINT, then resolves with exit code 0. */
+export async function serveCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, {
+    ...CONFIG_FLAGS,
+    port: { type: 'string', short: 'p' },
+    host: { type: 'string' },
+    'public-url': { type: 'string' },
+    ephemeral: { type: 'boolean' },
+    fixture: { type: 'boolean' },
+    'log-level': { type: 'string' },
+  });
+  if (values.help) {
+    io.out(SERVE_HELP);
+    return 0;
+  }
+  const extra: Record<string, unknown> = {};
+  if (values.port !== undefined) extra['server.port'] = values.port;
+  if (values.host !== undefined) extra['server.host'] = values.host;
+  if (values['public-url'] !== undefined) extra['server.publicUrl'] = values['public-url'];
+  if (values.fixture) extra['fixture.enabled'] = true;
+  if (values['log-level'] !== undefined) extra['log.level'] = values['log-level'];
+  let tempDir: string | undefined;
+  if (values.ephemeral) {
+    tempDir = mkdtempSync(join(tmpdir(), 'dropzone-ephemeral-'));
+    extra.dataDir = tempDir;
+  }
+  const removeTemp = () => tempDir && rmSync(tempDir, { recursive: true, force: true });
+  try {
+    const config = configFrom(values.ephemeral ? { ...values, 'data-dir': undefined } : values, io, extra);
+    const server = await startServer(config);
+    io.out(`Dropzone Server listening on ${server.url} (API: ${server.url}/api/v1)`);
+    if (server.adminKeyGenerated) io.out(`Admin API key (shown only once, keep it safe): ${server.adminKey}`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+    await server.close();
+    return 0;
+  } finally {
+    removeTemp();
+  }
+}

@@ -1,0 +1,81 @@
+import { ConfigError } from './config/load.js';
+import { backupCommand } from './cli/backup.js';
+import { type CliIo, UsageError, processIo } from './cli/common.js';
+import { gcCommand } from './cli/gc.js';
+import { keysCommand } from './cli/keys.js';
+import { serveCommand } from './cli/serve.js';
+import { versionCommand } from './cli/version.js';
+
+/** Top-level help. */
+export const MAIN_HELP = `Usage: dropzone <command> [options]
+
+Commands:
+  serve             start the server (default)
+  keys              create, list, revoke API keys; set GB-months
+  backup <file>     consistent online copy of the database
+  gc                remove orphaned blobs and expired uploads now
+  version           print the version
+
+Run 'dropzone <command> --help' for a command's options.`;
+
+const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
+  serve: serveCommand,
+  keys: keysCommand,
+  backup: backupCommand,
+  gc: gcCommand,
+  version: versionCommand,
+};
+
+/**
+ * Runs the command line and resolves with the exit code: 0 success, 1 failure, 2 usage or configuration error.
+ * Never throws.
+ */
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    io.out(MAIN_HELP);
+    return 0;
+  }
+  if (first === '--version' || first === '-v') return versionCommand([], io);
+  const named = first !== undefined && !first.startsWith('-');
+  const command = named ? COMMANDS[first] : serveCommand;
+  if (!command) {
+    io.err(`dropzone: unknown command "${first}"\n\n${MAIN_HELP}`);
+    return 2;
+  }
+  try {
+    return await command(named ? rest : argv, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`dropzone: ${e.message}\nRun 'dropzone ${named ? first : 'serve'} --help' for usage.`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      io.err(`dropzone: ${e.message}`);
+      return 2;
+    }
+    io.err(`dropzone: ${(e as Error).message ?? String(e)}`);
+    return 1;
+  }
+}
+
+const isEntry = (() => {
+  try {
+    // In the single executable and under `tsx src/main.ts`, this module is the program.
+    const sea = (process as unknown as { getBuiltinModule?: (n: string) => { isSea?: () => boolean } | undefined }).getBuiltinModule?.('node:sea');
+    if (sea?.isSea?.()) return true;
+    return /[\\/]main\.(ts|js|cjs|mjs)$/.test(process.argv[1] ?? '');
+  } catch {
+    return false;
+  }
+})();
+
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`dropzone: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}
