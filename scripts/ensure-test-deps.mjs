@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Runs before `npm test` (the "pretest" script): makes sure the system tools the test suite drives are present.
+// Debian's chromium (browser tests) is installed with apt-get when missing and we are root; otherwise we only warn,
+// and the browser tests then skip themselves loudly with the reason.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+const missing = [];
+if (!existsSync('/usr/bin/chromium')) missing.push('chromium');
+if (!has('unzip')) missing.push('unzip');
+
+if (missing.length === 0) process.exit(0);
+if (process.env.DROPZONE_SKIP_APT === '1') {
+  console.warn(`[ensure-test-deps] missing ${missing.join(', ')}; DROPZONE_SKIP_APT=1 so not installing (dependent tests will skip and say why)`);
+  process.exit(0);
+}
+if (!isRoot || !has('apt-get')) {
+  console.warn(`[ensure-test-deps] missing ${missing.join(', ')} and cannot install (needs root and apt-get); dependent tests will skip and say why`);
+  process.exit(0);
+}
+console.log(`[ensure-test-deps] installing ${missing.join(', ')} with apt-get`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+try {
+  execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+} catch (e) {
+  console.warn(`[ensure-test-deps] apt-get failed (${e.message}); dependent tests will skip and say why`);
+}
