@@ -1,0 +1,554 @@
+/**
+ * A {@link BlobStore} on the local filesystem. Objects live at `<root>/<key>`; uploads are streamed into
+ * `<root>/.tmp/` and renamed into place, so an object is either absent, the old version, or complete.
+ * The MD5 ETag is kept in `<root>/.meta/<key>.json` together with the inode it belongs to; when the sidecar
+ * is missing or stale the ETag is recomputed from the bytes.
+ *
+ * Clients upload with presigned PUT URLs to `<baseUrl>/_blobs/<key>` (SigV4 query signing, as S3), which
+ * the HTTP layer checks with {@link LocalBlobStore.verifyPresignedPut} before calling {@link BlobStore.put}.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, type Stats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Clock } from '../core/clock.js';
+import {
+  BlobNotFoundError,
+  BlobSizeError,
+  type BlobListEntry,
+  type BlobStat,
+  type BlobStore,
+  type ByteRange,
+  type PresignedRequest,
+  type PresignGetInput,
+  type PresignPutInput,
+} from './blob-store.js';
+import { presignUrl, verifyPresignedRequest } from './sigv4.js';
+
+/** URL path segment under the base URL where presigned uploads go: `<baseUrl>/_blobs/<key>`. */
+export const LOCAL_BLOB_URL_PREFIX = '/_blobs/';
+
+const TMP_DIR = '.tmp';
+const META_DIR = '.meta';
+const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9/_.-]*$/;
+const DEFAULT_ACCESS_KEY_ID = 'dropzone-local';
+const DEFAULT_REGION = 'local';
+
+/** Options of {@link createLocalBlobStore}. */
+export interface LocalBlobStoreOptions {
+  /** Directory holding the objects (created on first use). `.tmp` and `.meta` inside it are reserved. */
+  root: string;
+  /** HMAC secret for presigned URLs; keep it private and stable across restarts (URLs die with it). */
+  secret: string;
+  /** Public origin (plus optional path prefix) clients reach this server at, e.g. `https://dz.example.com`. */
+  baseUrl: () => string;
+  /** Time source for URL signing/expiry, object mtimes and temp-file cleanup. */
+  clock: Clock;
+  /** Access key id put in the URLs' credential scope (default `dropzone-local`). */
+  accessKeyId?: string;
+  /** Region put in the URLs' credential scope (default `local`). */
+  region?: string;
+}
+
+/** What the HTTP layer hands to {@link LocalBlobStore.verifyPresignedPut} about an incoming request. */
+export interface PresignedPutRequest {
+  /** The HTTP method. */
+  method: string;
+  /** The URL path without query, raw or percent-decoded (both work for valid keys). */
+  path: string;
+  /** The query parameters. */
+  query: URLSearchParams;
+  /** Header lookup, case-insensitive; undefined when absent. For `host`, return the host the client used. */
+  header(name: string): string | undefined;
+}
+
+/** Outcome of {@link LocalBlobStore.verifyPresignedPut}; on failure `code` is the S3 error code to answer with. */
+export type PresignedPutVerdict =
+  | { ok: true; key: string; size: number; contentType?: string }
+  | { ok: false; status: 400 | 403; code: string; message: string };
+
+/** The local filesystem store, plus what its HTTP upload endpoint needs. */
+export interface LocalBlobStore extends BlobStore {
+  readonly kind: 'local';
+  /**
+   * Checks a request against a URL from {@link BlobStore.presignPut}: valid SigV4 signature over method,
+   * path, query, `host`, `content-length` and (when signed) `content-type`; not expired; method PUT; key
+   * valid. On success returns the key, the signed size (the request's Content-Length equals it) and the
+   * signed content type. The HTTP layer must then stream the body with `put(key, body, {expectedSize: size})`.
+   * Never throws.
+   */
+  verifyPresignedPut(req: PresignedPutRequest): PresignedPutVerdict;
+  /** Same as the module-level {@link s3ErrorXml}. */
+  s3ErrorXml(code: string, message: string, resource: string, requestId: string): string;
+  /**
+   * Removes entries of `<root>/.tmp` (files, directories, symlinks — never following links) whose mtime
+   * is more than `olderThanMs` before the clock's now, skipping uploads in progress in this process.
+   * Resolves to the number of entries removed.
+   */
+  cleanupTemp(olderThanMs: number): Promise<number>;
+}
+
+/** Thrown for a key that does not satisfy the key rules (see {@link assertValidKey}). */
+export class InvalidBlobKeyError extends Error {
+  override name = 'InvalidBlobKeyError';
+  constructor(readonly key: string) {
+    super(`invalid blob key ${JSON.stringify(key)}`);
+  }
+}
+
+/**
+ * True when `key` is a valid blob key: matches `^[A-Za-z0-9][A-Za-z0-9/_.-]*$`, has no empty, `.` or `..`
+ * segment (so no `//` and no trailing `/`), and is at most 1024 characters.
+ */
+export function isValidBlobKey(key: string): boolean {
+  if (typeof key !== 'string' || key.length > 1024 || !KEY_PATTERN.test(key)) return false;
+  return key.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+}
+
+/** Throws {@link InvalidBlobKeyError} unless {@link isValidBlobKey}. */
+export function assertValidKey(key: string): void {
+  if (!isValidBlobKey(key)) throw new InvalidBlobKeyError(key);
+}
+
+const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+
+function xmlText(value: string): string {
+  // Characters XML 1.0 cannot carry at all become U+FFFD; markup characters are escaped.
+  return value
+    .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '\uFFFD')
+    .replace(/[&<>"']/g, (c) => XML_ESCAPES[c]);
+}
+
+/**
+ * An S3-style error document:
+ * `<?xml version="1.0" encoding="UTF-8"?><Error><Code/><Message/><Resource/><RequestId/></Error>`,
+ * every value XML-escaped. Serve it with `Content-Type: application/xml`.
+ */
+export function s3ErrorXml(code: string, message: string, resource: string, requestId: string): string {
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<Error><Code>${xmlText(code)}</Code><Message>${xmlText(message)}</Message>` +
+    `<Resource>${xmlText(resource)}</Resource><RequestId>${xmlText(requestId)}</RequestId></Error>`
+  );
+}
+
+interface MetaFile {
+  v: 1;
+  etag: string;
+  size: number;
+  /** Inode of the blob file the etag belongs to, as a decimal string. */
+  ino: string;
+  /** mtime in ns as a string: with the inode it tells a replaced file (inode numbers get reused) from ours. */
+  mtimeNs?: string;
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/**
+ * Creates a filesystem blob store rooted at `opts.root`. Nothing is touched on disk until first use;
+ * call `check()` at startup to fail fast on an unwritable root.
+ */
+export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStore {
+  const root = path.resolve(opts.root);
+  const tmpDir = path.join(root, TMP_DIR);
+  const metaDir = path.join(root, META_DIR);
+  const accessKeyId = opts.accessKeyId ?? DEFAULT_ACCESS_KEY_ID;
+  const region = opts.region ?? DEFAULT_REGION;
+  const { clock, secret } = opts;
+  if (!secret) throw new Error('local blob store needs a non-empty secret');
+  /** Temp file names of uploads running in this store, protected from cleanupTemp. */
+  const active = new Set<string>();
+
+  const blobPath = (key: string) => path.join(root, ...key.split('/'));
+  const metaPath = (key: string) => path.join(metaDir, ...key.split('/')) + '.json';
+  const tmpName = () => `${clock.now()}-${randomBytes(12).toString('hex')}`;
+
+  async function readMeta(key: string): Promise<MetaFile | null> {
+    try {
+      const parsed = JSON.parse(await fsp.readFile(metaPath(key), 'utf8')) as Partial<MetaFile>;
+      if (parsed.v === 1 && typeof parsed.etag === 'string' && typeof parsed.ino === 'string' && typeof parsed.size === 'number') {
+        return parsed as MetaFile;
+      }
+    } catch {
+      // Missing or unreadable sidecar: the caller recomputes.
+    }
+    return null;
+  }
+
+  async function md5OfHandle(handle: fsp.FileHandle, size: number): Promise<string> {
+    const hash = createHash('md5');
+    const buf = Buffer.allocUnsafe(Math.min(Math.max(size, 1), 1 << 20));
+    let pos = 0;
+    while (pos < size) {
+      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return `"${hash.digest('hex')}"`;
+  }
+
+  /** The stat of the open file `handle` (which is `key`), etag from the sidecar when it matches the inode. */
+  async function statOfHandle(key: string, handle: fsp.FileHandle): Promise<BlobStat> {
+    const st = await handle.stat({ bigint: true });
+    const size = Number(st.size);
+    const meta = await readMeta(key);
+    const fresh = meta && meta.ino === st.ino.toString() && meta.size === size && meta.mtimeNs === st.mtimeNs.toString();
+    const etag = fresh ? meta.etag : await md5OfHandle(handle, size);
+    return { size, etag, lastModified: new Date(Number(st.mtimeMs)) };
+  }
+
+  async function openBlob(key: string): Promise<fsp.FileHandle | null> {
+    try {
+      const handle = await fsp.open(blobPath(key), 'r');
+      const st = await handle.stat();
+      if (!st.isFile()) {
+        await handle.close();
+        return null;
+      }
+      return handle;
+    } catch (err) {
+      if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') return null;
+      throw err;
+    }
+  }
+
+  async function fsyncDir(dir: string): Promise<void> {
+    try {
+      const h = await fsp.open(dir, 'r');
+      try {
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+    } catch {
+      // Best effort: some platforms/filesystems cannot fsync directories.
+    }
+  }
+
+  /** Renames `from` to `to`, creating `to`'s parent; retries when a concurrent delete pruned the parent. */
+  async function renameInto(from: string, to: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await fsp.mkdir(path.dirname(to), { recursive: true });
+      try {
+        await fsp.rename(from, to);
+        return;
+      } catch (err) {
+        if (attempt < 5 && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+          // Only retry when the source still exists (the parent vanished under us).
+          try {
+            await fsp.access(from);
+            continue;
+          } catch {
+            // fall through
+          }
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** Removes now-empty directories from `dir` up to (excluding) `stop`. */
+  async function pruneEmptyDirs(dir: string, stop: string): Promise<void> {
+    let current = dir;
+    while (current !== stop && current.startsWith(stop + path.sep)) {
+      try {
+        await fsp.rmdir(current);
+      } catch {
+        return;
+      }
+      current = path.dirname(current);
+    }
+  }
+
+  async function put(key: string, body: Readable, putOpts?: { expectedSize?: number; contentType?: string }): Promise<BlobStat> {
+    assertValidKey(key);
+    const expected = putOpts?.expectedSize;
+    if (expected !== undefined && (!Number.isSafeInteger(expected) || expected < 0)) {
+      body.destroy();
+      throw new RangeError('expectedSize must be a non-negative integer');
+    }
+    await fsp.mkdir(tmpDir, { recursive: true });
+    const name = tmpName();
+    const tmpPath = path.join(tmpDir, name + '.part');
+    const metaTmpPath = path.join(tmpDir, name + '.meta');
+    active.add(name);
+    let handle: fsp.FileHandle | undefined;
+    let placedMeta: MetaFile | undefined;
+    try {
+      handle = await fsp.open(tmpPath, 'wx', 0o644);
+      const hash = createHash('md5');
+      let received = 0;
+      // Written with handle.write rather than a WriteStream: a stream on a FileHandle holds a reference that
+      // makes handle.close() wait forever unless the stream itself closes the handle.
+      for await (const chunk of body as AsyncIterable<Buffer | string>) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        received += buf.length;
+        if (expected !== undefined && received > expected) throw new BlobSizeError(expected, received);
+        hash.update(buf);
+        for (let off = 0; off < buf.length; ) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
+      }
+      if (expected !== undefined && received !== expected) throw new BlobSizeError(expected, received);
+      const etag = `"${hash.digest('hex')}"`;
+      const mtime = new Date(clock.now());
+      await handle.utimes(mtime, mtime);
+      await handle.sync();
+      const st = await handle.stat({ bigint: true });
+      await handle.close();
+      handle = undefined;
+
+      const meta: MetaFile = { v: 1, etag, size: received, ino: st.ino.toString(), mtimeNs: st.mtimeNs.toString() };
+      await fsp.writeFile(metaTmpPath, JSON.stringify(meta), { flag: 'wx' });
+      await renameInto(metaTmpPath, metaPath(key));
+      placedMeta = meta;
+      const finalPath = blobPath(key);
+      await renameInto(tmpPath, finalPath);
+      placedMeta = undefined;
+      await fsyncDir(path.dirname(finalPath));
+      return { size: received, etag, lastModified: new Date(Number(st.mtimeMs)) };
+    } catch (err) {
+      if (!body.destroyed) body.destroy();
+      if (placedMeta) {
+        // The sidecar went in but the blob did not: drop it unless someone else replaced it meanwhile.
+        const current = await readMeta(key);
+        if (current?.ino === placedMeta.ino) await fsp.rm(metaPath(key), { force: true }).catch(() => {});
+      }
+      throw err;
+    } finally {
+      if (handle) await handle.close().catch(() => {});
+      await fsp.rm(tmpPath, { force: true }).catch(() => {});
+      await fsp.rm(metaTmpPath, { force: true }).catch(() => {});
+      active.delete(name);
+    }
+  }
+
+  async function get(key: string, range?: ByteRange): Promise<{ stream: Readable; stat: BlobStat }> {
+    assertValidKey(key);
+    const handle = await openBlob(key);
+    if (!handle) throw new BlobNotFoundError(key);
+    try {
+      const stat = await statOfHandle(key, handle);
+      if (range) {
+        const { start, end } = range;
+        if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end >= stat.size) {
+          throw new RangeError(`range ${start}-${end} is not within the object's ${stat.size} bytes`);
+        }
+      }
+      // Reading through the already-open handle pins this version even if the key is overwritten meanwhile.
+      const stream = createReadStream('', { fd: handle, start: range?.start, end: range?.end, autoClose: true });
+      return { stream, stat };
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  async function stat(key: string): Promise<BlobStat | null> {
+    assertValidKey(key);
+    const handle = await openBlob(key);
+    if (!handle) return null;
+    try {
+      return await statOfHandle(key, handle);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async function del(key: string): Promise<void> {
+    assertValidKey(key);
+    const file = blobPath(key);
+    await fsp.rm(file, { force: true });
+    await fsp.rm(metaPath(key), { force: true });
+    await pruneEmptyDirs(path.dirname(file), root);
+    await pruneEmptyDirs(path.dirname(metaPath(key)), metaDir);
+  }
+
+  async function* list(prefix = ''): AsyncIterable<BlobListEntry> {
+    // Start below the deepest directory the prefix names, when that directory part is itself key-shaped.
+    const slash = prefix.lastIndexOf('/');
+    const dirPart = slash >= 0 ? prefix.slice(0, slash) : '';
+    const startRel = dirPart !== '' && isValidBlobKey(dirPart) ? dirPart : '';
+    yield* walk(startRel);
+
+    async function* walk(rel: string): AsyncIterable<BlobListEntry> {
+      const dir = rel === '' ? root : blobPath(rel);
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fsp.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const entry of entries) {
+        if (rel === '' && (entry.name === TMP_DIR || entry.name === META_DIR)) continue;
+        const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        if (!isValidBlobKey(key)) continue;
+        if (entry.isDirectory()) {
+          // Only descend where keys under this directory could still match the prefix.
+          const dirKey = key + '/';
+          if (dirKey.startsWith(prefix) || prefix.startsWith(dirKey)) yield* walk(key);
+        } else if (entry.isFile() && key.startsWith(prefix)) {
+          let st: Stats;
+          try {
+            st = await fsp.lstat(path.join(dir, entry.name));
+          } catch (err) {
+            if (isNotFound(err)) continue;
+            throw err;
+          }
+          yield { key, size: st.size, lastModified: new Date(st.mtimeMs) };
+        }
+      }
+    }
+  }
+
+  async function presignPut(input: PresignPutInput): Promise<PresignedRequest> {
+    assertValidKey(input.key);
+    if (!Number.isSafeInteger(input.size) || input.size < 0) throw new RangeError('size must be a non-negative integer');
+    const headers: Record<string, string> = { 'Content-Length': String(input.size) };
+    if (input.contentType !== undefined) headers['Content-Type'] = input.contentType;
+    const signed = presignUrl({
+      method: 'PUT',
+      baseUrl: opts.baseUrl(),
+      path: LOCAL_BLOB_URL_PREFIX + input.key,
+      headers,
+      accessKeyId,
+      secret,
+      region,
+      now: clock.now(),
+      expiresIn: input.expiresInSeconds,
+    });
+    return { method: 'PUT', url: signed.url, headers, expiresAt: signed.expiresAt };
+  }
+
+  function verifyPresignedPut(req: PresignedPutRequest): PresignedPutVerdict {
+    const basePath = new URL(opts.baseUrl()).pathname.replace(/\/+$/, '');
+    const fullPrefix = basePath + LOCAL_BLOB_URL_PREFIX;
+    // Accept the path as the client sent it, or with the base path already stripped by a proxy.
+    let signedPath: string;
+    if (req.path.startsWith(fullPrefix)) signedPath = req.path;
+    else if (basePath !== '' && req.path.startsWith(LOCAL_BLOB_URL_PREFIX)) signedPath = basePath + req.path;
+    else return { ok: false, status: 400, code: 'InvalidURI', message: 'Couldn\'t parse the specified URI.' };
+
+    let key: string;
+    try {
+      key = signedPath
+        .slice(fullPrefix.length)
+        .split('/')
+        .map((s) => decodeURIComponent(s))
+        .join('/');
+    } catch {
+      return { ok: false, status: 400, code: 'InvalidURI', message: 'Couldn\'t parse the specified URI.' };
+    }
+    if (!isValidBlobKey(key)) return { ok: false, status: 400, code: 'InvalidURI', message: 'Couldn\'t parse the specified URI.' };
+
+    const res = verifyPresignedRequest({
+      method: req.method,
+      path: signedPath,
+      query: req.query,
+      headers: (name) => req.header(name),
+      secret,
+      accessKeyId,
+      region,
+      now: clock.now(),
+    });
+    if (!res.ok) {
+      switch (res.reason) {
+        case 'Malformed':
+          return { ok: false, status: 400, code: 'AuthorizationQueryParametersError', message: res.message };
+        case 'Expired':
+          return { ok: false, status: 403, code: 'AccessDenied', message: 'Request has expired' };
+        case 'AccessDenied':
+          return { ok: false, status: 403, code: 'AccessDenied', message: res.message };
+        case 'SignatureDoesNotMatch':
+          return { ok: false, status: 403, code: 'SignatureDoesNotMatch', message: res.message };
+      }
+    }
+    if (req.method.toUpperCase() !== 'PUT') {
+      return { ok: false, status: 403, code: 'AccessDenied', message: 'This URL only allows PUT.' };
+    }
+    const signedLength = res.signedHeaders['content-length'];
+    if (signedLength === undefined || !/^\d{1,16}$/.test(signedLength) || !Number.isSafeInteger(Number(signedLength))) {
+      return { ok: false, status: 403, code: 'AccessDenied', message: 'The URL does not sign a Content-Length.' };
+    }
+    // The signature already covers the header; compare again so a lookup quirk can never let it differ.
+    const size = Number(signedLength);
+    const sentLength = req.header('content-length');
+    if (sentLength === undefined || sentLength.trim() !== signedLength) {
+      return { ok: false, status: 403, code: 'SignatureDoesNotMatch', message: 'Content-Length does not match the signed value.' };
+    }
+    const contentType = res.signedHeaders['content-type'];
+    if (contentType !== undefined && (req.header('content-type') ?? '').trim().replace(/\s+/g, ' ') !== contentType) {
+      return { ok: false, status: 403, code: 'SignatureDoesNotMatch', message: 'Content-Type does not match the signed value.' };
+    }
+    return contentType !== undefined ? { ok: true, key, size, contentType } : { ok: true, key, size };
+  }
+
+  async function check(): Promise<void> {
+    try {
+      await fsp.mkdir(tmpDir, { recursive: true });
+      await fsp.mkdir(metaDir, { recursive: true });
+      const probe = path.join(tmpDir, `${tmpName()}.probe`);
+      try {
+        await fsp.writeFile(probe, 'ok', { flag: 'wx' });
+        if ((await fsp.readFile(probe, 'utf8')) !== 'ok') throw new Error('read back different bytes');
+      } finally {
+        await fsp.rm(probe, { force: true });
+      }
+    } catch (err) {
+      throw new Error(`blob storage root ${root} is not writable: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async function cleanupTemp(olderThanMs: number): Promise<number> {
+    if (!Number.isFinite(olderThanMs) || olderThanMs < 0) throw new RangeError('olderThanMs must be a finite number >= 0');
+    let names: string[];
+    try {
+      names = await fsp.readdir(tmpDir);
+    } catch (err) {
+      if (isNotFound(err)) return 0;
+      throw err;
+    }
+    const cutoff = clock.now() - olderThanMs;
+    let removed = 0;
+    for (const entry of names) {
+      const base = entry.replace(/\.(part|meta)$/, '');
+      if (active.has(base)) continue;
+      const full = path.join(tmpDir, entry);
+      try {
+        const st = await fsp.lstat(full);
+        if (st.mtimeMs >= cutoff) continue;
+        // rm never follows symlinks: a link is removed itself, a directory with its contents.
+        await fsp.rm(full, { recursive: true, force: true });
+        removed++;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return removed;
+  }
+
+  return {
+    kind: 'local',
+    put,
+    get,
+    stat,
+    delete: del,
+    list,
+    presignPut,
+    async presignGet(_input: PresignGetInput): Promise<PresignedRequest | null> {
+      return null;
+    },
+    check,
+    async close(): Promise<void> {
+      // Nothing is held open between calls.
+    },
+    verifyPresignedPut,
+    s3ErrorXml,
+    cleanupTemp,
+  };
+}
