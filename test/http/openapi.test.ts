@@ -1,0 +1,91 @@
+/** `GET /api/v1/openapi.json`: OpenAPI 3.1, both security schemes, and a path entry for every mounted route (and no phantom ones). */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type BackendContext, type TestServer, describeEachBackend } from '../helpers/server.js';
+
+/** Every route the API mounts under /api/v1 (fixtures and the local upload endpoint live outside it). */
+const MOUNTED: [string, string][] = [
+  ['get', '/api/v1/apikeys/me'],
+  ['post', '/api/v1/apikeys'],
+  ['post', '/api/v1/apikeys/{publicId}/transfer-gbmonths'],
+  ['post', '/api/v1/dropzones'],
+  ['get', '/api/v1/dropzones'],
+  ['get', '/api/v1/dropzones/{id}'],
+  ['patch', '/api/v1/dropzones/{id}'],
+  ['put', '/api/v1/dropzones/{id}'],
+  ['delete', '/api/v1/dropzones/{id}'],
+  ['get', '/api/v1/dropzones/{id}/files'],
+  ['post', '/api/v1/dropzones/{id}/files'],
+  ['get', '/api/v1/dropzones/{id}/zip'],
+  ['get', '/api/v1/dropzones/{id}/permissions'],
+  ['post', '/api/v1/dropzones/{id}/permissions'],
+  ['delete', '/api/v1/dropzones/{id}/permissions'],
+  ['get', '/api/v1/dropzone'],
+  ['get', '/api/v1/files'],
+  ['post', '/api/v1/files'],
+  ['get', '/api/v1/files/{fileId}'],
+  ['delete', '/api/v1/files/{fileId}'],
+  ['post', '/api/v1/files/{fileId}/confirm'],
+  ['get', '/api/v1/files/{fileId}/download'],
+  ['get', '/api/v1/files/{fileId}/permissions'],
+  ['post', '/api/v1/files/{fileId}/permissions'],
+  ['delete', '/api/v1/files/{fileId}/permissions'],
+  ['get', '/api/v1/cdn/{fileId}/download'],
+];
+
+describeEachBackend('OpenAPI document', (b: BackendContext) => {
+  let t: TestServer;
+  let doc: any;
+  beforeAll(async () => {
+    t = await b.start();
+    const res = await t.req('GET', '/openapi.json');
+    expect(res.status).toBe(200);
+    doc = res.body;
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('is OpenAPI 3.1 with both security schemes and the component schemas', () => {
+    expect(doc.openapi).toMatch(/^3\.1\./);
+    expect(doc.info.title).toBeTruthy();
+    expect(doc.servers[0].url).toBe(`${t.url}/api/v1`);
+    expect(doc.components.securitySchemes.ApiKeyAuth).toMatchObject({ type: 'apiKey', in: 'header', name: 'x-api-key' });
+    expect(doc.components.securitySchemes.DropzoneAuth).toMatchObject({ type: 'apiKey', in: 'header', name: 'x-dropzone-id' });
+    expect(doc.components.securitySchemes.BearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
+    for (const s of ['Dropzone', 'FileItem', 'ApiKey', 'Error']) expect(doc.components.schemas[s], s).toBeDefined();
+    expect(Object.keys(doc.components.schemas.Dropzone.properties)).toEqual(
+      expect.arrayContaining(['_id', 'code', 'maxSize', 'usedSpace', 'deleteTime', 'uploadUrl', 'maxSizeGb', 'maxDurationDays']),
+    );
+  });
+
+  it('has an entry for every mounted route, and each entry is mounted', async () => {
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`));
+    expect(documented.sort()).toEqual(MOUNTED.map(([m, p]) => `${m} ${p}`).sort());
+    for (const [method, p] of MOUNTED) {
+      const concrete = p.replace(/\{[^}]+\}/g, 'x').replace(/^\/api\/v1/, '');
+      const res = await t.req(method.toUpperCase(), concrete, { key: t.adminKey, body: method === 'get' || method === 'delete' ? undefined : {} });
+      expect(res.text, `${method} ${p} is not mounted`).not.toMatch(/No route for/);
+      expect(res.status).not.toBe(500);
+    }
+  });
+
+  it('request bodies are generated from the validating schemas; secured routes list their schemes', () => {
+    const create = doc.paths['/api/v1/dropzones'].post;
+    expect(create.requestBody.content['application/json'].schema.required).toEqual(expect.arrayContaining(['gb', 'days']));
+    expect(create.security).toEqual(expect.arrayContaining([{ ApiKeyAuth: [] }, { BearerAuth: [] }]));
+    expect(doc.paths['/api/v1/files'].post.security).toEqual([{ DropzoneAuth: [] }]);
+    expect(doc.paths['/api/v1/files/{fileId}'].get.security).toEqual(expect.arrayContaining([{ ApiKeyAuth: [] }, { DropzoneAuth: [] }]));
+    const upload = doc.paths['/api/v1/dropzones/{id}/files'].post.requestBody.content['application/json'].schema;
+    expect(Object.keys(upload.properties).sort()).toEqual(['name', 'size', 'type']);
+    expect(doc.paths['/api/v1/apikeys'].post.requestBody.required).toBe(false);
+    for (const [method, p] of MOUNTED) expect(doc.paths[p][method].operationId, `${method} ${p}`).toBeTruthy();
+    const ids = MOUNTED.map(([m, p]) => doc.paths[p][m].operationId);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('the site-root public link /cdn/:fileId/download is mounted too (documented under /api/v1)', async () => {
+    const res = await t.req('GET', '//cdn/nope/download');
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ status: 'error', message: 'File not found.' });
+  });
+});
