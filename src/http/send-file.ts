@@ -64,6 +64,11 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
   if (inm && etag && etagMatches(inm, etag)) return new Response(null, { status: 304, headers: { ETag: etag, 'Last-Modified': lastModified } });
 
   if (config.storage.backend === 's3' && config.storage.s3.downloadMode === 'redirect') {
+    if (!config.storage.s3.conditionalWrites) {
+      // Without If-None-Match on upload URLs a confirmed object could have been replaced: check before handing it out.
+      const stat = await blobs.stat(file.blob_key);
+      if (!stat || (file.etag && stat.etag !== file.etag)) throw new AppError('OBJECT_CHANGED', 'The stored object changed after it was confirmed; refusing to serve it.');
+    }
     const presigned = await blobs.presignGet({ key: file.blob_key, expiresInSeconds: 300, contentDisposition: disposition, contentType: type });
     if (presigned) return new Response(null, { status: 302, headers: { Location: presigned.url, 'Cache-Control': 'no-store' } });
   }
