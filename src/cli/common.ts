@@ -46,15 +46,27 @@ export function parse<O extends ParseArgsConfig['options']>(args: string[], opti
 
 /**
  * Loads configuration: defaults < TOML (`--config` or DROPZONE_CONFIG) < DROPZONE_* env < flags (`extra` dotted keys, then `--set`).
- * Throws ConfigError naming the key.
+ * `extraNames` names the flag behind each `extra` key for error messages (e.g. `{ 'server.port': '--port' }`).
+ * Throws ConfigError naming the key and the source of the bad value.
  */
-export function configFrom(values: { config?: string; 'data-dir'?: string; set?: string[] }, io: CliIo, extra: Record<string, unknown> = {}): Config {
+export function configFrom(
+  values: { config?: string; 'data-dir'?: string; set?: string[] },
+  io: CliIo,
+  extra: Record<string, unknown> = {},
+  extraNames: Record<string, string> = {},
+): Config {
   const overrides: Record<string, unknown> = { ...extra };
-  if (values['data-dir']) overrides.dataDir = values['data-dir'];
+  const overrideNames: Record<string, string> = { ...extraNames };
+  if (values['data-dir']) {
+    overrides.dataDir = values['data-dir'];
+    overrideNames.dataDir = '--data-dir';
+  }
   for (const kv of values.set ?? []) {
     const i = kv.indexOf('=');
-    if (i <= 0) throw new ConfigError(`--set needs key=value, got "${kv}"`);
-    overrides[kv.slice(0, i)] = kv.slice(i + 1);
+    if (i <= 0) throw new ConfigError(`--set needs key=value, got "${kv}"`, { source: '--set' });
+    const key = kv.slice(0, i);
+    overrides[key] = kv.slice(i + 1);
+    overrideNames[key] = '--set';
   }
-  return loadConfig({ file: values.config ?? io.env.DROPZONE_CONFIG, env: io.env, overrides });
+  return loadConfig({ file: values.config ?? io.env.DROPZONE_CONFIG, env: io.env, overrides, overrideNames });
 }

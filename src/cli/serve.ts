@@ -35,11 +35,17 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const extra: Record<string, unknown> = {};
-  if (values.port !== undefined) extra['server.port'] = values.port;
-  if (values.host !== undefined) extra['server.host'] = values.host;
-  if (values['public-url'] !== undefined) extra['server.publicUrl'] = values['public-url'];
-  if (values.fixture) extra['fixture.enabled'] = true;
-  if (values['log-level'] !== undefined) extra['log.level'] = values['log-level'];
+  const names: Record<string, string> = {};
+  const flag = (key: string, name: string, value: unknown) => {
+    if (value === undefined) return;
+    extra[key] = value;
+    names[key] = name;
+  };
+  flag('server.port', '--port', values.port);
+  flag('server.host', '--host', values.host);
+  flag('server.publicUrl', '--public-url', values['public-url']);
+  flag('fixture.enabled', '--fixture', values.fixture ? true : undefined);
+  flag('log.level', '--log-level', values['log-level']);
   let tempDir: string | undefined;
   if (values.ephemeral) {
     tempDir = mkdtempSync(join(tmpdir(), 'dropzone-ephemeral-'));
@@ -47,7 +53,7 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   }
   const removeTemp = () => tempDir && rmSync(tempDir, { recursive: true, force: true });
   try {
-    const config = configFrom(values.ephemeral ? { ...values, 'data-dir': undefined } : values, io, extra);
+    const config = configFrom(values.ephemeral ? { ...values, 'data-dir': undefined } : values, io, extra, names);
     const server = await startServer(config);
     io.out(`Dropzone Server listening on ${server.url} (API: ${server.url}/api/v1)`);
     if (server.adminKeyGenerated) io.out(`Admin API key (shown only once, keep it safe): ${server.adminKey}`);

@@ -1,10 +1,20 @@
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { configSchema, type Config } from './schema.js';
 
-/** Thrown when configuration cannot be read or is invalid; `message` names the key and the reason. */
+/** Thrown when configuration cannot be read or is invalid; `message` names the key, where it came from and the reason. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  /** The dotted setting (e.g. `server.port`) or variable the problem is about, when there is one. */
+  readonly key?: string;
+  /** Where the bad value came from, e.g. `config.toml`, `DROPZONE_SERVER_PORT`, `--set`; undefined for defaults. */
+  readonly source?: string;
+  constructor(message: string, details: { key?: string; source?: string } = {}) {
+    super(message);
+    this.key = details.key;
+    this.source = details.source;
+  }
 }
 
 /** Where the configuration comes from; every part is optional. */
@@ -15,6 +25,13 @@ export interface ConfigSources {
   env?: Record<string, string | undefined>;
   /** Already-structured overrides, e.g. from command-line flags: `{ server: { port: 0 } }` or dotted keys `{ 'server.port': '0' }`. */
   overrides?: Record<string, unknown>;
+  /**
+   * How to name each override in error messages, by its key in `overrides` (e.g. `{ 'server.port': '--port' }`);
+   * keys not listed are called `overridesSource`.
+   */
+  overrideNames?: Record<string, string>;
+  /** Name of the overrides layer in error messages (default `--set`). */
+  overridesSource?: string;
 }
 
 /** `DROPZONE_*` variables that are not settings (read elsewhere). */
@@ -104,19 +121,31 @@ function deepFreeze<T>(o: T): T {
 export function loadConfig(sources: ConfigSources = {}): Config {
   const leaves = configKeys();
   let merged: Record<string, unknown> = {};
+  /** Dotted path (leaf or table) → the source that set it last; later layers overwrite. */
+  const origin = new Map<string, string>();
+  const record = (value: unknown, path: string[], source: string): void => {
+    origin.set(path.join('.'), source);
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) record(v, [...path, k], source);
+    }
+  };
 
   if (sources.file) {
+    const label = basename(sources.file);
     let text: string;
     try {
       text = readFileSync(sources.file, 'utf8');
     } catch (e) {
-      throw new ConfigError(`cannot read config file ${sources.file}: ${(e as Error).message}`);
+      throw new ConfigError(`cannot read config file ${sources.file}: ${(e as Error).message}`, { source: label });
     }
+    let parsed: Record<string, unknown>;
     try {
-      merged = deepMerge(merged, parseToml(text) as Record<string, unknown>);
+      parsed = parseToml(text) as Record<string, unknown>;
     } catch (e) {
-      throw new ConfigError(`config file ${sources.file} is not valid TOML: ${(e as Error).message}`);
+      throw new ConfigError(`config file ${sources.file} is not valid TOML: ${(e as Error).message}`, { source: label });
     }
+    for (const [k, v] of Object.entries(parsed)) record(v, [k], label);
+    merged = deepMerge(merged, parsed);
   }
 
   const env = sources.env ?? {};
@@ -126,28 +155,47 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     if (!name.startsWith('DROPZONE_') || value === undefined) continue;
     if (IGNORED_ENV.has(name)) continue;
     const leaf = byEnv.get(name) ?? (ENV_ALIASES[name] ? leaves.find((l) => l.path.join('.') === ENV_ALIASES[name]) : undefined);
-    if (!leaf) throw new ConfigError(`unknown environment variable ${name} (no such setting)`);
+    if (!leaf) throw new ConfigError(`unknown environment variable ${name} (no such setting)`, { key: name, source: name });
     setPath(envLayer, leaf.path, fromString(value, leaf.sample));
+    origin.set(leaf.path.join('.'), name);
   }
   merged = deepMerge(merged, envLayer);
 
   const flagLayer: Record<string, unknown> = {};
   const byDotted = new Map(leaves.map((l) => [l.path.join('.'), l]));
+  const defaultFlagName = sources.overridesSource ?? '--set';
   for (const [key, value] of Object.entries(sources.overrides ?? {})) {
+    const label = sources.overrideNames?.[key] ?? defaultFlagName;
     const leaf = byDotted.get(key);
-    if (leaf) setPath(flagLayer, leaf.path, typeof value === 'string' ? fromString(value, leaf.sample) : value);
-    else if (value && typeof value === 'object' && !Array.isArray(value)) Object.assign(flagLayer, deepMerge(flagLayer, { [key]: value }));
-    else throw new ConfigError(`unknown setting ${key}`);
+    if (leaf) {
+      setPath(flagLayer, leaf.path, typeof value === 'string' ? fromString(value, leaf.sample) : value);
+      origin.set(key, label);
+    } else if (value && typeof value === 'object' && !Array.isArray(value)) {
+      Object.assign(flagLayer, deepMerge(flagLayer, { [key]: value }));
+      record(value, [key], label);
+    } else throw new ConfigError(`unknown setting ${key} (from ${label})`, { key, source: label });
   }
   merged = deepMerge(merged, flagLayer);
 
   const result = configSchema.safeParse(merged);
   if (!result.success) {
-    const issue = result.error.issues[0];
-    let key = issue.path.join('.');
-    if (issue.code === 'unrecognized_keys') key = [...issue.path, ...issue.keys].join('.');
-    const reason = issue.code === 'unrecognized_keys' ? 'is not a known setting' : issue.message;
-    throw new ConfigError(`invalid configuration: ${key || '(root)'} ${reason}`);
+    const problems = result.error.issues.flatMap((issue) => {
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [issue.path.join('.')];
+      const reason = issue.code === 'unrecognized_keys' ? 'is not a known setting' : issue.message;
+      return keys.map((key) => ({ key, source: sourceOf(origin, key), reason }));
+    });
+    const text = problems.map((p) => `${p.key || '(root)'}${p.source ? ` (from ${p.source})` : ''} ${p.reason}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${text}`, { key: problems[0]?.key, source: problems[0]?.source });
   }
   return deepFreeze(result.data);
+}
+
+/** The source that set `key` or, failing that, its closest table (e.g. a whole `[server]` table from a file). */
+function sourceOf(origin: Map<string, string>, key: string): string | undefined {
+  const parts = key.split('.');
+  for (let n = parts.length; n > 0; n--) {
+    const s = origin.get(parts.slice(0, n).join('.'));
+    if (s) return s;
+  }
+  return undefined;
 }
