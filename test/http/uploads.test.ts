@@ -1,0 +1,312 @@
+/**
+ * The upload path: atomic space reservation under concurrency, and the local store's S3-style signed PUT endpoint
+ * (tampered, expired, wrong-method, oversize and short PUTs store nothing), confirm semantics and CORS.
+ */
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BackendContext, type TestServer, describeEachBackend, startTestServer } from '../helpers/server.js';
+
+describeEachBackend('space reservation', (b: BackendContext) => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await b.start();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('50 parallel upload-URL requests against room for exactly 10 yield exactly 10 (413 for the rest); usedSpace is exact', async () => {
+    const dz = await t.createDropzone(t.adminKey, { gb: 0.2, days: 30 }); // 2e8 bytes
+    const size = 2e7;
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: `f${i}`, type: 'application/octet-stream', size } })),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 413)).toHaveLength(40);
+    for (const r of results.filter((x) => x.status === 413)) expect(r.body).toMatchObject({ status: 'error', data: { field: 'size', available: 0 } });
+    const after = await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey });
+    expect(after.body.data.usedSpace).toBe(2e8);
+    expect((await t.req('GET', `/dropzones/${dz._id}/files`, { key: t.adminKey })).body.data).toHaveLength(10);
+    // deleting a pending file releases its bytes, and exactly one more fits
+    const first = results.find((r) => r.status === 200)!.body.data.fileId;
+    expect((await t.req('DELETE', `/files/${first}`, { key: t.adminKey })).status).toBe(200);
+    expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).body.data.usedSpace).toBe(2e8 - size);
+    const again = await Promise.all([0, 1].map(() => t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: 'x', size } })));
+    expect(again.map((r) => r.status).sort()).toEqual([200, 413]);
+  });
+
+  it('a size over maxFileSize is 413 naming the limit; a size over the room left is 413', async () => {
+    const small = await b.start({ settings: { 'uploads.maxFileSize': 1000 } });
+    try {
+      const dz = await small.createDropzone(small.adminKey, { gb: 0.2, days: 30 });
+      expect(dz.maxFileSize).toBe(1000);
+      const res = await small.req('POST', `/dropzones/${dz._id}/files`, { key: small.adminKey, body: { name: 'big', size: 1001 } });
+      expect(res.status).toBe(413);
+      expect(res.body.message).toContain('1000');
+      expect((await small.req('POST', `/dropzones/${dz._id}/files`, { key: small.adminKey, body: { name: 'ok', size: 1000 } })).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+    const dz = await t.createDropzone(t.adminKey, { gb: 0.2, days: 30 });
+    expect((await t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: 'all', size: 2e8 } })).status).toBe(200);
+    const full = await t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: 'one more', size: 1 } });
+    expect(full.status).toBe(413);
+    expect(full.body.message).toMatch(/0 available/);
+  });
+
+  it('confirm before the PUT is 409 with a clear message; confirm twice returns the same file', async () => {
+    const dz = await t.createDropzone(t.adminKey);
+    const up = await t.requestUpload(t.adminKey, dz._id, 'c.txt', 5, 'text/plain');
+    const early = await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey });
+    expect(early.status).toBe(409);
+    expect(early.body.message).toMatch(/not been uploaded/);
+    expect((await t.req('GET', `/files/${up.fileId}`, { key: t.adminKey })).body.meta.s3Status).toBe('pending');
+    expect((await t.put(up, '12345')).status).toBe(200);
+    const c1 = await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey });
+    const c2 = await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey });
+    expect(c1.status).toBe(200);
+    expect(c2.status).toBe(200);
+    expect(c2.body).toEqual(c1.body);
+    expect((await t.req('GET', `/files/${up.fileId}/download`, { key: t.adminKey })).text).toBe('12345');
+  });
+
+  it('a zero-byte file goes through the whole flow', async () => {
+    const dz = await t.createDropzone(t.adminKey);
+    const { fileId, file } = await t.upload(t.adminKey, dz._id, 'empty', new Uint8Array(0));
+    expect(file).toMatchObject({ size: 0, meta: { s3Status: 'uploaded' } });
+    const dl = await t.req('GET', `/files/${fileId}/download`, { key: t.adminKey });
+    expect(dl.status).toBe(200);
+    expect(dl.text).toBe('');
+    expect(dl.headers.get('content-length')).toBe('0');
+  });
+});
+
+/** A PUT with full control over headers (Content-Length may lie) through node:http. */
+function rawPut(url: string, headers: Record<string, string>, body: Buffer, method = 'PUT'): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const xmlCode = (text: string) => /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
+
+// The signed-URL endpoint belongs to the local blob store; with S3 the URL points at the bucket itself.
+describe('signed PUT endpoint (local store)', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  /** Asserts the upload stored nothing: no object file, confirm says 409, and the file is still pending. */
+  async function expectNothingStored(fileId: string) {
+    // no object, no sidecar, no partial temp file
+    expect(t.blobFiles().filter((f) => !/^\.tmp\/[^/]+\.probe$/.test(f))).toEqual([]);
+    const conf = await t.req('POST', `/files/${fileId}/confirm`, { key: t.adminKey });
+    expect(conf.status).toBe(409);
+    expect((await t.req('GET', `/files/${fileId}`, { key: t.adminKey })).body.meta.s3Status).toBe('pending');
+  }
+
+  async function fresh(size = 10, type = 'text/plain') {
+    // a dropzone per case, so other cases' blobs never count
+    const dz = await t.createDropzone(t.adminKey);
+    for (const f of t.blobFiles()) if (f.startsWith('objects/')) throw new Error(`leftover blob ${f}`);
+    return t.requestUpload(t.adminKey, dz._id, 'x.txt', size, type);
+  }
+
+  const cases: { name: string; mutate: (up: any) => { url: string; headers: Record<string, string>; body: Buffer; method?: string }; status: number; code: string | string[]; message?: RegExp }[] = [
+    {
+      name: 'tampered signature',
+      mutate: (up) => {
+        const u = new URL(up.signedUrl);
+        const sig = u.searchParams.get('X-Amz-Signature')!;
+        u.searchParams.set('X-Amz-Signature', (sig[0] === 'a' ? 'b' : 'a') + sig.slice(1));
+        return { url: u.toString(), headers: up.headers, body: Buffer.from('0123456789') };
+      },
+      status: 403,
+      code: 'SignatureDoesNotMatch',
+    },
+    {
+      name: 'tampered path',
+      mutate: (up) => {
+        const u = new URL(up.signedUrl);
+        u.pathname = u.pathname.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+        return { url: u.toString(), headers: up.headers, body: Buffer.from('0123456789') };
+      },
+      status: 403,
+      code: ['SignatureDoesNotMatch', 'AccessDenied'],
+    },
+    {
+      name: 'tampered expiry',
+      mutate: (up) => {
+        const u = new URL(up.signedUrl);
+        u.searchParams.set('X-Amz-Expires', '604800');
+        return { url: u.toString(), headers: up.headers, body: Buffer.from('0123456789') };
+      },
+      status: 403,
+      code: 'SignatureDoesNotMatch',
+    },
+    {
+      name: 'wrong method (POST)',
+      mutate: (up) => ({ url: up.signedUrl, headers: up.headers, body: Buffer.from('0123456789'), method: 'POST' }),
+      status: 403,
+      code: ['SignatureDoesNotMatch', 'AccessDenied'],
+    },
+    {
+      name: 'wrong Content-Type',
+      mutate: (up) => ({ url: up.signedUrl, headers: { ...up.headers, 'Content-Type': 'text/html' }, body: Buffer.from('0123456789') }),
+      status: 403,
+      code: 'SignatureDoesNotMatch',
+    },
+    {
+      name: 'oversize Content-Length (and body)',
+      mutate: (up) => ({ url: up.signedUrl, headers: { ...up.headers, 'Content-Length': '11' }, body: Buffer.from('0123456789X') }),
+      status: 400,
+      code: 'EntityTooLarge',
+    },
+    {
+      name: 'undersize Content-Length',
+      mutate: (up) => ({ url: up.signedUrl, headers: { ...up.headers, 'Content-Length': '9' }, body: Buffer.from('012345678') }),
+      status: 403,
+      code: 'SignatureDoesNotMatch',
+    },
+    {
+      name: 'missing signature',
+      mutate: (up) => {
+        const u = new URL(up.signedUrl);
+        u.searchParams.delete('X-Amz-Signature');
+        return { url: u.toString(), headers: up.headers, body: Buffer.from('0123456789') };
+      },
+      status: 400, // as S3: a presigned URL missing a SigV4 parameter is malformed, not forbidden
+      code: 'AuthorizationQueryParametersError',
+    },
+  ];
+
+  for (const c of cases) {
+    it(`${c.name}: ${c.status} ${c.code} as S3 XML, nothing stored`, async () => {
+      const up = await fresh();
+      const m = c.mutate(up);
+      const res = await rawPut(m.url, m.headers, m.body, m.method);
+      expect(res.status).toBe(c.status);
+      expect(String(res.headers['content-type'])).toContain('xml');
+      expect(res.text).toMatch(/^<\?xml[^>]*>\s*<Error>/);
+      expect([c.code].flat()).toContain(xmlCode(res.text));
+      expect(res.text).toMatch(/<RequestId>/);
+      await expectNothingStored(up.fileId);
+      // the genuine URL still works afterwards
+      expect((await t.put(up, '0123456789')).status).toBe(200);
+      expect((await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey })).status).toBe(200);
+      await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey });
+    });
+  }
+
+  it('an expired URL (clock advanced past X-Amz-Expires) is 403 "Request has expired" and stores nothing', async () => {
+    const up = await fresh();
+    const expires = Number(new URL(up.signedUrl).searchParams.get('X-Amz-Expires'));
+    expect(expires).toBeGreaterThan(0);
+    t.clock.advance(expires * 1000 + 1000);
+    const res = await rawPut(up.signedUrl, up.headers, Buffer.from('0123456789'));
+    expect(res.status).toBe(403);
+    expect(xmlCode(res.text)).toBe('AccessDenied');
+    expect(res.text).toContain('Request has expired');
+    await expectNothingStored(up.fileId);
+  });
+
+  it('a short body (connection closed before Content-Length bytes) stores nothing', async () => {
+    const up = await fresh(1000);
+    const u = new URL(up.signedUrl);
+    const head = [`PUT ${u.pathname}${u.search} HTTP/1.1`, `Host: ${u.host}`, ...Object.entries(up.headers).map(([k, v]) => `${k}: ${v}`), 'Connection: close', '', ''].join('\r\n');
+    await new Promise<void>((resolve) => {
+      const sock = connect(Number(u.port), u.hostname, () => {
+        sock.write(head);
+        sock.write(Buffer.alloc(400, 1));
+        setTimeout(() => sock.destroy(), 200);
+      });
+      sock.on('close', () => resolve());
+      sock.on('error', () => resolve());
+    });
+    // give the server a moment to notice the abort and clean up
+    for (let i = 0; i < 50 && t.blobFiles().some((f) => f.startsWith('.tmp/') && f.endsWith('.part')); i++) await new Promise((r) => setTimeout(r, 20));
+    await expectNothingStored(up.fileId);
+    expect((await t.req('GET', '/apikeys/me', { key: t.adminKey })).status).toBe(200);
+  });
+
+  it('a URL cannot overwrite the object after confirm (403)', async () => {
+    const up = await fresh();
+    expect((await t.put(up, '0123456789')).status).toBe(200);
+    expect((await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey })).status).toBe(200);
+    const again = await t.put(up, 'XXXXXXXXXX');
+    expect(again.status).toBe(403);
+    expect(xmlCode(await again.text())).toBe('AccessDenied');
+    expect((await t.req('GET', `/files/${up.fileId}/download`, { key: t.adminKey })).text).toBe('0123456789');
+    await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey });
+  });
+
+  it('a URL of a deleted file is refused', async () => {
+    const up = await fresh();
+    expect((await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey })).status).toBe(200);
+    const res = await t.put(up, '0123456789');
+    expect(res.status).toBe(403);
+    expect(t.blobFiles().filter((f) => f.startsWith('objects/'))).toEqual([]);
+  });
+
+  it('PUT answers 200 with an S3-like ETag; the blob path is server-generated', async () => {
+    const up = await fresh();
+    const res = await t.put(up, '0123456789');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('etag')).toBe('"781e5e245d69b566979b86e28d23f2c7"'); // md5("0123456789")
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    const objects = t.blobFiles().filter((f) => f.startsWith('objects/'));
+    expect(objects).toHaveLength(1);
+    expect(objects[0]).toMatch(/^objects\/[A-Za-z0-9_-]+$/);
+    await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey });
+    expect(t.blobFiles().filter((f) => f.startsWith('objects/'))).toEqual([]);
+  });
+
+  it('CORS preflight on the signed URL allows a browser PUT', async () => {
+    const up = await fresh();
+    const res = await fetch(up.signedUrl, {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type' },
+    });
+    expect(res.status).toBeLessThan(300);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-methods')).toContain('PUT');
+    expect(res.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('content-type');
+    expect(res.headers.get('access-control-expose-headers')).toContain('ETag');
+  });
+});
+
+describeEachBackend('CORS on the API', (b: BackendContext) => {
+  it('preflight answers with the allowed origin, methods and headers', async () => {
+    const t = await b.start();
+    try {
+      const res = await fetch(`${t.api}/dropzones`, {
+        method: 'OPTIONS',
+        headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'x-api-key, content-type' },
+      });
+      expect(res.status).toBe(204);
+      expect(res.headers.get('access-control-allow-origin')).toBe('*');
+      expect(res.headers.get('access-control-allow-methods')).toContain('POST');
+      const allowed = res.headers.get('access-control-allow-headers')!.toLowerCase();
+      for (const h of ['x-api-key', 'x-dropzone-id', 'authorization', 'content-type']) expect(allowed).toContain(h);
+      const get = await fetch(`${t.api}/apikeys/me`, { headers: { Origin: 'https://app.example', 'x-api-key': t.adminKey } });
+      expect(get.headers.get('access-control-allow-origin')).toBe('*');
+      const cdn = await fetch(`${t.url}/cdn/x/download`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'GET' } });
+      expect(cdn.headers.get('access-control-allow-origin')).toBe('*');
+    } finally {
+      await t.close();
+    }
+  });
+});
