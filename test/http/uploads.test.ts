@@ -242,6 +242,14 @@ describe('signed PUT endpoint (local store)', () => {
     expect((await t.req('GET', '/apikeys/me', { key: t.adminKey })).status).toBe(200);
   });
 
+  it.each(['/_blobs/%ZZ', '/_blobs/objects/%E0%A4%A', '/_blobs/objects/%2e%2e%2fx', '/_blobs/'])('a malformed blob path %s is a 4xx S3 XML error, never 500', async (path) => {
+    const res = await rawPut(t.url + path + '?X-Amz-Signature=00', { 'Content-Length': '1' }, Buffer.from('x'));
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(res.text).toMatch(/<Error><Code>/);
+    expect(t.blobFiles().filter((f) => f.startsWith('objects/'))).toEqual([]);
+  });
+
   it('a URL cannot overwrite the object after confirm (403)', async () => {
     const up = await fresh();
     expect((await t.put(up, '0123456789')).status).toBe(200);

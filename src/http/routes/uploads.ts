@@ -37,7 +37,12 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
 
     const header = (n: string) => c.req.header(n);
     const verdict = store.verifyPresignedPut({ method: c.req.method, path: url.pathname, query: url.searchParams, header });
-    const key = decodeURIComponent(url.pathname.slice(LOCAL_BLOB_URL_PREFIX.length));
+    let key: string;
+    try {
+      key = decodeURIComponent(url.pathname.slice(LOCAL_BLOB_URL_PREFIX.length));
+    } catch {
+      return fail(400, 'InvalidURI', "Couldn't parse the specified URI.");
+    }
     const file = ctx.repo.fileByBlobKey(key);
     if (!verdict.ok) {
       const declared = Number(c.req.header('content-length'));
