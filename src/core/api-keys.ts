@@ -94,6 +94,8 @@ export function createApiKeyService({ repo, clock, config }: CoreDeps) {
         const to = repo.keyByPublicId(toPublicId);
         if (!to || to.revoked_at !== null) throw new AppError('APIKEY_NOT_FOUND', `No API key with publicId ${toPublicId}.`);
         if (to.id === from.id) throw new AppError('VALIDATION', 'Cannot transfer GB-months to the same key', { field: 'publicId' });
+        if (to.balance_micro !== null && to.balance_micro + micro > Number.MAX_SAFE_INTEGER)
+          throw new AppError('VALIDATION', 'The receiving key cannot hold that many GB-months', { field: 'gbMonths' });
         chargeKey({ repo }, repo.keyById(from.id)!, micro);
         repo.creditKey(to.id, micro);
         return { from: repo.keyById(from.id)!, to: repo.keyById(to.id)! };

@@ -18,9 +18,13 @@ export function toGbMonths(micro: number): number {
   return Math.round(micro) / MICRO;
 }
 
-/** GB-months → micro units; throws VALIDATION for negative or non-finite amounts. */
+/** Largest GB-months amount one request may move: its micro units (10^15) stay exact integers in JS and SQLite. */
+export const MAX_GB_MONTHS = 1_000_000_000;
+
+/** GB-months → micro units; throws VALIDATION for negative, non-finite or larger than {@link MAX_GB_MONTHS} amounts. */
 export function fromGbMonths(gbMonths: number): number {
-  if (!Number.isFinite(gbMonths) || gbMonths < 0) throw new AppError('VALIDATION', 'gbMonths must be a non-negative number', { field: 'gbMonths' });
+  if (!Number.isFinite(gbMonths) || gbMonths < 0 || gbMonths > MAX_GB_MONTHS)
+    throw new AppError('VALIDATION', `gbMonths must be a number between 0 and ${MAX_GB_MONTHS}`, { field: 'gbMonths' });
   return Math.round(gbMonths * MICRO);
 }
 

@@ -1,14 +1,17 @@
 import { z } from 'zod';
 import { DROPZONE_PERMISSIONS, FILE_PERMISSIONS } from '../core/permissions.js';
+import { MAX_GB_MONTHS } from '../core/quota.js';
 
 /** Counts Unicode code points, so a 255-character name may hold emoji or CJK. */
 const codePoints = (s: string) => [...s].length;
+/** False for strings with lone surrogates: they cannot be stored as UTF-8, so such a name could not be kept verbatim. */
+const wellFormed = (s: string) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 
 /** `POST /dropzones` body. */
 export const createDropzoneBody = z.object({
   gb: z.number().finite().positive(),
   days: z.number().finite().positive(),
-  name: z.string().min(1).max(255).optional(),
+  name: z.string().min(1).max(255).refine(wellFormed, 'must be well-formed Unicode (no lone surrogates)').optional(),
 });
 
 /** `PATCH|PUT /dropzones/:id` body. */
@@ -24,7 +27,8 @@ export const uploadRequestBody = z.object({
   name: z
     .string()
     .refine((s) => codePoints(s) >= 1 && codePoints(s) <= 255, 'must be 1 to 255 characters')
-    .refine((s) => !s.includes('\0'), 'must not contain NUL'),
+    .refine((s) => !s.includes('\0'), 'must not contain NUL')
+    .refine(wellFormed, 'must be well-formed Unicode (no lone surrogates)'),
   type: z
     .string()
     .max(255)
@@ -48,11 +52,11 @@ export const permissionsBody = (kind: 'dropzone' | 'file') =>
 export const createApiKeyBody = z.object({
   name: z.string().max(100).optional(),
   permissions: z.array(z.string()).max(10).optional(),
-  gbMonths: z.number().finite().min(0).optional(),
+  gbMonths: z.number().finite().min(0).max(MAX_GB_MONTHS).optional(),
 });
 
 /** `POST /apikeys/:publicId/transfer-gbmonths` body. */
-export const transferBody = z.object({ gbMonths: z.number().finite().positive() });
+export const transferBody = z.object({ gbMonths: z.number().finite().positive().max(MAX_GB_MONTHS) });
 
 /** A dropzone as the API shows it. Units: bytes, milliseconds, epoch ms for deleteTime; 1 GB = 10^9 bytes. */
 export const dropzoneSchema = z.object({

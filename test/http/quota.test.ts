@@ -143,6 +143,20 @@ describeEachBackend('GB-months, keys and bounds', (b: BackendContext) => {
     expect(await balance(to.secret)).toBe(104.5);
   });
 
+  it('balances stay exact: amounts over 1e9 GB-months are 400, and a balance cannot grow past exact integers', async () => {
+    const k = await t.createKey([], 0);
+    expect((await t.req('POST', `/apikeys/${k.publicId}/transfer-gbmonths`, { key: t.adminKey, body: { gbMonths: 1e9 + 1 } })).status).toBe(400);
+    for (let i = 0; i < 9; i++)
+      expect((await t.req('POST', `/apikeys/${k.publicId}/transfer-gbmonths`, { key: t.adminKey, body: { gbMonths: 1e9 } })).status).toBe(200);
+    const over = await t.req('POST', `/apikeys/${k.publicId}/transfer-gbmonths`, { key: t.adminKey, body: { gbMonths: 1e9 } });
+    expect(over.status).toBe(400);
+    expect(over.body.data.field).toBe('gbMonths');
+    expect(await balance(k.secret)).toBe(9e9);
+    // still exact to the micro unit
+    await t.createDropzone(k.secret, { gb: 0.2, days: 31 });
+    expect(await balance(k.secret)).toBe(8_999_999_999.793333);
+  });
+
   it('POST /dropzones with a name the key already owns updates that dropzone (and charges the difference)', async () => {
     const k = await t.createKey([], 10);
     const first = await t.req('POST', '/dropzones', { key: k.secret, body: { gb: 1, days: 30, name: 'same' } });

@@ -117,6 +117,7 @@ const ENDPOINTS: Endpoint[] = [
       [{ permissions: [5] }, 'permissions'],
       [{ gbMonths: '5' }, 'gbMonths'],
       [{ gbMonths: -1 }, 'gbMonths'],
+      [{ gbMonths: BIG }, 'gbMonths'],
       [{ name: 'x'.repeat(101) }, 'name'],
     ],
   },
@@ -131,6 +132,8 @@ const ENDPOINTS: Endpoint[] = [
       [{ gbMonths: 0 }, 'gbMonths'],
       [{ gbMonths: null }, 'gbMonths'],
       [{ gbMonths: [1] }, 'gbMonths'],
+      [{ gbMonths: BIG }, 'gbMonths'],
+      [{ gbMonths: 2 ** 53 }, 'gbMonths'],
     ],
   },
 ];
