@@ -52,19 +52,35 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
     extra.dataDir = tempDir;
   }
   const removeTemp = () => tempDir && rmSync(tempDir, { recursive: true, force: true });
+  // Listen for signals before anything is printed: a supervisor (or test) may signal as soon as it reads the URL line,
+  // and a signal arriving before the handler exists would kill the process with the default action.
+  let signalled = 0;
+  let wake!: () => void;
+  const stopRequested = new Promise<void>((resolve) => (wake = resolve));
+  const onSignal = (signal: NodeJS.Signals) => {
+    signalled++;
+    if (signalled === 1) {
+      wake();
+      return;
+    }
+    // A second signal while draining: give up waiting for requests in flight.
+    io.err(`dropzone: ${signal} again, exiting without waiting for requests in flight`);
+    removeTemp();
+    process.exit(1);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     const config = configFrom(values.ephemeral ? { ...values, 'data-dir': undefined } : values, io, extra, names);
     const server = await startServer(config);
     io.out(`Dropzone Server listening on ${server.url} (API: ${server.url}/api/v1)`);
     if (server.adminKeyGenerated) io.out(`Admin API key (shown only once, keep it safe): ${server.adminKey}`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    });
+    await stopRequested;
     await server.close();
     return 0;
   } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
     removeTemp();
   }
 }
