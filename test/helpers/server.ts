@@ -3,11 +3,12 @@
  * data directory and an injected clock, plus small request helpers. Blob backends are parametrised by
  * {@link describeEachBackend}; adding a backend to {@link BACKENDS} runs every suite written with it against that backend too.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { type AdjustableClock, manualClock } from '../../src/core/clock.js';
 import { type LogLevel, type Logger, createLogger } from '../../src/log/logger.js';
@@ -233,9 +234,12 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
   return t;
 }
 
-/** Blob backends the API suite runs against. Add `'s3'` here to run every {@link describeEachBackend} suite on moto too. */
+/**
+ * Blob backends the API suite runs against: the local store and S3 (on moto). `DROPZONE_TEST_BACKENDS=local` (comma list)
+ * narrows it; without moto on PATH the S3 suites are skipped with the reason printed.
+ */
 export type BackendName = 'local' | 's3';
-export const BACKENDS: readonly BackendName[] = (process.env.DROPZONE_TEST_BACKENDS?.split(',').map((s) => s.trim()) as BackendName[] | undefined) ?? ['local'];
+export const BACKENDS: readonly BackendName[] = (process.env.DROPZONE_TEST_BACKENDS?.split(',').map((s) => s.trim()) as BackendName[] | undefined) ?? ['local', 's3'];
 
 /** What a suite body of {@link describeEachBackend} gets: the backend and a server factory bound to it. */
 export interface BackendContext {
@@ -245,14 +249,28 @@ export interface BackendContext {
 }
 
 let motoPromise: Promise<MotoServer | { skipped: string }> | undefined;
+let motoCheck: string | false | undefined;
+
+/** Why the S3 suites cannot run (moto_server not on PATH), or false when they can; checked once, at collection time. */
+function motoMissing(): string | false {
+  motoCheck ??= spawnSync('sh', ['-c', 'command -v moto_server'], { encoding: 'utf8' }).status === 0 ? false : 'moto_server is not on PATH (pip install "moto[server]")';
+  return motoCheck;
+}
 let motoUsers = 0;
 
 /**
  * `describe(name [backend], fn)` once per backend of {@link BACKENDS}. For S3 it starts moto once per test file and a
- * fresh bucket per server; when moto cannot start, the S3 tests are skipped and the reason is printed.
+ * fresh bucket per server. Without moto_server on PATH the S3 suites are skipped and the reason is printed; when moto is
+ * there but fails to start, `start()` throws (a loud failure, not a silent skip).
  */
 export function describeEachBackend(name: string, fn: (b: BackendContext) => void): void {
   for (const backend of BACKENDS) {
+    if (backend === 's3' && motoMissing()) {
+      // printed at collection time, straight to stderr (vitest hides console output of skipped tests)
+      process.stderr.write(`SKIPPED "${name} [s3]": ${motoMissing()}\n`);
+      describe.skip(`${name} [s3] (skipped: ${motoMissing()})`, () => fn({ name: backend, start: () => Promise.reject(new Error('skipped')) }));
+      continue;
+    }
     describe(`${name} [${backend}]`, () => {
       let moto: MotoServer | undefined;
       let skipped: string | undefined;
@@ -269,12 +287,6 @@ export function describeEachBackend(name: string, fn: (b: BackendContext) => voi
             const m = await motoPromise;
             motoPromise = undefined;
             if (!('skipped' in m)) await m.stop();
-          }
-        });
-        beforeEach((c) => {
-          if (skipped) {
-            console.warn(`SKIPPED (S3 backend): moto is unavailable: ${skipped}`);
-            c.skip();
           }
         });
       }
@@ -303,6 +315,3 @@ export function describeEachBackend(name: string, fn: (b: BackendContext) => voi
     });
   }
 }
-
-/** Random bytes of `n` length. */
-export const bytesOf = (n: number) => new Uint8Array(randomBytes(n));
