@@ -35,11 +35,14 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
         headers: { ...CORS, 'Content-Type': 'application/xml', 'x-amz-request-id': requestId },
       });
 
-    const header = (n: string) => c.req.header(n);
+    // Behind a trusted proxy that rewrites Host, the signature covers the host the client used.
+    const forwardedHost = ctx.config.server.trustProxy ? c.req.header('x-forwarded-host')?.split(',')[0]?.trim() : undefined;
+    const header = (n: string) => (n.toLowerCase() === 'host' && forwardedHost ? forwardedHost : c.req.header(n));
     const verdict = store.verifyPresignedPut({ method: c.req.method, path: url.pathname, query: url.searchParams, header });
     let key: string;
     try {
-      key = decodeURIComponent(url.pathname.slice(LOCAL_BLOB_URL_PREFIX.length));
+      // the verdict knows the key even when a proxy kept a path prefix in front of /_blobs/
+      key = verdict.ok ? verdict.key : decodeURIComponent(url.pathname.slice(url.pathname.indexOf(LOCAL_BLOB_URL_PREFIX) + LOCAL_BLOB_URL_PREFIX.length));
     } catch {
       return fail(400, 'InvalidURI', "Couldn't parse the specified URI.");
     }
