@@ -36,6 +36,17 @@ describeEachBackend('expiry driven by the injected clock', (b: BackendContext) =
     expect(files.map((f: any) => f._id)).toEqual([young.fileId]);
   });
 
+  it('bytes PUT but never confirmed are deleted with the stale pending upload', async () => {
+    const dz = await t.createDropzone(t.adminKey);
+    const up = await t.requestUpload(t.adminKey, dz._id, 'unconfirmed.bin', 10);
+    expect((await t.put(up, '0123456789')).status).toBe(200);
+    expect(await t.blobKeys()).toHaveLength(1);
+    t.clock.advance(600_000);
+    expect((await t.server.app.ctx.sweeper.sweep()).stalePending).toBe(1);
+    expect(await t.blobKeys()).toEqual([]);
+    expect(await usedSpace(dz._id)).toBe(0);
+  });
+
   it('confirming an expired pending upload (before any sweep) is 410 and releases its bytes', async () => {
     const dz = await t.createDropzone(t.adminKey);
     const up = await t.requestUpload(t.adminKey, dz._id, 'late.bin', 10);

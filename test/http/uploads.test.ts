@@ -72,6 +72,33 @@ describeEachBackend('space reservation', (b: BackendContext) => {
     expect((await t.req('GET', `/files/${up.fileId}/download`, { key: t.adminKey })).text).toBe('12345');
   });
 
+  it('bytes of the wrong size are discarded at confirm (409) and their space released; on the local store the PUT itself is refused', async () => {
+    const dz = await t.createDropzone(t.adminKey);
+    const up = await t.requestUpload(t.adminKey, dz._id, 'w.bin', 10);
+    // the signed Content-Length is 10; send 4 bytes declared as 4
+    const res = await rawPut(up.signedUrl, { ...up.headers, 'Content-Length': '4' }, Buffer.from('abcd'));
+    if (t.backend === 'local') expect(res.status).toBe(403);
+    const conf = await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey });
+    expect(conf.status).toBe(409);
+    if (res.status === 200) {
+      // a store that does not enforce the signed length (moto): confirm discards the object and the file
+      expect(conf.body.message).toMatch(/4 bytes but 10 were declared/);
+      expect((await t.req('GET', `/files/${up.fileId}`, { key: t.adminKey })).status).toBe(404);
+      expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).body.data.usedSpace).toBe(0);
+    } else {
+      expect(conf.body.message).toMatch(/not been uploaded/);
+    }
+    expect((await t.blobKeys()).length).toBe(await countUploaded());
+  });
+
+  /** Blobs the server should hold: one per uploaded file, over every dropzone of the admin. */
+  async function countUploaded() {
+    let n = 0;
+    for (const d of (await t.req('GET', '/dropzones', { key: t.adminKey })).body.data)
+      n += (await t.req('GET', `/dropzones/${d._id}/files`, { key: t.adminKey })).body.data.filter((f: any) => f.meta.s3Status === 'uploaded').length;
+    return n;
+  }
+
   it('a zero-byte file goes through the whole flow', async () => {
     const dz = await t.createDropzone(t.adminKey);
     const { fileId, file } = await t.upload(t.adminKey, dz._id, 'empty', new Uint8Array(0));
@@ -311,6 +338,10 @@ describeEachBackend('CORS on the API', (b: BackendContext) => {
       for (const h of ['x-api-key', 'x-dropzone-id', 'authorization', 'content-type']) expect(allowed).toContain(h);
       const get = await fetch(`${t.api}/apikeys/me`, { headers: { Origin: 'https://app.example', 'x-api-key': t.adminKey } });
       expect(get.headers.get('access-control-allow-origin')).toBe('*');
+      // errors must be readable by the page too
+      const denied = await fetch(`${t.api}/apikeys/me`, { headers: { Origin: 'https://app.example', 'x-api-key': 'wrong' } });
+      expect(denied.status).toBe(401);
+      expect(denied.headers.get('access-control-allow-origin')).toBe('*');
       const cdn = await fetch(`${t.url}/cdn/x/download`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'GET' } });
       expect(cdn.headers.get('access-control-allow-origin')).toBe('*');
     } finally {
