@@ -98,6 +98,7 @@ export function createFileService(deps: CoreDeps) {
     /**
      * Marks a pending file uploaded once the store holds exactly its declared size; a second confirm returns the file.
      * Not there yet: NOT_UPLOADED (409). Wrong size: the object is deleted, the bytes released, SIZE_MISMATCH (409).
+     * Deleted meanwhile: FILE_NOT_FOUND (404).
      */
     async confirm(p: Principal, fileId: string): Promise<FileRow> {
       const { file } = service.get(p, fileId, 'file.upload.confirm');
@@ -119,7 +120,10 @@ export function createFileService(deps: CoreDeps) {
         });
       }
       repo.markUploaded(file.id, stat.etag, clock.now());
-      return repo.fileById(file.id)!;
+      // deleted (file or dropzone) while the store was being checked
+      const confirmed = repo.fileById(file.id);
+      if (!confirmed) throw notFound();
+      return confirmed;
     },
 
     /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob. */

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Context } from 'hono';
-import type { BlobStore, ByteRange } from '../blobs/blob-store.js';
+import { BlobNotFoundError, type BlobStore, type ByteRange } from '../blobs/blob-store.js';
 import type { Config } from '../config/schema.js';
 import { AppError } from '../core/errors.js';
 import type { FileRow } from '../db/repositories.js';
@@ -41,7 +41,8 @@ function etagMatches(header: string, etag: string): boolean {
 /**
  * Answers a download of an uploaded file: a 302 to a presigned GET when the store offers one and the operator chose
  * redirects; otherwise streams the bytes with Content-Type/Length/Disposition, ETag and Last-Modified, honouring
- * `Range` (206/416), `If-Range`, `If-None-Match` (304) and HEAD. Throws NOT_UPLOADED for pending files.
+ * `Range` (206/416), `If-Range`, `If-None-Match` (304) and HEAD. Throws NOT_UPLOADED for pending files, FILE_NOT_FOUND when
+ * the object vanished (deleted concurrently).
  */
 export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Config }, file: FileRow): Promise<Response> {
   if (file.status !== 'uploaded') throw new AppError('NOT_UPLOADED', 'The file has not been uploaded yet.');
@@ -86,7 +87,15 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
   const status = range ? 206 : 200;
   if (c.req.method === 'HEAD' || length === 0) return new Response(null, { status, headers });
 
-  const { stream, stat } = await blobs.get(file.blob_key, range);
+  let opened;
+  try {
+    opened = await blobs.get(file.blob_key, range);
+  } catch (err) {
+    // deleted between the permission check and now
+    if (err instanceof BlobNotFoundError) throw new AppError('FILE_NOT_FOUND');
+    throw err;
+  }
+  const { stream, stat } = opened;
   if (file.etag && stat.etag && stat.etag !== file.etag) {
     stream.destroy();
     throw new AppError('OBJECT_CHANGED', 'The stored object changed after it was confirmed; refusing to serve it.');

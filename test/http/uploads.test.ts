@@ -349,3 +349,46 @@ describeEachBackend('CORS on the API', (b: BackendContext) => {
     }
   });
 });
+
+describeEachBackend('races with deletion', (b: BackendContext) => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await b.start();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  /** Runs `during` inside the next call of `blobs[method]`, before it answers, then restores it. */
+  function interceptOnce(method: 'stat' | 'get', during: () => Promise<unknown>) {
+    const blobs = t.server.app.ctx.blobs as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    const orig = blobs[method];
+    blobs[method] = async function (this: unknown, ...args: unknown[]) {
+      blobs[method] = orig;
+      if (method === 'get') await during();
+      const r = await orig.apply(this, args);
+      if (method === 'stat') await during();
+      return r;
+    };
+  }
+
+  it('a file deleted while its confirm is checking the store: 404, not 500', async () => {
+    const dz = await t.createDropzone(t.adminKey);
+    const up = await t.requestUpload(t.adminKey, dz._id, 'r.txt', 3);
+    expect((await t.put(up, 'abc')).status).toBe(200);
+    interceptOnce('stat', () => t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey }));
+    const res = await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey });
+    expect(res.status).toBe(404);
+    expect(res.body.status).toBe('error');
+    expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).body.data.usedSpace).toBe(0);
+  });
+
+  it('a file deleted while its download starts: 404, not 500', async () => {
+    const dz = await t.createDropzone(t.adminKey);
+    const { fileId } = await t.upload(t.adminKey, dz._id, 'd.txt', 'abc');
+    interceptOnce('get', () => t.req('DELETE', `/files/${fileId}`, { key: t.adminKey }));
+    const res = await t.req('GET', `/files/${fileId}/download`, { key: t.adminKey });
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ status: 'error', message: 'File not found.' });
+  });
+});
