@@ -197,6 +197,15 @@ describe('signed PUT endpoint (local store)', () => {
       code: 'SignatureDoesNotMatch',
     },
     {
+      name: 'missing Content-Type',
+      mutate: (up) => {
+        const { 'Content-Type': _ct, ...rest } = up.headers;
+        return { url: up.signedUrl, headers: rest, body: Buffer.from('0123456789') };
+      },
+      status: 403,
+      code: 'SignatureDoesNotMatch',
+    },
+    {
       name: 'oversize Content-Length (and body)',
       mutate: (up) => ({ url: up.signedUrl, headers: { ...up.headers, 'Content-Length': '11' }, body: Buffer.from('0123456789X') }),
       status: 400,
