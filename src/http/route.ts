@@ -59,8 +59,7 @@ export const MAX_JSON_BODY = 1024 * 1024;
 export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, optional: boolean): Promise<z.infer<T>> {
   const declared = Number(c.req.header('content-length') ?? '0');
   if (declared > MAX_JSON_BODY) throw new AppError('PAYLOAD_TOO_LARGE', `JSON bodies are limited to ${MAX_JSON_BODY} bytes.`);
-  const text = await c.req.text();
-  if (text.length > MAX_JSON_BODY) throw new AppError('PAYLOAD_TOO_LARGE', `JSON bodies are limited to ${MAX_JSON_BODY} bytes.`);
+  const text = await readCappedText(c.req.raw, MAX_JSON_BODY);
   let value: unknown;
   if (text.trim() === '') {
     if (!optional) throw new AppError('VALIDATION', 'Request body is required (JSON object).', { field: null });
@@ -75,6 +74,28 @@ export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, o
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw validationError(parsed.error, 'body');
   return parsed.data;
+}
+
+/**
+ * Reads a request body as UTF-8, at most `limit` bytes: a chunked body (no Content-Length) is cut off as soon as it
+ * exceeds the limit (PAYLOAD_TOO_LARGE) instead of being buffered whole.
+ */
+async function readCappedText(req: Request, limit: number): Promise<string> {
+  if (!req.body) return '';
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw new AppError('PAYLOAD_TOO_LARGE', `JSON bodies are limited to ${limit} bytes.`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Turns a zod error into a VALIDATION AppError whose message names the field and the reason. */

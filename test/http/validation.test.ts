@@ -231,3 +231,27 @@ describeEachBackend('request validation', (b: BackendContext) => {
     expect(t.logs.filter((l) => l.includes('unhandled error'))).toEqual([]);
   });
 });
+
+describeEachBackend('JSON body size', (b: BackendContext) => {
+  it('a chunked body (no Content-Length) is cut off at 1 MiB with 413 without waiting for the rest', async () => {
+    const { request } = await import('node:http');
+    const t = await b.start();
+    try {
+      const u = new URL(`${t.api}/dropzones`);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(u, { method: 'POST', headers: { 'x-api-key': t.adminKey, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+          req.destroy();
+        });
+        req.on('error', (e) => reject(e));
+        req.write('{"name":"');
+        req.write('x'.repeat(2 * 1024 * 1024)); // more than the limit, and the body never ends
+        setTimeout(() => reject(new Error('no answer within 5 s: the server waited for the whole body')), 5000).unref();
+      });
+      expect(status).toBe(413);
+    } finally {
+      await t.close();
+    }
+  });
+});
