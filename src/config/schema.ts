@@ -61,7 +61,7 @@ export const configSchema = z
         /** Secret of the admin key; when empty one is generated on first start and printed once. */
         adminKey: z.string().default(''),
         /** GB-months balance of the admin key; null (unset) means unlimited. */
-        adminGbMonths: z.number().min(0).nullable().default(null),
+        adminGbMonths: z.number().min(0).max(1e9).nullable().default(null),
         /** Accept `x-dropzone-id` as a credential (first-generation DropzoneAuth). */
         dropzoneIdAuth: z.boolean().default(true),
       })

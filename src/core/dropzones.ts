@@ -46,7 +46,8 @@ export function createDropzoneService(deps: CoreDeps) {
       return db.transaction(() => {
         if (input.name) {
           const existing = repo.dropzoneByOwnerName(key.id, input.name);
-          if (existing) return { dz: service.update({ key }, existing.id, { gb: input.gb, days: input.days }), created: false };
+          // an expired dropzone awaiting the sweeper is gone for its owner: the name starts afresh
+          if (existing && existing.delete_time > clock.now()) return { dz: service.update({ key }, existing.id, { gb: input.gb, days: input.days }), created: false };
         }
         checkBounds(config.limits, input.gb, input.days);
         chargeKey(deps, repo.keyById(key.id)!, costMicro(input.gb, input.days));

@@ -82,7 +82,7 @@ export function createRepositories(db: Db) {
 
     dropzoneById: q<[string]>('SELECT * FROM dropzones WHERE id = ?'),
     dropzoneByCode: q<[string]>('SELECT * FROM dropzones WHERE code = ?'),
-    dropzoneByOwnerName: q<[number, string]>('SELECT * FROM dropzones WHERE owner_key_id = ? AND name = ? ORDER BY created_at LIMIT 1'),
+    dropzoneByOwnerName: q<[number, string]>('SELECT * FROM dropzones WHERE owner_key_id = ? AND name = ? ORDER BY created_at DESC, id DESC LIMIT 1'),
     dropzonesForKey: q(
       `SELECT * FROM dropzones WHERE owner_key_id = @keyId OR id IN (
          SELECT resource_id FROM permissions WHERE resource_type = 'dropzone' AND principal = @publicId)

@@ -36,6 +36,18 @@ describeEachBackend('expiry driven by the injected clock', (b: BackendContext) =
     expect(files.map((f: any) => f._id)).toEqual([young.fileId]);
   });
 
+  it('creating by a name whose dropzone expired (not yet swept) makes a fresh dropzone instead of 410', async () => {
+    const first = (await t.req('POST', '/dropzones', { key: t.adminKey, body: { gb: 1, days: 30, name: 'weekly' } })).body.data;
+    t.clock.advance(31 * DAY);
+    const res = await t.req('POST', '/dropzones', { key: t.adminKey, body: { gb: 1, days: 30, name: 'weekly' } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.data._id).not.toBe(first._id);
+    // the next create by that name updates the fresh one
+    const again = await t.req('POST', '/dropzones', { key: t.adminKey, body: { gb: 2, days: 30, name: 'weekly' } });
+    expect(again.status).toBe(200);
+    expect(again.body.data._id).toBe(res.body.data._id);
+  });
+
   it('bytes PUT but never confirmed are deleted with the stale pending upload', async () => {
     const dz = await t.createDropzone(t.adminKey);
     const up = await t.requestUpload(t.adminKey, dz._id, 'unconfirmed.bin', 10);

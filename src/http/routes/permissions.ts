@@ -65,6 +65,8 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
       const p = c.var.principal;
       const id = c.req.param(idParam)!;
       validatePermissionNames(type, b.permissions);
+      // changing who may do what is never anonymous, even where `anyone` was granted *.grant
+      if (!p.key) throw new AppError('UNAUTHENTICATED', 'Granting and revoking permissions needs an API key.');
       const r = load(type, p, id);
       requirePermission(p, r.held, r.grant, r.notFound);
       for (const name of b.permissions) {
