@@ -4,10 +4,9 @@ import { hashSecret } from '../../core/ids.js';
 import type { ApiContext } from '../context.js';
 import { ok, presentApiKey } from '../presenters.js';
 import { type RouteDef, defineRoute } from '../route.js';
-import { apiKeySchema, createApiKeyBody, envelope, errorSchema, transferBody } from '../schemas.js';
+import { apiKeySchema, createApiKeyBody, envelope, errorResponse, transferBody } from '../schemas.js';
 import { requireKey } from './dropzones.js';
 
-const err = (description: string) => ({ description, schema: errorSchema });
 
 /** Routes of the API key resource: who am I, create a key, transfer GB-months. */
 export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
@@ -27,7 +26,7 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'The calling key: publicId, GB-months balance, permissions',
       tags: ['apikeys'],
       security: ['ApiKeyAuth', 'BearerAuth'],
-      responses: { 200: { description: 'The key', schema: envelope(apiKeySchema) }, 401: err('Missing or invalid key') },
+      responses: { 200: { description: 'The key', schema: envelope(apiKeySchema) }, 401: errorResponse('Missing or invalid key') },
       handler: (c) => c.json(ok(presentApiKey(requireKey(c.var.principal)))),
     }),
     defineRoute({
@@ -41,8 +40,8 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
       bodyOptional: true,
       responses: {
         201: { description: 'Created; `key` (also `apiKey`) is the secret, shown only now', schema: envelope(apiKeySchema.extend({ key: z.string(), apiKey: z.string() })) },
-        402: err('Not enough GB-months to fund the new key'),
-        403: err('Missing apikey.create'),
+        402: errorResponse('Not enough GB-months to fund the new key'),
+        403: errorResponse('Missing apikey.create'),
       },
       handler: (c, body) => {
         const { row, secret } = ctx.keys.create(requireKey(c.var.principal), body);
@@ -59,10 +58,10 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
       body: transferBody,
       responses: {
         200: { description: 'Balances after the transfer', schema: envelope(z.object({ from: apiKeySchema, to: apiKeySchema.pick({ publicId: true, gbMonths: true }) })) },
-        400: err('Invalid amount'),
-        402: err('Not enough GB-months'),
-        403: err('Missing apikey.create'),
-        404: err('No such key'),
+        400: errorResponse('Invalid amount'),
+        402: errorResponse('Not enough GB-months'),
+        403: errorResponse('Missing apikey.create'),
+        404: errorResponse('No such key'),
       },
       handler: (c, body) => {
         const from = requireKey(c.var.principal);

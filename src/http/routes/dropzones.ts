@@ -11,7 +11,7 @@ import {
   createDropzoneBody,
   dropzoneSchema,
   envelope,
-  errorSchema,
+  errorResponse,
   fileItemSchema,
   updateDropzoneBody,
   uploadRequestBody,
@@ -31,10 +31,9 @@ export function requireDropzoneId(p: Principal): string {
   throw new AppError('UNAUTHENTICATED', 'Missing dropzoneId: send the x-dropzone-id header.');
 }
 
-const err = (description: string) => ({ description, schema: errorSchema });
 
 /** Shared by both generations: list the files of a dropzone the caller may list. */
-export function listFilesOf(ctx: ApiContext, p: Principal, dz: DropzoneRow) {
+export function listFilesOf(ctx: ApiContext, dz: DropzoneRow) {
   return ctx.repo.filesOfDropzone(dz.id).map((f) => presentFile(f, dz, true));
 }
 
@@ -58,9 +57,9 @@ export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dro
 export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
   const present = (dz: DropzoneRow) => presentDropzone(dz, ctx.publicUrl());
   const sizeErrors = {
-    400: err('Invalid body, bounds, or an attempt to shrink'),
-    401: err('Missing or invalid credentials'),
-    402: err('Not enough GB-months (message gives needed and available)'),
+    400: errorResponse('Invalid body, bounds, or an attempt to shrink'),
+    401: errorResponse('Missing or invalid credentials'),
+    402: errorResponse('Not enough GB-months (message gives needed and available)'),
   };
   const update = (method: 'patch' | 'put') =>
     defineRoute({
@@ -71,7 +70,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       body: updateDropzoneBody,
-      responses: { 200: { description: 'Updated', schema: envelope(dropzoneSchema) }, ...sizeErrors, 404: err('Not found'), 410: err('Expired') },
+      responses: { 200: { description: 'Updated', schema: envelope(dropzoneSchema) }, ...sizeErrors, 404: errorResponse('Not found'), 410: errorResponse('Expired') },
       handler: (c, body) => {
         requireKey(c.var.principal);
         return c.json(ok(present(ctx.dropzones.update(c.var.principal, c.req.param('id')!, body))));
@@ -101,7 +100,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: "The caller's dropzones (owned or shared with the key)",
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
-      responses: { 200: { description: 'Dropzones', schema: envelope(z.array(dropzoneSchema)) }, 401: err('Missing or invalid credentials') },
+      responses: { 200: { description: 'Dropzones', schema: envelope(z.array(dropzoneSchema)) }, 401: errorResponse('Missing or invalid credentials') },
       handler: (c) => c.json(ok(ctx.dropzones.listFor(requireKey(c.var.principal)).map(present))),
     }),
     defineRoute({
@@ -111,7 +110,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'Get a dropzone (dropzone.get)',
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
-      responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: err('No credentials'), 403: err('Missing permission'), 404: err('Not found') },
+      responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('No credentials'), 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
       handler: (c) => c.json(ok(present(ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.get')))),
     }),
     update('patch'),
@@ -123,7 +122,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'Delete a dropzone with all its files and blobs (dropzone.own)',
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
-      responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 403: err('Not the owner'), 404: err('Not found') },
+      responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 403: errorResponse('Not the owner'), 404: errorResponse('Not found') },
       handler: async (c) => {
         requireKey(c.var.principal);
         await ctx.dropzones.remove(c.var.principal, c.req.param('id')!);
@@ -137,10 +136,10 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'List the files of a dropzone (dropzone.list)',
       tags: ['files'],
       security: ['ApiKeyAuth', 'BearerAuth'],
-      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 403: err('Missing permission'), 404: err('Not found') },
+      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
       handler: (c) => {
         const dz = ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.list');
-        return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));
+        return c.json(ok(listFilesOf(ctx, dz)));
       },
     }),
     defineRoute({
@@ -153,11 +152,11 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       body: uploadRequestBody,
       responses: {
         200: { description: 'Signed URL', schema: envelope(uploadResponseSchema) },
-        400: err('Invalid body'),
-        403: err('Missing permission'),
-        404: err('Not found'),
-        410: err('Dropzone expired'),
-        413: err('File larger than maxFileSize, or not enough room left'),
+        400: errorResponse('Invalid body'),
+        403: errorResponse('Missing permission'),
+        404: errorResponse('Not found'),
+        410: errorResponse('Dropzone expired'),
+        413: errorResponse('File larger than maxFileSize, or not enough room left'),
       },
       handler: (c, body) => requestUpload(ctx, c, ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.upload'), body),
     }),
@@ -170,7 +169,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'Get the dropzone named by x-dropzone-id',
       tags: ['first generation'],
       security: ['DropzoneAuth'],
-      responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: err('Missing or unknown dropzone id') },
+      responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('Missing or unknown dropzone id') },
       handler: (c) => c.json(ok(present(ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.get')))),
     }),
     defineRoute({
@@ -180,10 +179,10 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'List the files of the dropzone named by x-dropzone-id',
       tags: ['first generation'],
       security: ['DropzoneAuth'],
-      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 401: err('Missing or unknown dropzone id') },
+      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 401: errorResponse('Missing or unknown dropzone id') },
       handler: (c) => {
         const dz = ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
-        return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));
+        return c.json(ok(listFilesOf(ctx, dz)));
       },
     }),
     defineRoute({
@@ -194,7 +193,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['first generation'],
       security: ['DropzoneAuth'],
       body: uploadRequestBody,
-      responses: { 200: { description: 'Signed URL', schema: envelope(uploadResponseSchema) }, 400: err('Invalid body'), 401: err('Missing or unknown dropzone id'), 410: err('Expired'), 413: err('Too large / full') },
+      responses: { 200: { description: 'Signed URL', schema: envelope(uploadResponseSchema) }, 400: errorResponse('Invalid body'), 401: errorResponse('Missing or unknown dropzone id'), 410: errorResponse('Expired'), 413: errorResponse('Too large / full') },
       handler: (c, body) => requestUpload(ctx, c, ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.upload'), body),
     }),
   ];

@@ -2,11 +2,10 @@ import { z } from 'zod';
 import type { ApiContext } from '../context.js';
 import { okBoth, presentFile } from '../presenters.js';
 import { type RouteDef, defineRoute } from '../route.js';
-import { errorSchema, fileItemSchema } from '../schemas.js';
+import { errorResponse, fileItemSchema } from '../schemas.js';
 import { sendFile } from '../send-file.js';
 import { canSeeDropzone } from './dropzones.js';
 
-const err = (description: string) => ({ description, schema: errorSchema });
 /** The seed documents a bare FileItem, the SDK reads `.data`: the answer carries both. */
 const bothShapes = fileItemSchema.extend({ status: z.literal('success'), data: fileItemSchema });
 
@@ -25,7 +24,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'Get a file (file.get)',
       tags: ['files'],
       security: [...security],
-      responses: { 200: { description: 'The FileItem (bare, and again under data)', schema: bothShapes }, 404: err('Not found') },
+      responses: { 200: { description: 'The FileItem (bare, and again under data)', schema: bothShapes }, 404: errorResponse('Not found') },
       handler: (c) => c.json(okBoth(item(c.var.principal, c.req.param('fileId')!, 'file.get'))),
     }),
     defineRoute({
@@ -37,9 +36,9 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
       security: [...security],
       responses: {
         200: { description: 'The FileItem, now uploaded (bare, and again under data)', schema: bothShapes },
-        404: err('Not found'),
-        409: err('Bytes not uploaded yet, or of the wrong size (then discarded)'),
-        410: err('The pending upload expired'),
+        404: errorResponse('Not found'),
+        409: errorResponse('Bytes not uploaded yet, or of the wrong size (then discarded)'),
+        410: errorResponse('The pending upload expired'),
       },
       handler: async (c) => {
         const p = c.var.principal;
@@ -55,7 +54,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'Delete a file (file.delete); releases its space',
       tags: ['files'],
       security: [...security],
-      responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 404: err('Not found') },
+      responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 404: errorResponse('Not found') },
       handler: async (c) => {
         await ctx.files.remove(c.var.principal, c.req.param('fileId')!);
         return c.json({ status: 'success', message: 'File deleted successfully.' });
@@ -74,8 +73,8 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
         206: { description: 'Partial content', contentType: 'application/octet-stream' },
         302: { description: 'Redirect to a short-lived presigned URL (S3 backend in redirect mode)' },
         304: { description: 'Not modified' },
-        404: err('Not found'),
-        409: err('Not uploaded yet'),
+        404: errorResponse('Not found'),
+        409: errorResponse('Not uploaded yet'),
         416: { description: 'Range not satisfiable' },
       },
       handler: (c) => sendFile(c, ctx, ctx.files.get(c.var.principal, c.req.param('fileId')!, 'file.download').file),

@@ -13,9 +13,8 @@ import {
 import type { ResourceType } from '../../db/repositories.js';
 import type { ApiContext } from '../context.js';
 import { type AppEnv, type RouteDef, defineRoute } from '../route.js';
-import { errorSchema, permissionListSchema, permissionsBody } from '../schemas.js';
+import { errorResponse, permissionListSchema, permissionsBody } from '../schemas.js';
 
-const err = (description: string) => ({ description, schema: errorSchema });
 const answerSchema = z.object({
   status: z.literal('success'),
   data: z.array(z.string()).describe('GET: the caller’s effective permissions (or those granted to ?publicId=); POST/DELETE: the grantee’s permissions after the change'),
@@ -92,7 +91,7 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
         summary: `The caller's permissions on the ${type} (?publicId= for a grantee's, with ${type}.grant)`,
         tags: tag,
         security,
-        responses: { 200: { description: 'Permissions', schema: answerSchema }, 404: err('Not found') },
+        responses: { 200: { description: 'Permissions', schema: answerSchema }, 404: errorResponse('Not found') },
         handler: (c) => {
           const p = c.var.principal;
           const id = c.req.param(idParam)!;
@@ -115,7 +114,7 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
         tags: tag,
         security,
         body,
-        responses: { 200: { description: 'Updated', schema: answerSchema }, 400: err('Unknown permission'), 403: err('Not allowed'), 404: err('Not found') },
+        responses: { 200: { description: 'Updated', schema: answerSchema }, 400: errorResponse('Unknown permission'), 403: errorResponse('Not allowed'), 404: errorResponse('Not found') },
         handler: change('grant'),
       }),
       defineRoute({
@@ -126,7 +125,7 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
         tags: tag,
         security,
         body,
-        responses: { 200: { description: 'Updated', schema: answerSchema }, 400: err('Unknown permission'), 403: err('Not allowed'), 404: err('Not found') },
+        responses: { 200: { description: 'Updated', schema: answerSchema }, 400: errorResponse('Unknown permission'), 403: errorResponse('Not allowed'), 404: errorResponse('Not found') },
         handler: change('revoke'),
       }),
     ];
