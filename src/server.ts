@@ -5,7 +5,6 @@ import { createAdaptorServer } from '@hono/node-server';
 import { type App, createApp } from './app.js';
 import type { BlobStore } from './blobs/blob-store.js';
 import { createLocalBlobStore } from './blobs/local-store.js';
-import { createS3BlobStore } from './blobs/s3-store.js';
 import type { Config } from './config/schema.js';
 import { type AdjustableClock, systemClock } from './core/clock.js';
 import { randomId } from './core/ids.js';
@@ -58,9 +57,10 @@ export function signingSecret(config: Config, db: Db): string {
   return secret;
 }
 
-/** Builds the configured blob store (not yet checked). */
-export function createBlobStore(config: Config, db: Db, clock: AdjustableClock, baseUrl: () => string): BlobStore {
+/** Builds the configured blob store (not yet checked). The S3 client is loaded only when the S3 backend is used. */
+export async function createBlobStore(config: Config, db: Db, clock: AdjustableClock, baseUrl: () => string): Promise<BlobStore> {
   if (config.storage.backend === 's3') {
+    const { createS3BlobStore } = await import('./blobs/s3-store.js');
     const s3 = config.storage.s3;
     return createS3BlobStore({
       endpoint: s3.endpoint || undefined,
@@ -91,7 +91,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const publicUrl = () => (config.server.publicUrl || listenUrl).replace(/\/+$/, '');
   let blobs: BlobStore | undefined;
   try {
-    blobs = createBlobStore(config, db, clock, publicUrl);
+    blobs = await createBlobStore(config, db, clock, publicUrl);
     await blobs.check();
     const app = createApp({ config, db, blobs, clock, log, publicUrl });
     const { admin, generatedSecret } = app.ctx.keys.ensureAdmin();

@@ -23,7 +23,10 @@ export async function gcCommand(args: string[], io: CliIo): Promise<number> {
   const config = configFrom(values, io);
   const db = openDataDir(config);
   const clock = systemClock();
-  const blobs = createBlobStore(config, db, clock, () => config.server.publicUrl || 'http://localhost');
+  const blobs = await createBlobStore(config, db, clock, () => config.server.publicUrl || 'http://localhost').catch((e) => {
+    db.close();
+    throw e;
+  });
   try {
     try {
       await blobs.check();

@@ -266,7 +266,9 @@ export function createZipStream(
   let current: Readable | null = null;
   let wake: (() => void) | null = null;
 
+  // 64 KiB like Node 22+'s default, so buffering is the same on every supported Node (20's default is 16 KiB)
   const out = new Readable({
+    highWaterMark: 64 * 1024,
     read() {
       const w = wake;
       wake = null;
