@@ -77,7 +77,8 @@ describeEachBackend('space reservation', (b: BackendContext) => {
     const up = await t.requestUpload(t.adminKey, dz._id, 'w.bin', 10);
     // the signed Content-Length is 10; send 4 bytes declared as 4
     const res = await rawPut(up.signedUrl, { ...up.headers, 'Content-Length': '4' }, Buffer.from('abcd'));
-    if (t.backend === 'local') expect(res.status).toBe(403);
+    // the local store refuses the PUT; moto (like any store that does not check signatures) takes it
+    expect(res.status).toBe(t.backend === 'local' ? 403 : 200);
     const conf = await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey });
     expect(conf.status).toBe(409);
     if (res.status === 200) {
