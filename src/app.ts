@@ -25,6 +25,7 @@ import { fileRoutes } from './http/routes/files.js';
 import { permissionRoutes } from './http/routes/permissions.js';
 import { mountFixtureRoutes } from './http/routes/fixture.js';
 import { mountUploadRoutes } from './http/routes/uploads.js';
+import { mountPageRoutes } from './http/routes/page.js';
 import { apiKeySchema, dropzoneSchema, errorSchema, fileItemSchema } from './http/schemas.js';
 import type { Logger } from './log/logger.js';
 
@@ -92,6 +93,7 @@ export function createApp(deps: AppDeps): App {
 
   if (config.fixture.enabled) mountFixtureRoutes(app, ctx, deps.clock);
   if (ctx.blobs.kind === 'local') mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
+  mountPageRoutes(app, ctx); // the public dropzone page /d/:code, its page API and /assets/*
 
   const apiCors = cors({
     origin: config.server.corsOrigins.includes('*') ? '*' : [...config.server.corsOrigins],

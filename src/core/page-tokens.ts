@@ -1,0 +1,119 @@
+import { createHmac } from 'node:crypto';
+import { SignJWT, jwtVerify } from 'jose';
+import type { Config } from '../config/schema.js';
+import type { DropzoneRow, Repositories } from '../db/repositories.js';
+import type { Clock } from './clock.js';
+import { AppError } from './errors.js';
+import { randomId } from './ids.js';
+import type { DropzonePermission } from './permissions.js';
+
+/**
+ * Page tokens: what the public dropzone page (`/d/<code>`) uses instead of the credential-bearing dropzone `_id`.
+ *
+ * - A JWT (HS256) signed with a key derived from the server's signing secret (HMAC-SHA256(secret, {@link KEY_LABEL})),
+ *   so it can never be confused with, or used as, a SigV4 upload signature.
+ * - Claims: `iss` {@link ISSUER}, `aud` {@link AUDIENCE}, `sub` the dropzone's public `code` (already in the link,
+ *   so the payload — readable by anyone holding the token — reveals nothing new), `scope` the page capabilities
+ *   at minting time, `iat`, `exp` (iat + {@link PAGE_TOKEN_TTL_MS}), `jti`.
+ * - Verification checks signature, algorithm, issuer, audience and expiry against the server clock, and that `sub`
+ *   is the code the request names. What a request may do is `scope` ∩ {@link pageCapabilities} *now*,
+ *   so revoking an `anyone` grant takes effect immediately.
+ */
+
+/** How long a page token is valid; reloading the page mints a new one. */
+export const PAGE_TOKEN_TTL_MS = 12 * 3600 * 1000;
+/** `iss` of every page token. */
+export const ISSUER = 'dropzone-server';
+/** `aud` of every page token: only the page API accepts it. */
+export const AUDIENCE = 'dropzone-page';
+/** Domain-separation label of the derived HS256 key. */
+const KEY_LABEL = 'dropzone-server/page-token/v1';
+
+/** What a page link holder may do, in dropzone-permission names. */
+export type PageCapability = Extract<DropzonePermission, 'dropzone.upload' | 'dropzone.list' | 'dropzone.download'>;
+
+/**
+ * The capabilities of a link holder: upload always (the link is meant for uploading), listing and downloading
+ * only when `anyone` holds `dropzone.list` / `dropzone.download` (or `dropzone.own`) on the dropzone.
+ */
+export function pageCapabilities(repo: Repositories, dz: DropzoneRow): PageCapability[] {
+  const anyone = new Set(repo.grantsForAnyone('dropzone', dz.id));
+  const own = anyone.has('dropzone.own');
+  const out: PageCapability[] = ['dropzone.upload'];
+  if (own || anyone.has('dropzone.list')) out.push('dropzone.list');
+  if (own || anyone.has('dropzone.download')) out.push('dropzone.download');
+  return out;
+}
+
+/** Claims of a verified page token. */
+export interface PageTokenClaims {
+  code: string;
+  scope: PageCapability[];
+  expiresAt: number;
+}
+
+/** Mints and verifies page tokens with a key derived from the signing secret. */
+export interface PageTokens {
+  mint(dz: DropzoneRow, scope: PageCapability[]): Promise<{ token: string; expiresAt: number }>;
+  /** Throws UNAUTHENTICATED (401) for anything but a valid, unexpired token for `code`. */
+  verify(token: string | undefined, code: string): Promise<PageTokenClaims>;
+}
+
+/**
+ * The server's signing secret: configured, or the one persisted in the database (the same rule and setting as
+ * `signingSecret()` in server.ts, repeated here so the HTTP layer does not import the server module).
+ */
+function signingSecretOf(config: Config, repo: Repositories): string {
+  if (config.security.signingSecret) return config.security.signingSecret;
+  let secret = repo.getSetting('signing_secret');
+  if (!secret) {
+    secret = randomId(32);
+    repo.setSetting('signing_secret', secret);
+  }
+  return secret;
+}
+
+/** Builds the page-token service; the key is derived lazily on first use. */
+export function createPageTokens(deps: { config: Config; repo: Repositories; clock: Clock }): PageTokens {
+  let key: Uint8Array | undefined;
+  const keyOf = () => (key ??= new Uint8Array(createHmac('sha256', signingSecretOf(deps.config, deps.repo)).update(KEY_LABEL).digest()));
+  const invalid = (why: string) => new AppError('UNAUTHENTICATED', `Invalid page token (${why}); reload the page.`);
+
+  return {
+    async mint(dz, scope) {
+      const now = deps.clock.now();
+      const iat = Math.floor(now / 1000);
+      const exp = Math.floor((now + PAGE_TOKEN_TTL_MS) / 1000);
+      const token = await new SignJWT({ scope })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setSubject(dz.code)
+        .setIssuedAt(iat)
+        .setExpirationTime(exp)
+        .setJti(randomId(9))
+        .sign(keyOf());
+      return { token, expiresAt: exp * 1000 };
+    },
+
+    async verify(token, code) {
+      if (!token) throw new AppError('UNAUTHENTICATED', 'Missing page token: send Authorization: Bearer <token> from the page.');
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, keyOf(), {
+          algorithms: ['HS256'],
+          issuer: ISSUER,
+          audience: AUDIENCE,
+          currentDate: new Date(deps.clock.now()),
+          requiredClaims: ['sub', 'exp', 'iat'],
+        }));
+      } catch (err) {
+        const c = (err as { code?: string }).code;
+        throw invalid(c === 'ERR_JWT_EXPIRED' ? 'expired' : 'bad signature or claims');
+      }
+      if (payload.sub !== code) throw invalid('issued for another dropzone');
+      const scope = Array.isArray(payload.scope) ? (payload.scope.filter((s) => typeof s === 'string') as PageCapability[]) : [];
+      return { code, scope, expiresAt: (payload.exp as number) * 1000 };
+    },
+  };
+}

@@ -1,0 +1,343 @@
+import { createHash } from 'node:crypto';
+import type { Context, Hono } from 'hono';
+import { AppError } from '../../core/errors.js';
+import { type PageCapability, createPageTokens, pageCapabilities } from '../../core/page-tokens.js';
+import { type Principal, filePermissions } from '../../core/permissions.js';
+import type { DropzoneRow, FileRow } from '../../db/repositories.js';
+import { readAsset } from '../../runtime/assets.js';
+import type { ApiContext } from '../context.js';
+import { ok } from '../presenters.js';
+import { type AppEnv, defineRoute, mountRoutes } from '../route.js';
+import { uploadRequestBody } from '../schemas.js';
+
+/**
+ * The public dropzone page and its private API.
+ *
+ * HTML (never JSON):
+ * - `GET /d/:code` — the page (`public/page.html` rendered on the server, with `public/page.js` and `public/page.css`).
+ *   Unknown code: friendly 404 page; expired dropzone: friendly 410 page.
+ * - `GET /assets/<file>` — static files of `public/` (embedded in the executable), read through `readAsset`.
+ *
+ * Page API (JSON, `{status:"success", data}` / `{status:"error", message}`), authenticated with the page token
+ * embedded in the page, sent as `Authorization: Bearer <token>`; the token is bound to `:code` (see core/page-tokens.ts):
+ * - `GET    /d/:code/api/summary` — name, maxSize, usedSpace, maxFileSize, deleteTime, serverTime, permissions.
+ * - `POST   /d/:code/api/uploads` `{name, type, size}` — reserve space, get `{fileId, signedUrl, method, headers, expiresAt}`.
+ * - `POST   /d/:code/api/uploads/:fileId/confirm` — confirm after the PUT.
+ * - `DELETE /d/:code/api/uploads/:fileId` — cancel a pending upload of this dropzone (releases its space).
+ * - `GET    /d/:code/api/files` — uploaded files; only when `anyone` holds `dropzone.list`. Each carries a
+ *   `downloadUrl` (the public `/cdn/:fileId/download`, same rule) when `anyone` may download it.
+ *
+ * The dropzone `_id` never appears in the page or in these answers: under `x-dropzone-id` auth it is a credential.
+ * Paths in the page are relative, so the page also works behind a reverse proxy under a path prefix.
+ */
+export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
+  const tokens = createPageTokens(ctx);
+  const { repo, clock } = ctx;
+
+  // ---- static assets ----------------------------------------------------------------------------------------
+  app.get('/assets/:name{[A-Za-z0-9._-]+}', (c) => {
+    const name = c.req.param('name');
+    const type = CONTENT_TYPES[name.slice(name.lastIndexOf('.') + 1)];
+    const body = type ? readAsset(name) : null;
+    if (!body) return c.json({ status: 'error', message: 'No such asset.' }, 404);
+    const etag = `"${createHash('sha1').update(body).digest('base64url')}"`;
+    const headers = { ETag: etag, 'Cache-Control': 'public, max-age=300', 'X-Content-Type-Options': 'nosniff' };
+    if (c.req.header('if-none-match') === etag) return new Response(null, { status: 304, headers });
+    return new Response(new Uint8Array(body), { status: 200, headers: { ...headers, 'Content-Type': type, 'Content-Length': String(body.length) } });
+  });
+
+  // ---- the page ---------------------------------------------------------------------------------------------
+  app.get('/d/:code', async (c) => {
+    const code = c.req.param('code');
+    const dz = CODE_RE.test(code) ? repo.dropzoneByCode(code) : undefined;
+    if (!dz)
+      return errorPage(c, ctx, 404, 'Dropzone not found', 'There is no dropzone at this address. Check the link you were given; it may have been mistyped or deleted.');
+    const now = clock.now();
+    if (dz.delete_time <= now)
+      return errorPage(c, ctx, 410, 'This dropzone has expired', `It closed on ${new Date(dz.delete_time).toUTCString()}. Ask whoever sent you the link for a new one.`);
+    const scope = pageCapabilities(repo, dz);
+    const { token, expiresAt } = await tokens.mint(dz, scope);
+    const config = {
+      code: dz.code,
+      token,
+      tokenExpiresAt: expiresAt,
+      ...summaryOf(dz, scope, now),
+    };
+    const name = displayName(dz);
+    const html = render(template('page.html'), {
+      title: `${name} · Dropzone`,
+      name,
+      code: dz.code,
+      spaceLeft: formatBytes(Math.max(0, dz.max_size - dz.used_space)),
+      maxSize: formatBytes(dz.max_size),
+      maxFileSize: formatBytes(Math.min(dz.max_file_size, dz.max_size)),
+      timeLeft: formatDuration(dz.delete_time - now),
+      deleteIso: new Date(dz.delete_time).toISOString(),
+      deleteUtc: new Date(dz.delete_time).toUTCString(),
+      // JSON inside <script type="application/json">: escape what could close the element or start a comment.
+      config: { raw: JSON.stringify(config).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026') },
+    });
+    return htmlResponse(c, ctx, 200, html);
+  });
+  // `/d/CODE/` → `../CODE` (relative, so a path prefix survives)
+  app.get('/d/:code/', (c) => new Response(null, { status: 308, headers: { Location: `../${encodeURIComponent(c.req.param('code'))}` } }));
+
+  // ---- the page API -----------------------------------------------------------------------------------------
+  /** Verifies the token for `:code` and loads the dropzone; the effective scope is the token's ∩ today's grants. */
+  const session = async (c: Context<AppEnv>) => {
+    const code = c.req.param('code')!;
+    const auth = c.req.header('authorization');
+    const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth.trim()) : null;
+    const claims = await tokens.verify(m?.[1], code);
+    const dz = repo.dropzoneByCode(code);
+    if (!dz) throw new AppError('DROPZONE_NOT_FOUND');
+    const now = clock.now();
+    const current = new Set(pageCapabilities(repo, dz));
+    const scope = claims.scope.filter((s) => current.has(s));
+    c.header('Cache-Control', 'no-store');
+    return { dz, scope, now };
+  };
+  const need = (scope: PageCapability[], cap: PageCapability) => {
+    if (!scope.includes(cap)) throw new AppError('FORBIDDEN', `This link does not allow ${cap.replace('dropzone.', '')}ing files.`, { permission: cap });
+  };
+  const notExpired = (dz: DropzoneRow, now: number) => {
+    if (dz.delete_time <= now) throw new AppError('DROPZONE_EXPIRED');
+  };
+  /** A pending or uploaded file of this dropzone, or 404 (files of other dropzones stay invisible). */
+  const fileOf = (dz: DropzoneRow, fileId: string): FileRow => {
+    const file = repo.fileById(fileId);
+    if (!file || file.dropzone_id !== dz.id) throw new AppError('FILE_NOT_FOUND');
+    return file;
+  };
+  /**
+   * The principal the page acts as inside core services for files of `dz`: the first-generation dropzone principal,
+   * used only server-side and only after the page route checked its own narrower rule.
+   */
+  const pagePrincipal = (dz: DropzoneRow): Principal => ({ dropzoneId: dz.id });
+  const usedSpace = (dz: DropzoneRow) => repo.dropzoneById(dz.id)?.used_space ?? dz.used_space;
+
+  const base = '/d/:code/api';
+  mountRoutes(app, '', [
+    defineRoute({
+      method: 'get',
+      path: `${base}/summary`,
+      operationId: 'pageSummary',
+      summary: 'Summary of the dropzone for its page',
+      tags: ['page'],
+      security: [],
+      responses: {},
+      handler: async (c) => {
+        const { dz, scope, now } = await session(c);
+        notExpired(dz, now);
+        return c.json(ok(summaryOf(dz, scope, now)));
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${base}/uploads`,
+      operationId: 'pageRequestUpload',
+      summary: 'Reserve space and get a signed upload URL',
+      tags: ['page'],
+      security: [],
+      body: uploadRequestBody,
+      responses: {},
+      handler: async (c, body) => {
+        const { dz, scope } = await session(c);
+        need(scope, 'dropzone.upload');
+        const { file, upload } = await ctx.files.requestUpload({}, dz, body);
+        return c.json(
+          ok({ fileId: file.id, signedUrl: upload.url, method: 'PUT' as const, headers: upload.headers, expiresAt: upload.expiresAt, usedSpace: usedSpace(dz) }),
+        );
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${base}/uploads/:fileId/confirm`,
+      operationId: 'pageConfirmUpload',
+      summary: 'Confirm an upload once its bytes were PUT',
+      tags: ['page'],
+      security: [],
+      responses: {},
+      handler: async (c) => {
+        const { dz, scope } = await session(c);
+        need(scope, 'dropzone.upload');
+        fileOf(dz, c.req.param('fileId')!);
+        const file = await ctx.files.confirm(pagePrincipal(dz), c.req.param('fileId')!);
+        return c.json(ok({ file: presentPageFile(file), usedSpace: usedSpace(dz) }));
+      },
+    }),
+    defineRoute({
+      method: 'delete',
+      path: `${base}/uploads/:fileId`,
+      operationId: 'pageCancelUpload',
+      summary: 'Cancel a pending upload (releases its space); confirmed files cannot be deleted from the page',
+      tags: ['page'],
+      security: [],
+      responses: {},
+      handler: async (c) => {
+        const { dz, scope } = await session(c);
+        need(scope, 'dropzone.upload');
+        const file = fileOf(dz, c.req.param('fileId')!);
+        if (file.status !== 'pending') throw new AppError('FORBIDDEN', 'This file is already uploaded; only pending uploads can be cancelled here.');
+        await ctx.files.remove(pagePrincipal(dz), file.id);
+        return c.json(ok({ cancelled: true, usedSpace: usedSpace(dz) }));
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${base}/files`,
+      operationId: 'pageListFiles',
+      summary: 'Uploaded files (only when anyone holds dropzone.list)',
+      tags: ['page'],
+      security: [],
+      responses: {},
+      handler: async (c) => {
+        const { dz, scope } = await session(c);
+        need(scope, 'dropzone.list');
+        const files = repo
+          .filesOfDropzone(dz.id)
+          .filter((f) => f.status === 'uploaded')
+          .map((f) => ({
+            ...presentPageFile(f),
+            ...(filePermissions(repo, {}, f, dz).has('file.download') ? { downloadUrl: `../cdn/${encodeURIComponent(f.id)}/download` } : {}),
+          }));
+        return c.json(ok(files));
+      },
+    }),
+  ]);
+}
+
+/** Codes are 128-bit base64url (22 characters); anything else cannot exist. */
+const CODE_RE = /^[A-Za-z0-9_-]{16,64}$/;
+
+const CONTENT_TYPES: Record<string, string> = {
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+  svg: 'image/svg+xml',
+  png: 'image/png',
+  ico: 'image/x-icon',
+  txt: 'text/plain; charset=utf-8',
+};
+
+const displayName = (dz: DropzoneRow) => dz.name?.trim() || 'Dropzone';
+
+function summaryOf(dz: DropzoneRow, scope: PageCapability[], now: number) {
+  return {
+    name: displayName(dz),
+    maxSize: dz.max_size,
+    usedSpace: dz.used_space,
+    maxFileSize: Math.min(dz.max_file_size, dz.max_size),
+    deleteTime: dz.delete_time,
+    serverTime: now,
+    permissions: scope,
+  };
+}
+
+/** A file as the page sees it: never the dropzone id. */
+const presentPageFile = (f: FileRow) => ({
+  _id: f.id,
+  name: f.name,
+  size: f.size,
+  type: f.type,
+  createdAt: new Date(f.created_at).toISOString(),
+  status: f.status,
+});
+
+function template(name: string): string {
+  const buf = readAsset(name);
+  if (!buf) throw new Error(`missing page template public/${name}`);
+  return buf.toString('utf8');
+}
+
+/** Replaces `{{key}}` with the HTML-escaped value (or `{raw}` verbatim). Unknown keys become empty. */
+export function render(tpl: string, values: Record<string, string | { raw: string }>): string {
+  return tpl.replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
+    const v = values[k];
+    if (v === undefined) return '';
+    return typeof v === 'string' ? escapeHtml(v) : v.raw;
+  });
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!);
+}
+
+/**
+ * CSP: everything from this server only. `connect-src` also names the origin of a configured public URL and,
+ * for the S3 backend, the bucket's origin, because the browser PUTs the bytes straight to the signed URL.
+ */
+function contentSecurityPolicy(ctx: ApiContext): string {
+  const connect = new Set(["'self'"]);
+  const originOf = (u: string) => {
+    try {
+      return new URL(u).origin;
+    } catch {
+      return undefined;
+    }
+  };
+  const pub = ctx.config.server.publicUrl && originOf(ctx.config.server.publicUrl);
+  if (pub) connect.add(pub);
+  if (ctx.config.storage.backend === 's3') {
+    const s3 = ctx.config.storage.s3;
+    const ep = s3.endpoint && originOf(s3.endpoint);
+    if (ep) {
+      connect.add(ep);
+      if (!s3.forcePathStyle) {
+        const u = new URL(ep);
+        connect.add(`${u.protocol}//${s3.bucket}.${u.host}`);
+      }
+    } else {
+      connect.add(`https://${s3.bucket}.s3.${s3.region}.amazonaws.com`).add(`https://s3.${s3.region}.amazonaws.com`).add(`https://${s3.bucket}.s3.amazonaws.com`);
+    }
+  }
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `connect-src ${[...connect].join(' ')}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+function htmlResponse(c: Context, ctx: ApiContext, status: number, html: string): Response {
+  return c.body(html, status as never, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Security-Policy': contentSecurityPolicy(ctx),
+    'Cache-Control': 'no-store',
+    'Referrer-Policy': 'no-referrer',
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+  });
+}
+
+function errorPage(c: Context, ctx: ApiContext, status: number, title: string, message: string): Response {
+  return htmlResponse(c, ctx, status, render(template('error.html'), { title, message, status: String(status) }));
+}
+
+/** `1.5 MB` (decimal units, like the API's GB). */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = -1;
+  do {
+    v /= 1000;
+    i++;
+  } while (v >= 1000 && i < units.length - 1);
+  return `${v >= 100 ? Math.round(v) : v.toFixed(1).replace(/\.0$/, '')} ${units[i]}`;
+}
+
+/** `12 days`, `5 hours`, `3 minutes`, or `less than a minute`. */
+export function formatDuration(ms: number): string {
+  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+  if (ms <= 0) return 'expired';
+  const min = Math.floor(ms / 60_000);
+  if (min < 1) return 'less than a minute';
+  if (min < 120) return plural(min, 'minute');
+  const h = Math.floor(min / 60);
+  if (h < 48) return plural(h, 'hour');
+  return plural(Math.round(ms / 86_400_000), 'day');
+}
