@@ -344,11 +344,25 @@ describe.skipIf(!HAVE_CHROMIUM)('dropzone page in headless Chromium', () => {
       { name: 'slow.bin', mimeType: 'application/octet-stream', buffer: randomBytes(900_000) },
       { name: 'quick.txt', mimeType: 'text/plain', buffer: Buffer.from('quick') },
     ]);
-    await page.waitForSelector('.item[data-state="uploading"]', { timeout: 10_000 });
+    // cancel mid-flight: some bytes sent, not all (this exercises xhr.abort, not just the queue)
+    const slow = stateOf(page, 'slow.bin');
+    await slow.locator('progress').evaluate(
+      (bar: HTMLProgressElement) =>
+        new Promise<void>((res) => {
+          const check = () => (bar.value > 0 && bar.value < 60 ? res() : setTimeout(check, 20));
+          check();
+        }),
+    );
+    expect(await slow.getAttribute('data-state')).toBe('uploading');
+    await page.waitForFunction(() => /\/s$/.test(document.querySelector('.item[data-state="uploading"] .item-detail')?.textContent ?? ''));
+    expect(await slow.locator('.item-detail').textContent()).toMatch(/^[\d.]+ kB of 900 kB · \d+% · [\d.]+ kB\/s$/);
+    await page.screenshot({ path: join(OUT, 'page-uploading.png') });
     await stateOf(page, 'slow.bin').getByRole('button', { name: 'Cancel upload of slow.bin' }).click();
     await page.waitForFunction(() => document.querySelectorAll('.item[data-state="cancelled"]').length === 1);
     await page.waitForFunction(() => document.querySelectorAll('.item[data-state="done"]').length === 1, undefined, { timeout: 20_000 });
     expect(await stateOf(page, 'quick.txt').getAttribute('data-state')).toBe('done');
+    expect(await slow.locator('.item-detail').textContent()).toMatch(/^Cancelled at \d+(\.\d)? kB of 900 kB$/);
+    expect(await page.evaluate(() => document.activeElement?.id)).toMatch(/^u\d+$/); // focus stays on the item, not lost
     // the pending reservation of the cancelled file is released
     await expect.poll(async () => (await s.api('GET', `/dropzones/${dz._id}`)).body.data.usedSpace, { timeout: 5000 }).toBe(5);
     const files = await s.api('GET', `/dropzones/${dz._id}/files`);
