@@ -90,14 +90,17 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let listenUrl = '';
   const publicUrl = () => (config.server.publicUrl || listenUrl).replace(/\/+$/, '');
   let blobs: BlobStore | undefined;
+  let app: App | undefined;
   try {
-    blobs = await createBlobStore(config, db, clock, publicUrl);
+    // signed URLs follow the host the client used (app.ctx.publicUrl) when no public URL is configured
+    blobs = await createBlobStore(config, db, clock, () => (app ? app.ctx.publicUrl() : publicUrl()));
     await blobs.check();
-    const app = createApp({ config, db, blobs, clock, log, publicUrl });
-    const { admin, generatedSecret } = app.ctx.keys.ensureAdmin();
+    const created = createApp({ config, db, blobs, clock, log, publicUrl });
+    app = created;
+    const { admin, generatedSecret } = created.ctx.keys.ensureAdmin();
     void admin;
 
-    const server = createAdaptorServer({ fetch: app.hono.fetch });
+    const server = createAdaptorServer({ fetch: created.hono.fetch });
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
       server.listen(config.server.port, config.server.host, () => {
@@ -108,7 +111,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const addr = server.address() as AddressInfo;
     const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
     listenUrl = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
-    app.ctx.sweeper.start();
+    created.ctx.sweeper.start();
 
     let closing: Promise<void> | undefined;
     const store = blobs;
@@ -116,7 +119,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       url: listenUrl,
       adminKey: generatedSecret ?? (config.security.adminKey || undefined),
       adminKeyGenerated: generatedSecret !== undefined,
-      app,
+      app: created,
       clock,
       close() {
         closing ??= (async () => {
@@ -128,7 +131,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             if ('closeAllConnections' in server) server.closeAllConnections();
             await closed;
           }
-          await app.ctx.sweeper.stop();
+          await created.ctx.sweeper.stop();
           await store.close();
           db.close();
         })();
