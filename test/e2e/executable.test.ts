@@ -113,6 +113,16 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
     // With an addon built against Node >= 24.19 headers this aborted the process (nodejs/node#65446).
     for (let i = 0; i < 300; i++) expect((await api(s.url, 'GET', `/files/${a.fileId}`, { key: s.adminKey })).status).toBe(200);
     await new Promise((r) => setTimeout(r, 1500));
+    // The dropzone page and its static files come out of the executable itself (SEA assets), not a public/ folder.
+    const dz = (await api(s.url, 'GET', `/dropzones/${a.dropzoneId}`, { key: s.adminKey })).body.data;
+    const page = await fetch(dz.uploadUrl);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('../assets/page.js');
+    for (const asset of ['page.js', 'page.css']) {
+      const res = await fetch(`${s.url}/assets/${asset}`);
+      expect(res.status, asset).toBe(200);
+      expect((await res.text()).length, asset).toBeGreaterThan(100);
+    }
     const openapi = await fetch(`${s.url}/api/v1/openapi.json`);
     expect(openapi.status).toBe(200);
     expect((await openapi.json()).openapi).toMatch(/^3\./);
