@@ -32,9 +32,16 @@ export function createDropzoneService(deps: CoreDeps) {
       return dz;
     },
 
-    /** Dropzones the key owns or holds a grant on. */
-    listFor(key: ApiKeyRow): DropzoneRow[] {
-      return key.is_admin ? repo.allDropzones() : repo.dropzonesForKey(key.id, key.public_id);
+    /**
+     * Dropzones the key owns or holds a grant on — for the admin key too, like any caller. With `all`, every dropzone
+     * on the server (admin key only; FORBIDDEN otherwise).
+     */
+    listFor(key: ApiKeyRow, all = false): DropzoneRow[] {
+      if (all) {
+        if (!key.is_admin) throw new AppError('FORBIDDEN', 'Only the admin key can list every dropzone (all=true).');
+        return repo.allDropzones();
+      }
+      return repo.dropzonesForKey(key.id, key.public_id);
     },
 
     /**

@@ -250,6 +250,12 @@ describeEachBackend('permission matrix', (b: BackendContext) => {
     expect((await ids(w.grantee.secret)).sort()).toEqual([own2._id, w.dzId].sort());
     expect(await ids(w.other.secret)).toEqual([]);
     expect(await ids(w.owner.secret)).toEqual([w.dzId]);
+    // the admin key lists its own dropzones like anyone else; every dropzone only on request, and only for the admin
+    expect(await ids(t.adminKey)).not.toContain(w.dzId);
+    const all = await t.req('GET', '/dropzones?all=true', { key: t.adminKey });
+    expect(all.body.data.map((d: any) => d._id)).toEqual(expect.arrayContaining([w.dzId, own2._id]));
+    expect((await t.req('GET', '/dropzones?all=true', { key: w.owner.secret })).status).toBe(403);
+    expect((await t.req('GET', '/dropzones?all=yes', { key: t.adminKey })).status).toBe(400);
   });
 
   it('DELETE /dropzones/:id is for owners only and removes the blobs', async () => {

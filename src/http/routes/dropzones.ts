@@ -97,11 +97,15 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       method: 'get',
       path: '/dropzones',
       operationId: 'listDropzones',
-      summary: "The caller's dropzones (owned or shared with the key)",
+      summary: "The caller's dropzones (owned or shared with the key); `?all=true` lists every dropzone (admin key only)",
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'Dropzones', schema: envelope(z.array(dropzoneSchema)) }, 401: errorResponse('Missing or invalid credentials') },
-      handler: (c) => c.json(ok(ctx.dropzones.listFor(requireKey(c.var.principal)).map(present))),
+      handler: (c) => {
+        const all = c.req.query('all');
+        if (all !== undefined && all !== 'true' && all !== 'false') throw new AppError('VALIDATION', 'Invalid query: "all" must be true or false', { field: 'all' });
+        return c.json(ok(ctx.dropzones.listFor(requireKey(c.var.principal), all === 'true').map(present)));
+      },
     }),
     defineRoute({
       method: 'get',
