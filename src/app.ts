@@ -119,7 +119,8 @@ export function createApp(deps: AppDeps): App {
       routes: [groups[0]],
       components: { Dropzone: dropzoneSchema, FileItem: fileItemSchema, ApiKey: apiKeySchema, Error: errorSchema },
     });
-    return c.json(openapi);
+    // built once; only the server URL follows the host the client used
+    return c.json({ ...openapi, servers: [{ url: ctx.publicUrl() + API_BASE }] });
   });
   for (const g of groups) mountRoutes(app, g.base, g.defs);
 
