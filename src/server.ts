@@ -7,7 +7,7 @@ import type { BlobStore } from './blobs/blob-store.js';
 import { createLocalBlobStore } from './blobs/local-store.js';
 import type { Config } from './config/schema.js';
 import { type AdjustableClock, systemClock } from './core/clock.js';
-import { randomId } from './core/ids.js';
+import { signingSecret } from './core/signing-secret.js';
 import { type Db, openDatabase } from './db/database.js';
 import { createRepositories } from './db/repositories.js';
 import { type Logger, createLogger } from './log/logger.js';
@@ -45,18 +45,6 @@ export function openDataDir(config: Config): Db {
   return openDatabase(join(dir, 'dropzone.db'), { nativeBinding: loadSqliteBinding() });
 }
 
-/** The HMAC secret for signed URLs: configured, or generated once and kept in the database. */
-export function signingSecret(config: Config, db: Db): string {
-  if (config.security.signingSecret) return config.security.signingSecret;
-  const repo = createRepositories(db);
-  let secret = repo.getSetting('signing_secret');
-  if (!secret) {
-    secret = randomId(32);
-    repo.setSetting('signing_secret', secret);
-  }
-  return secret;
-}
-
 /** Builds the configured blob store (not yet checked). The S3 client is loaded only when the S3 backend is used. */
 export async function createBlobStore(config: Config, db: Db, clock: AdjustableClock, baseUrl: () => string): Promise<BlobStore> {
   if (config.storage.backend === 's3') {
@@ -75,7 +63,7 @@ export async function createBlobStore(config: Config, db: Db, clock: AdjustableC
       clock,
     });
   }
-  return createLocalBlobStore({ root: join(resolve(config.dataDir), 'blobs'), secret: signingSecret(config, db), baseUrl, clock });
+  return createLocalBlobStore({ root: join(resolve(config.dataDir), 'blobs'), secret: signingSecret(config, createRepositories(db)), baseUrl, clock });
 }
 
 /**

@@ -4,8 +4,9 @@ import type { Config } from '../config/schema.js';
 import type { DropzoneRow, Repositories } from '../db/repositories.js';
 import type { Clock } from './clock.js';
 import { AppError } from './errors.js';
-import { randomId } from './ids.js';
 import type { DropzonePermission } from './permissions.js';
+import { randomId } from './ids.js';
+import { signingSecret } from './signing-secret.js';
 
 /**
  * Page tokens: what the public dropzone page (`/d/<code>`) uses instead of the credential-bearing dropzone `_id`.
@@ -59,24 +60,10 @@ export interface PageTokens {
   verify(token: string | undefined, code: string): Promise<PageTokenClaims>;
 }
 
-/**
- * The server's signing secret: configured, or the one persisted in the database (the same rule and setting as
- * `signingSecret()` in server.ts, repeated here so the HTTP layer does not import the server module).
- */
-function signingSecretOf(config: Config, repo: Repositories): string {
-  if (config.security.signingSecret) return config.security.signingSecret;
-  let secret = repo.getSetting('signing_secret');
-  if (!secret) {
-    secret = randomId(32);
-    repo.setSetting('signing_secret', secret);
-  }
-  return secret;
-}
-
 /** Builds the page-token service; the key is derived lazily on first use. */
 export function createPageTokens(deps: { config: Config; repo: Repositories; clock: Clock }): PageTokens {
   let key: Uint8Array | undefined;
-  const keyOf = () => (key ??= new Uint8Array(createHmac('sha256', signingSecretOf(deps.config, deps.repo)).update(KEY_LABEL).digest()));
+  const keyOf = () => (key ??= new Uint8Array(createHmac('sha256', signingSecret(deps.config, deps.repo)).update(KEY_LABEL).digest()));
   const invalid = (why: string) => new AppError('UNAUTHENTICATED', `Invalid page token (${why}); reload the page.`);
 
   return {
