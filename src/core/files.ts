@@ -6,6 +6,9 @@ import { AppError } from './errors.js';
 import { newBlobKey, newFileId } from './ids.js';
 import { type FilePermission, type Principal, filePermissions, requirePermission } from './permissions.js';
 
+/** Longest lifetime of an S3 upload URL that cannot be made conditional (`storage.s3.conditionalWrites = false`). */
+export const UNCONDITIONAL_URL_TTL_SECONDS = 900;
+
 /** What a client declares before uploading. */
 export interface UploadRequestInput {
   name: string;
@@ -86,7 +89,12 @@ export function createFileService(deps: CoreDeps) {
           key: file.blob_key,
           size: file.size,
           contentType: file.type || undefined,
-          expiresInSeconds: Math.min(config.uploads.urlTtlSeconds, config.uploads.pendingTtlSeconds),
+          expiresInSeconds: Math.min(
+            config.uploads.urlTtlSeconds,
+            config.uploads.pendingTtlSeconds,
+            // without If-None-Match a URL could replace the object after confirm: keep such URLs short-lived
+            config.storage.backend === 's3' && !config.storage.s3.conditionalWrites ? UNCONDITIONAL_URL_TTL_SECONDS : Infinity,
+          ),
         });
         return { file, upload };
       } catch (err) {
