@@ -105,6 +105,8 @@ export const apiKeySchema = z.object({
 export const envelope = <T extends z.ZodType>(data: T) => z.object({ status: z.literal('success'), data });
 /** Error body. */
 export const errorSchema = z.object({ status: z.literal('error'), message: z.string(), data: z.record(z.string(), z.unknown()).optional() });
+/** `{status:"success", message}` — answers that carry no data (deletions). */
+export const successMessageSchema = z.object({ status: z.literal('success'), message: z.string() });
 /** A documented error response with the standard error body. */
 export const errorResponse = (description: string) => ({ description, schema: errorSchema });
 /** A permission list for one resource. */

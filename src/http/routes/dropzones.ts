@@ -12,6 +12,7 @@ import {
   dropzoneSchema,
   envelope,
   errorResponse,
+  successMessageSchema,
   fileItemSchema,
   updateDropzoneBody,
   uploadRequestBody,
@@ -126,7 +127,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'Delete a dropzone with all its files and blobs (dropzone.own)',
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
-      responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 403: errorResponse('Not the owner'), 404: errorResponse('Not found') },
+      responses: { 200: { description: 'Deleted', schema: successMessageSchema }, 403: errorResponse('Not the owner'), 404: errorResponse('Not found') },
       handler: async (c) => {
         requireKey(c.var.principal);
         await ctx.dropzones.remove(c.var.principal, c.req.param('id')!);

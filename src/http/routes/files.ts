@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ApiContext } from '../context.js';
 import { okBoth, presentFile } from '../presenters.js';
 import { type RouteDef, defineRoute } from '../route.js';
-import { errorResponse, fileItemSchema } from '../schemas.js';
+import { errorResponse, fileItemSchema, successMessageSchema } from '../schemas.js';
 import { sendFile } from '../send-file.js';
 import { canSeeDropzone } from './dropzones.js';
 
@@ -54,7 +54,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'Delete a file (file.delete); releases its space',
       tags: ['files'],
       security: [...security],
-      responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 404: errorResponse('Not found') },
+      responses: { 200: { description: 'Deleted', schema: successMessageSchema }, 404: errorResponse('Not found') },
       handler: async (c) => {
         await ctx.files.remove(c.var.principal, c.req.param('fileId')!);
         return c.json({ status: 'success', message: 'File deleted successfully.' });
