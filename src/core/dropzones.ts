@@ -3,7 +3,7 @@ import { chargeKey } from './api-keys.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
 import { newDropzoneCode, newDropzoneId } from './ids.js';
-import { type Principal, dropzonePermissions, requirePermission } from './permissions.js';
+import { type Principal, dropzonePermissions, invisible, requirePermission } from './permissions.js';
 import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
@@ -24,10 +24,7 @@ export function createDropzoneService(deps: CoreDeps) {
     /** Loads a dropzone and checks `permission` for `p`; invisible ones are 404 (401 without credentials). */
     get(p: Principal, id: string, permission: string): DropzoneRow {
       const dz = repo.dropzoneById(id);
-      if (!dz) {
-        if (!p.key && !p.dropzoneId) throw new AppError('UNAUTHENTICATED', 'Missing credentials: send x-api-key or Authorization: Bearer.');
-        throw notFound();
-      }
+      if (!dz) throw invisible(p, notFound());
       requirePermission(p, dropzonePermissions(repo, p, dz), permission, notFound());
       return dz;
     },

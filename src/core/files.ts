@@ -4,7 +4,7 @@ import type { CoreDeps } from './deps.js';
 import { flushBlobDeletions } from './dropzones.js';
 import { AppError } from './errors.js';
 import { newBlobKey, newFileId } from './ids.js';
-import { type FilePermission, type Principal, filePermissions, requirePermission } from './permissions.js';
+import { type FilePermission, type Principal, filePermissions, invisible, requirePermission } from './permissions.js';
 
 /** Longest lifetime of an S3 upload URL that cannot be made conditional (`storage.s3.conditionalWrites = false`). */
 export const UNCONDITIONAL_URL_TTL_SECONDS = 900;
@@ -39,10 +39,7 @@ export function createFileService(deps: CoreDeps) {
     get(p: Principal, fileId: string, permission: FilePermission): { file: FileRow; dz: DropzoneRow } {
       const file = repo.fileById(fileId);
       const dz = file && repo.dropzoneById(file.dropzone_id);
-      if (!file || !dz) {
-        if (!p.key && !p.dropzoneId) throw new AppError('UNAUTHENTICATED', 'Missing credentials: send x-api-key or Authorization: Bearer.');
-        throw notFound();
-      }
+      if (!file || !dz) throw invisible(p, notFound());
       requirePermission(p, filePermissions(repo, p, file, dz), permission, notFound());
       return { file, dz };
     },

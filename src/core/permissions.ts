@@ -91,11 +91,16 @@ export function filePermissions(repo: Repositories, p: Principal, file: FileRow,
  */
 export function requirePermission(p: Principal, held: Set<string>, needed: string, notFound: AppError): void {
   if (held.has(needed)) return;
-  if (held.size === 0) {
-    if (isAnonymous(p)) throw new AppError('UNAUTHENTICATED', 'Missing credentials: send x-api-key or Authorization: Bearer.');
-    throw notFound;
-  }
+  if (held.size === 0) throw invisible(p, notFound);
   throw new AppError('FORBIDDEN', `Missing permission ${needed}.`, { permission: needed });
+}
+
+/**
+ * The error for a resource `p` may not see (or that does not exist — the two must look the same):
+ * 401 for a caller without credentials, `notFound` otherwise.
+ */
+export function invisible(p: Principal, notFound: AppError): AppError {
+  return isAnonymous(p) ? new AppError('UNAUTHENTICATED', 'Missing credentials: send x-api-key or Authorization: Bearer.') : notFound;
 }
 
 /** Throws UNKNOWN_PERMISSION (400) naming the first name not valid for `kind`. */

@@ -7,6 +7,7 @@ import {
   type Principal,
   dropzonePermissions,
   filePermissions,
+  invisible,
   requirePermission,
   validatePermissionNames,
 } from '../../core/permissions.js';
@@ -29,15 +30,12 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
   const load = (type: ResourceType, p: Principal, id: string) => {
     if (type === 'dropzone') {
       const dz = repo.dropzoneById(id);
-      if (!dz) throw p.key || p.dropzoneId ? new AppError('DROPZONE_NOT_FOUND') : new AppError('UNAUTHENTICATED', 'Missing credentials.');
+      if (!dz) throw invisible(p, new AppError('DROPZONE_NOT_FOUND'));
       return { held: dropzonePermissions(repo, p, dz) as Set<string>, own: 'dropzone.own', grant: 'dropzone.grant', notFound: new AppError('DROPZONE_NOT_FOUND') };
     }
-    const { file, dz } = (() => {
-      const file = repo.fileById(id);
-      const dz = file && repo.dropzoneById(file.dropzone_id);
-      if (!file || !dz) throw p.key || p.dropzoneId ? new AppError('FILE_NOT_FOUND') : new AppError('UNAUTHENTICATED', 'Missing credentials.');
-      return { file, dz };
-    })();
+    const file = repo.fileById(id);
+    const dz = file && repo.dropzoneById(file.dropzone_id);
+    if (!file || !dz) throw invisible(p, new AppError('FILE_NOT_FOUND'));
     return { held: filePermissions(repo, p, file, dz) as Set<string>, own: 'file.own', grant: 'file.grant', notFound: new AppError('FILE_NOT_FOUND') };
   };
 
@@ -96,7 +94,7 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
           const p = c.var.principal;
           const id = c.req.param(idParam)!;
           const r = load(type, p, id);
-          if (r.held.size === 0) throw p.key || p.dropzoneId ? r.notFound : new AppError('UNAUTHENTICATED', 'Missing credentials.');
+          if (r.held.size === 0) throw invisible(p, r.notFound);
           const canGrant = r.held.has(r.grant);
           const who = c.req.query('publicId');
           if (who !== undefined) {
