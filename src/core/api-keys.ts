@@ -2,7 +2,7 @@ import type { ApiKeyRow } from '../db/repositories.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
 import { hashSecret, newApiKeySecret, newPublicId } from './ids.js';
-import { KEY_PERMISSIONS, keyPermissions } from './permissions.js';
+import { KEY_PERMISSIONS, keyPermissions, validatePermissionNames } from './permissions.js';
 import { fromGbMonths, toGbMonths } from './quota.js';
 
 /** What `POST /apikeys` accepts. */
@@ -16,13 +16,6 @@ export interface CreateKeyInput {
 /** API keys: admin bootstrap, authentication, creation, GB-month transfers, revocation. */
 export function createApiKeyService({ repo, clock, config }: CoreDeps) {
   const db = repo.db;
-
-  /** Validates key-level permission names; throws UNKNOWN_PERMISSION. */
-  const checkKeyPerms = (names: string[]) => {
-    for (const n of names)
-      if (!(KEY_PERMISSIONS as readonly string[]).includes(n))
-        throw new AppError('UNKNOWN_PERMISSION', `Unknown API key permission "${n}". Valid: ${KEY_PERMISSIONS.join(', ')}.`, { permission: n });
-  };
 
   const insert = (name: string, secret: string, balanceMicro: number | null, perms: string[], isAdmin: boolean, createdBy: number | null) => {
     const row = {
@@ -72,7 +65,7 @@ export function createApiKeyService({ repo, clock, config }: CoreDeps) {
      */
     create(creator: ApiKeyRow | undefined, input: CreateKeyInput): { row: ApiKeyRow; secret: string } {
       const perms = [...new Set(input.permissions ?? [])];
-      checkKeyPerms(perms);
+      validatePermissionNames('apikey', perms);
       const creatorPerms = creator ? keyPermissions(creator) : new Set(KEY_PERMISSIONS);
       if (creator && !creatorPerms.has('apikey.create')) throw new AppError('FORBIDDEN', 'Missing permission apikey.create.', { permission: 'apikey.create' });
       for (const p of perms) if (!creatorPerms.has(p)) throw new AppError('FORBIDDEN', `Cannot grant ${p}: the creating key does not hold it.`, { permission: p });

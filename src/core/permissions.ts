@@ -103,11 +103,14 @@ export function invisible(p: Principal, notFound: AppError): AppError {
   return isAnonymous(p) ? new AppError('UNAUTHENTICATED', 'Missing credentials: send x-api-key or Authorization: Bearer.') : notFound;
 }
 
+const VALID_NAMES = { dropzone: DROPZONE_PERMISSIONS, file: FILE_PERMISSIONS, apikey: KEY_PERMISSIONS } as const;
+const KIND_LABEL = { dropzone: 'dropzone', file: 'file', apikey: 'API key' } as const;
+
 /** Throws UNKNOWN_PERMISSION (400) naming the first name not valid for `kind`. */
-export function validatePermissionNames(kind: 'dropzone' | 'file', names: string[]): void {
-  const valid: readonly string[] = kind === 'dropzone' ? DROPZONE_PERMISSIONS : FILE_PERMISSIONS;
+export function validatePermissionNames(kind: 'dropzone' | 'file' | 'apikey', names: string[]): void {
+  const valid: readonly string[] = VALID_NAMES[kind];
   for (const n of names) {
     if (!valid.includes(n))
-      throw new AppError('UNKNOWN_PERMISSION', `Unknown ${kind} permission "${n}". Valid: ${valid.join(', ')}.`, { permission: n, valid });
+      throw new AppError('UNKNOWN_PERMISSION', `Unknown ${KIND_LABEL[kind]} permission "${n}". Valid: ${valid.join(', ')}.`, { permission: n, valid });
   }
 }
