@@ -33,17 +33,36 @@ import { uploadRequestBody } from '../schemas.js';
 export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
   const tokens = createPageTokens(ctx);
   const { repo, clock } = ctx;
+  // Embedded files and the configuration never change while the process runs: read, hash and build them once,
+  // not on every request (in the executable each readAsset call copies the asset).
+  const csp = contentSecurityPolicy(ctx);
+  const templates = new Map<string, string>();
+  const templateOf = (name: string) => {
+    let t = templates.get(name);
+    if (t === undefined) templates.set(name, (t = template(name)));
+    return t;
+  };
+  const assets = new Map<string, { body: Uint8Array<ArrayBuffer>; etag: string } | null>();
+  const assetOf = (name: string) => {
+    if (!assets.has(name)) {
+      const buf = readAsset(name);
+      assets.set(name, buf && { body: new Uint8Array(buf), etag: `"${createHash('sha1').update(buf).digest('base64url')}"` });
+    }
+    return assets.get(name)!;
+  };
+  const html = (c: Context, status: number, body: string) => htmlResponse(c, csp, status, body);
+  const errorPage = (c: Context, status: number, title: string, message: string) =>
+    html(c, status, render(templateOf('error.html'), { title, message, status: String(status) }));
 
   // ---- static assets ----------------------------------------------------------------------------------------
   app.get('/assets/:name{[A-Za-z0-9._-]+}', (c) => {
     const name = c.req.param('name');
     const type = CONTENT_TYPES[name.slice(name.lastIndexOf('.') + 1)];
-    const body = type ? readAsset(name) : null;
-    if (!body) return c.json({ status: 'error', message: 'No such asset.' }, 404);
-    const etag = `"${createHash('sha1').update(body).digest('base64url')}"`;
-    const headers = { ETag: etag, 'Cache-Control': 'public, max-age=300', 'X-Content-Type-Options': 'nosniff' };
-    if (c.req.header('if-none-match') === etag) return new Response(null, { status: 304, headers });
-    return new Response(new Uint8Array(body), { status: 200, headers: { ...headers, 'Content-Type': type, 'Content-Length': String(body.length) } });
+    const asset = type ? assetOf(name) : null;
+    if (!asset) return c.json({ status: 'error', message: 'No such asset.' }, 404);
+    const headers = { ETag: asset.etag, 'Cache-Control': 'public, max-age=300', 'X-Content-Type-Options': 'nosniff' };
+    if (c.req.header('if-none-match') === asset.etag) return new Response(null, { status: 304, headers });
+    return new Response(asset.body, { status: 200, headers: { ...headers, 'Content-Type': type, 'Content-Length': String(asset.body.length) } });
   });
 
   // ---- the page ---------------------------------------------------------------------------------------------
@@ -51,10 +70,10 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
     const code = c.req.param('code');
     const dz = CODE_RE.test(code) ? repo.dropzoneByCode(code) : undefined;
     if (!dz)
-      return errorPage(c, ctx, 404, 'Dropzone not found', 'There is no dropzone at this address. Check the link you were given; it may have been mistyped or deleted.');
+      return errorPage(c, 404, 'Dropzone not found', 'There is no dropzone at this address. Check the link you were given; it may have been mistyped or deleted.');
     const now = clock.now();
     if (dz.delete_time <= now)
-      return errorPage(c, ctx, 410, 'This dropzone has expired', `It closed on ${new Date(dz.delete_time).toUTCString()}. Ask whoever sent you the link for a new one.`);
+      return errorPage(c, 410, 'This dropzone has expired', `It closed on ${new Date(dz.delete_time).toUTCString()}. Ask whoever sent you the link for a new one.`);
     const scope = pageCapabilities(repo, dz);
     const { token, expiresAt } = await tokens.mint(dz, scope);
     const config = {
@@ -64,7 +83,7 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
       ...summaryOf(dz, scope, now),
     };
     const name = displayName(dz);
-    const html = render(template('page.html'), {
+    const page = render(templateOf('page.html'), {
       title: `${name} · Dropzone`,
       name,
       code: dz.code,
@@ -77,7 +96,7 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
       // JSON inside <script type="application/json">: escape what could close the element or start a comment.
       config: { raw: JSON.stringify(config).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026') },
     });
-    return htmlResponse(c, ctx, 200, html);
+    return html(c, 200, page);
   });
   // `/d/CODE/` → `../CODE` (relative, so a path prefix survives)
   app.get('/d/:code/', (c) => new Response(null, { status: 308, headers: { Location: `../${encodeURIComponent(c.req.param('code'))}` } }));
@@ -302,10 +321,10 @@ function contentSecurityPolicy(ctx: ApiContext): string {
   ].join('; ');
 }
 
-function htmlResponse(c: Context, ctx: ApiContext, status: number, html: string): Response {
+function htmlResponse(c: Context, csp: string, status: number, html: string): Response {
   return c.body(html, status as never, {
     'Content-Type': 'text/html; charset=utf-8',
-    'Content-Security-Policy': contentSecurityPolicy(ctx),
+    'Content-Security-Policy': csp,
     'Cache-Control': 'no-store',
     'Referrer-Policy': 'no-referrer',
     'X-Content-Type-Options': 'nosniff',
@@ -313,9 +332,6 @@ function htmlResponse(c: Context, ctx: ApiContext, status: number, html: string)
   });
 }
 
-function errorPage(c: Context, ctx: ApiContext, status: number, title: string, message: string): Response {
-  return htmlResponse(c, ctx, status, render(template('error.html'), { title, message, status: String(status) }));
-}
 
 /** `1.5 MB` (decimal units, like the API's GB). */
 export function formatBytes(n: number): string {
