@@ -3,7 +3,6 @@
  * the single HTTP error handler renders it as `{status:"error", message, data?}` with its HTTP status.
  */
 export const ERRORS = {
-  BAD_REQUEST: { status: 400, message: 'Bad request.' },
   INVALID_JSON: { status: 400, message: 'Request body is not valid JSON.' },
   VALIDATION: { status: 400, message: 'Request is invalid.' },
   UNKNOWN_PERMISSION: { status: 400, message: 'Unknown permission.' },
@@ -12,7 +11,6 @@ export const ERRORS = {
   UNAUTHENTICATED: { status: 401, message: 'Missing or invalid credentials.' },
   INSUFFICIENT_GB_MONTHS: { status: 402, message: 'Not enough GB-months.' },
   FORBIDDEN: { status: 403, message: 'You do not have permission to do this.' },
-  NOT_FOUND: { status: 404, message: 'Not found.' },
   DROPZONE_NOT_FOUND: { status: 404, message: 'Dropzone not found.' },
   FILE_NOT_FOUND: { status: 404, message: 'File not found.' },
   APIKEY_NOT_FOUND: { status: 404, message: 'API key not found.' },
@@ -24,10 +22,7 @@ export const ERRORS = {
   FILE_TOO_LARGE: { status: 413, message: 'The file is larger than allowed.' },
   DROPZONE_FULL: { status: 413, message: 'Not enough space left in the dropzone.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large.' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json.' },
-  RANGE_NOT_SATISFIABLE: { status: 416, message: 'Range not satisfiable.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
-  STORAGE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code from {@link ERRORS}. */

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { AppError } from '../core/errors.js';
+import { AppError, ERRORS } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
 
 /**
@@ -17,7 +17,7 @@ export function errorHandler(log: Logger) {
       return c.json({ status: 'error', message: err.message || 'Request failed.' }, status);
     }
     log.error('unhandled error', { err, method: c.req.method, route: c.req.routePath, requestId: c.get('requestId' as never) });
-    return c.json({ status: 'error', message: 'Internal server error.' }, 500);
+    return c.json({ status: 'error', message: ERRORS.INTERNAL.message }, 500);
   };
 }
 
