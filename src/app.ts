@@ -10,6 +10,7 @@ import type { AdjustableClock } from './core/clock.js';
 import type { CoreDeps } from './core/deps.js';
 import { createDropzoneService } from './core/dropzones.js';
 import { createFileService } from './core/files.js';
+import { createGrantService } from './core/grants.js';
 import { createSweeper } from './core/sweeper.js';
 import type { Db } from './db/database.js';
 import { createRepositories } from './db/repositories.js';
@@ -60,11 +61,13 @@ export function createApp(deps: AppDeps): App {
   const publicUrl = () => config.server.publicUrl.replace(/\/+$/, '') || origins.getStore() || deps.publicUrl();
   const dropzones = createDropzoneService(core);
   const files = createFileService(core);
+  const keys = createApiKeyService(core);
   const ctx: ApiContext = {
     ...core,
-    keys: createApiKeyService(core),
+    keys,
     dropzones,
     files,
+    grants: createGrantService(core, keys),
     sweeper: createSweeper(core, { dropzones, files }),
     publicUrl,
   };

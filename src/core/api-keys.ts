@@ -1,7 +1,8 @@
 import type { ApiKeyRow } from '../db/repositories.js';
 import type { CoreDeps } from './deps.js';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { AppError } from './errors.js';
-import { hashSecret, newApiKeySecret, newPublicId } from './ids.js';
+import { hashSecret, newApiKeySecret, newPublicId, randomId } from './ids.js';
 import { KEY_PERMISSIONS, keyPermissions, validatePermissionNames } from './permissions.js';
 import { fromGbMonths, toGbMonths } from './quota.js';
 
@@ -13,14 +14,25 @@ export interface CreateKeyInput {
   gbMonths?: number;
 }
 
+/**
+ * Marks the admin row's `secret_hash` while the admin secret comes from configuration (`security.adminKey`): an
+ * operator-chosen secret may be weak, so no hash of it is ever stored — a leaked database gives nothing to crack offline.
+ * The configured secret is compared in memory; the stored value (marker + random) matches no secret.
+ */
+const CONFIGURED_MARKER = 'configured:';
+
 /** API keys: admin bootstrap, authentication, creation, GB-month transfers, revocation. */
 export function createApiKeyService({ repo, clock, config }: CoreDeps) {
   const db = repo.db;
+  const configuredDigest = config.security.adminKey ? createHash('sha256').update(config.security.adminKey, 'utf8').digest() : undefined;
+  /** True when `secret` is the configured admin secret (constant time). */
+  const isConfiguredAdmin = (secret: string) =>
+    configuredDigest !== undefined && timingSafeEqual(createHash('sha256').update(secret, 'utf8').digest(), configuredDigest);
 
-  const insert = (name: string, secret: string, balanceMicro: number | null, perms: string[], isAdmin: boolean, createdBy: number | null) => {
+  const insert = (name: string, secretHash: string, balanceMicro: number | null, perms: string[], isAdmin: boolean, createdBy: number | null) => {
     const row = {
       public_id: newPublicId(),
-      secret_hash: hashSecret(secret),
+      secret_hash: secretHash,
       name,
       balance_micro: balanceMicro,
       permissions: JSON.stringify(perms),
@@ -34,29 +46,37 @@ export function createApiKeyService({ repo, clock, config }: CoreDeps) {
 
   return {
     /**
-     * Makes sure an admin key exists. With `security.adminKey` configured, that secret becomes the admin key's secret.
-     * Returns the admin row and, only when a secret was generated just now, that secret (to print once).
+     * Makes sure an admin key exists. With `security.adminKey` configured, that secret is the admin key's secret; it is
+     * checked in memory and nothing derived from it is stored. When a configured secret is dropped from the
+     * configuration, a new secret is generated. Returns the admin row and, only when a secret was generated just now,
+     * that secret (to print once).
      */
     ensureAdmin(): { admin: ApiKeyRow; generatedSecret?: string } {
       return db.transaction(() => {
         const configured = config.security.adminKey;
         const balance = config.security.adminGbMonths === null ? null : fromGbMonths(config.security.adminGbMonths);
+        const marker = () => CONFIGURED_MARKER + randomId(24);
         let admin = repo.adminKey();
+        let generatedSecret: string | undefined;
         if (admin) {
-          if (configured && admin.secret_hash !== hashSecret(configured)) repo.setKeySecret(admin.id, hashSecret(configured));
+          const wasConfigured = admin.secret_hash.startsWith(CONFIGURED_MARKER);
+          if (configured && !wasConfigured) repo.setKeySecret(admin.id, marker());
+          if (!configured && wasConfigured) repo.setKeySecret(admin.id, hashSecret((generatedSecret = newApiKeySecret())));
           if (config.security.adminGbMonths !== null && admin.balance_micro === null) repo.setKeyBalance(admin.id, balance);
           if (config.security.adminGbMonths === null && admin.balance_micro !== null) repo.setKeyBalance(admin.id, null);
-          return { admin: repo.keyById(admin.id)! };
+          return { admin: repo.keyById(admin.id)!, generatedSecret };
         }
-        const secret = configured || newApiKeySecret();
-        admin = insert('admin', secret, balance, [...KEY_PERMISSIONS], true, null);
-        return { admin, generatedSecret: configured ? undefined : secret };
+        if (!configured) generatedSecret = newApiKeySecret();
+        admin = insert('admin', generatedSecret ? hashSecret(generatedSecret) : marker(), balance, [...KEY_PERMISSIONS], true, null);
+        return { admin, generatedSecret };
       })();
     },
 
-    /** The active key with this secret, or undefined. */
+    /** The active key with this secret (the configured admin secret included), or undefined. */
     authenticate(secret: string): ApiKeyRow | undefined {
-      return secret ? repo.keyByHash(hashSecret(secret)) : undefined;
+      if (!secret) return undefined;
+      if (isConfiguredAdmin(secret)) return repo.adminKey();
+      return repo.keyByHash(hashSecret(secret));
     },
 
     /**
@@ -73,7 +93,7 @@ export function createApiKeyService({ repo, clock, config }: CoreDeps) {
       const secret = newApiKeySecret();
       const row = db.transaction(() => {
         if (creator && micro > 0) chargeKey({ repo }, repo.keyById(creator.id)!, micro);
-        return insert(input.name ?? '', secret, micro, perms, false, creator?.id ?? null);
+        return insert(input.name ?? '', hashSecret(secret), micro, perms, false, creator?.id ?? null);
       })();
       return { row, secret };
     },
@@ -87,6 +107,8 @@ export function createApiKeyService({ repo, clock, config }: CoreDeps) {
         const to = repo.keyByPublicId(toPublicId);
         if (!to || to.revoked_at !== null) throw new AppError('APIKEY_NOT_FOUND', `No API key with publicId ${toPublicId}.`);
         if (to.id === from.id) throw new AppError('VALIDATION', 'Cannot transfer GB-months to the same key', { field: 'publicId' });
+        // crediting an unlimited balance is a no-op: the sender would be debited for nothing
+        if (to.balance_micro === null) throw new AppError('UNLIMITED_RECEIVER', undefined, { field: 'publicId' });
         if (to.balance_micro !== null && to.balance_micro + micro > Number.MAX_SAFE_INTEGER)
           throw new AppError('VALIDATION', 'The receiving key cannot hold that many GB-months', { field: 'gbMonths' });
         chargeKey({ repo }, repo.keyById(from.id)!, micro);

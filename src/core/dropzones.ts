@@ -2,9 +2,10 @@ import type { ApiKeyRow, DropzoneRow } from '../db/repositories.js';
 import { chargeKey } from './api-keys.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
-import { newDropzoneCode, newDropzoneId } from './ids.js';
+import { newDropzoneCode, newDropzoneId, newShareId } from './ids.js';
 import { type Principal, dropzonePermissions, invisible, requirePermission } from './permissions.js';
 import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
+import { type DropzoneView, dropzoneView } from './visibility.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
 export interface DropzoneSizeInput {
@@ -21,16 +22,25 @@ export function createDropzoneService(deps: CoreDeps) {
   const maxFileSizeFor = (maxSize: number) => Math.min(maxSize, config.uploads.maxFileSize);
 
   const service = {
-    /** Loads a dropzone and checks `permission` for `p`; invisible ones are 404 (401 without credentials). */
+    /**
+     * Loads a dropzone named by its `_id` or `shareId` and checks `permission` for `p`; invisible ones are 404
+     * (401 without credentials).
+     */
     get(p: Principal, id: string, permission: string): DropzoneRow {
-      const dz = repo.dropzoneById(id);
+      const dz = repo.dropzoneByRef(id);
       if (!dz) throw invisible(p, notFound());
       requirePermission(p, dropzonePermissions(repo, p, dz), permission, notFound());
       return dz;
     },
 
+    /** What `p` may learn about `dz` (which `_id`, whether the upload code); see {@link dropzoneView}. */
+    view(p: Principal, dz: DropzoneRow): DropzoneView {
+      return dropzoneView(p, dropzonePermissions(repo, p, dz), dz);
+    },
+
     /**
-     * Dropzones the key owns or holds a grant on — for the admin key too, like any caller. With `all`, every dropzone
+     * Dropzones the key owns or may get (`dropzone.get` or `dropzone.own` granted to it) — for the admin key too, like
+     * any caller; grantees holding other permissions only are told the shareId by the owner. With `all`, every dropzone
      * on the server (admin key only; FORBIDDEN otherwise).
      */
     listFor(key: ApiKeyRow, all = false): DropzoneRow[] {
@@ -60,6 +70,7 @@ export function createDropzoneService(deps: CoreDeps) {
         const id = newDropzoneId();
         repo.insertDropzone({
           id,
+          share_id: newShareId(),
           code: newDropzoneCode(),
           name: input.name ?? null,
           owner_key_id: key.id,

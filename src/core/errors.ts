@@ -16,6 +16,7 @@ export const ERRORS = {
   APIKEY_NOT_FOUND: { status: 404, message: 'API key not found.' },
   NOT_UPLOADED: { status: 409, message: 'The file has not been uploaded yet.' },
   SIZE_MISMATCH: { status: 409, message: 'The uploaded object does not have the declared size.' },
+  UNLIMITED_RECEIVER: { status: 409, message: 'The receiving key has an unlimited balance: GB-months sent to it would be lost.' },
   OBJECT_CHANGED: { status: 409, message: 'The stored object changed after it was confirmed.' },
   DROPZONE_EXPIRED: { status: 410, message: 'This dropzone has expired.' },
   UPLOAD_EXPIRED: { status: 410, message: 'This upload has expired.' },

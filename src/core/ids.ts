@@ -7,6 +7,8 @@ export function randomId(bytes: number): string {
 
 /** Dropzone `_id`: 192 random bits, because holding it is a credential (DropzoneAuth). */
 export const newDropzoneId = () => randomId(24);
+/** Dropzone `shareId`: the public handle grantees use in paths; no credential. */
+export const newShareId = () => `dzs_${randomId(16)}`;
 /** Dropzone `code` for the public page `/d/<code>`: 128 random bits. */
 export const newDropzoneCode = () => randomId(16);
 /** File `_id`: 128 random bits. */

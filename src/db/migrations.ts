@@ -79,4 +79,14 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 2,
+    name: 'dropzone share ids',
+    // A public handle for grantees: it names the dropzone in /dropzones/:id paths but is no x-dropzone-id credential.
+    sql: `
+      ALTER TABLE dropzones ADD COLUMN share_id TEXT;
+      UPDATE dropzones SET share_id = 'dzs_' || lower(hex(randomblob(16))) WHERE share_id IS NULL;
+      CREATE UNIQUE INDEX dropzones_share_id ON dropzones(share_id);
+    `,
+  },
 ];

@@ -17,6 +17,8 @@ export interface ApiKeyRow {
 /** A row of `dropzones`. */
 export interface DropzoneRow {
   id: string;
+  /** Public handle for grantees (`dzs_…`): accepted in `/dropzones/:id` paths, never as an x-dropzone-id credential. */
+  share_id: string;
   code: string;
   name: string | null;
   owner_key_id: number | null;
@@ -81,17 +83,19 @@ export function createRepositories(db: Db) {
     creditKey: q<[number, number]>('UPDATE api_keys SET balance_micro = balance_micro + ? WHERE id = ? AND balance_micro IS NOT NULL'),
 
     dropzoneById: q<[string]>('SELECT * FROM dropzones WHERE id = ?'),
+    dropzoneByShareId: q<[string]>('SELECT * FROM dropzones WHERE share_id = ?'),
     dropzoneByCode: q<[string]>('SELECT * FROM dropzones WHERE code = ?'),
     dropzoneByOwnerName: q<[number, string]>('SELECT * FROM dropzones WHERE owner_key_id = ? AND name = ? ORDER BY created_at DESC, id DESC LIMIT 1'),
     dropzonesForKey: q(
       `SELECT * FROM dropzones WHERE owner_key_id = @keyId OR id IN (
-         SELECT resource_id FROM permissions WHERE resource_type = 'dropzone' AND principal = @publicId)
+         SELECT resource_id FROM permissions WHERE resource_type = 'dropzone' AND principal = @publicId
+           AND permission IN ('dropzone.get', 'dropzone.own'))
        ORDER BY created_at, id`,
     ),
     allDropzones: q<[]>('SELECT * FROM dropzones ORDER BY created_at, id'),
     insertDropzone: q(
-      `INSERT INTO dropzones (id, code, name, owner_key_id, tier, hidden, size_gb, days, max_size, max_file_size, used_space, start_time, delete_time, created_at, updated_at)
-       VALUES (@id, @code, @name, @owner_key_id, @tier, @hidden, @size_gb, @days, @max_size, @max_file_size, 0, @start_time, @delete_time, @created_at, @updated_at)`,
+      `INSERT INTO dropzones (id, share_id, code, name, owner_key_id, tier, hidden, size_gb, days, max_size, max_file_size, used_space, start_time, delete_time, created_at, updated_at)
+       VALUES (@id, @share_id, @code, @name, @owner_key_id, @tier, @hidden, @size_gb, @days, @max_size, @max_file_size, 0, @start_time, @delete_time, @created_at, @updated_at)`,
     ),
     updateDropzoneSize: q(
       `UPDATE dropzones SET size_gb = @size_gb, days = @days, max_size = @max_size, max_file_size = @max_file_size,
@@ -163,6 +167,8 @@ export function createRepositories(db: Db) {
     creditKey: (id: number, micro: number) => void s.creditKey.run(micro, id),
 
     dropzoneById: (id: string) => s.dropzoneById.get(id) as DropzoneRow | undefined,
+    /** The dropzone named by its `_id` or its `shareId` (paths accept both; only the `_id` is a credential). */
+    dropzoneByRef: (ref: string) => (s.dropzoneById.get(ref) ?? s.dropzoneByShareId.get(ref)) as DropzoneRow | undefined,
     dropzoneByCode: (code: string) => s.dropzoneByCode.get(code) as DropzoneRow | undefined,
     dropzoneByOwnerName: (ownerId: number, name: string) => s.dropzoneByOwnerName.get(ownerId, name) as DropzoneRow | undefined,
     dropzonesForKey: (keyId: number, publicId: string) => s.dropzonesForKey.all({ keyId, publicId }) as DropzoneRow[],

@@ -1,44 +1,49 @@
 import type { ApiKeyRow, DropzoneRow, FileRow } from '../db/repositories.js';
 import { keyPermissions } from '../core/permissions.js';
 import { DAY_MS, toGbMonths } from '../core/quota.js';
+import type { DropzoneView } from '../core/visibility.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The public Dropzone object. `uploadUrl` is the dropzone's page `${publicUrl}/d/${code}`. */
-export function presentDropzone(dz: DropzoneRow, publicUrl: string) {
+/**
+ * The Dropzone object as `view` allows (see core/visibility.ts): `_id` is the credential id for owners and the shareId
+ * for others; `code` and `uploadUrl` (the dropzone's page `${publicUrl}/d/${code}`) only for callers who may upload.
+ */
+export function presentDropzone(dz: DropzoneRow, view: DropzoneView, publicUrl: string) {
   return {
-    _id: dz.id,
+    _id: view.id,
+    shareId: dz.share_id,
     name: dz.name,
     tier: dz.tier,
     hidden: dz.hidden === 1,
     createdAt: iso(dz.created_at),
     updatedAt: iso(dz.updated_at),
-    code: dz.code,
+    ...(view.showCode ? { code: dz.code } : {}),
     maxDuration: Math.round(dz.days * DAY_MS),
     maxSize: dz.max_size,
     maxFileSize: dz.max_file_size,
     usedSpace: dz.used_space,
     deleteTime: dz.delete_time,
-    uploadUrl: `${publicUrl}/d/${dz.code}`,
+    ...(view.showCode ? { uploadUrl: `${publicUrl}/d/${dz.code}` } : {}),
     maxSizeGb: dz.size_gb,
     maxDurationDays: dz.days,
   };
 }
 
 /**
- * The public FileItem. `meta.dropZoneId` is included only when `revealDropzoneId` (the caller can see the dropzone),
- * because under DropzoneAuth that id is a credential.
+ * The public FileItem. `meta.dropZoneId` (the id `view` allows) only when the caller may see the dropzone,
+ * `meta.dropZoneCode` only when it may upload into it.
  */
-export function presentFile(f: FileRow, dz: DropzoneRow, revealDropzoneId: boolean) {
+export function presentFile(f: FileRow, dz: DropzoneRow, view: DropzoneView) {
   return {
     _id: f.id,
     size: f.size,
     type: f.type,
     name: f.name,
     meta: {
-      dropZoneCode: dz.code,
+      ...(view.showCode ? { dropZoneCode: dz.code } : {}),
       createdAt: iso(f.created_at),
-      ...(revealDropzoneId ? { dropZoneId: dz.id } : {}),
+      ...(view.visible ? { dropZoneId: view.id } : {}),
       s3Status: f.status,
     },
   };

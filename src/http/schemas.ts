@@ -60,19 +60,20 @@ export const transferBody = z.object({ gbMonths: z.number().finite().positive().
 
 /** A dropzone as the API shows it. Units: bytes, milliseconds, epoch ms for deleteTime; 1 GB = 10^9 bytes. */
 export const dropzoneSchema = z.object({
-  _id: z.string(),
+  _id: z.string().describe("the x-dropzone-id credential for owners; the shareId for everyone else"),
+  shareId: z.string().describe('public handle: names the dropzone in /dropzones/:id paths; no credential'),
   name: z.string().nullable(),
   tier: z.string(),
   hidden: z.boolean(),
   createdAt: z.string(),
   updatedAt: z.string(),
-  code: z.string(),
+  code: z.string().optional().describe('page code; only for callers who may upload'),
   maxDuration: z.number().describe('milliseconds'),
   maxSize: z.number().describe('bytes'),
   maxFileSize: z.number().describe('bytes'),
   usedSpace: z.number().describe('bytes, including reserved pending uploads'),
   deleteTime: z.number().describe('epoch milliseconds'),
-  uploadUrl: z.string(),
+  uploadUrl: z.string().optional().describe('the dropzone page; only for callers who may upload'),
   maxSizeGb: z.number(),
   maxDurationDays: z.number(),
 });
@@ -84,7 +85,7 @@ export const fileItemSchema = z.object({
   type: z.string(),
   name: z.string(),
   meta: z.object({
-    dropZoneCode: z.string(),
+    dropZoneCode: z.string().optional().describe('present when the caller may upload into the dropzone'),
     createdAt: z.string(),
     dropZoneId: z.string().optional().describe('present when the caller may see the dropzone'),
     s3Status: z.enum(['pending', 'uploaded']),

@@ -67,3 +67,31 @@ it('a configured admin key is used as given; API key secrets never reach the dat
     expect(raw, f).not.toContain(created);
   }
 });
+
+it('a configured (operator-chosen) admin key leaves nothing in the database to crack offline; dropping it generates a new one', async () => {
+  const { createHash } = await import('node:crypto');
+  const dataDir = mkdtempSync(join(tmpdir(), 'dropzone-boot-'));
+  dirs.push(dataDir);
+  const weak = 'test-admin';
+  const s = await start(dataDir, { 'security.adminKey': weak });
+  try {
+    expect((await me(s, weak)).status).toBe(200);
+    expect((await me(s, weak + 'x')).status).toBe(401);
+  } finally {
+    await s.close();
+  }
+  const sha = createHash('sha256').update(weak).digest('hex');
+  for (const f of readdirSync(dataDir).filter((n) => n.startsWith('dropzone.db'))) {
+    const raw = readFileSync(join(dataDir, f)).toString('latin1');
+    expect(raw, f).not.toContain(sha);
+  }
+  // the operator removes the configured key: the old one stops working and a fresh one is generated and shown once
+  const again = await start(dataDir);
+  try {
+    expect(again.adminKeyGenerated).toBe(true);
+    expect((await me(again, weak)).status).toBe(401);
+    expect((await me(again, again.adminKey!)).status).toBe(200);
+  } finally {
+    await again.close();
+  }
+});

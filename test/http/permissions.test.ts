@@ -247,7 +247,9 @@ describeEachBackend('permission matrix', (b: BackendContext) => {
     const ids = async (k: string) => (await t.req('GET', '/dropzones', { key: k })).body.data.map((d: any) => d._id);
     expect(await ids(w.grantee.secret)).toEqual([own2._id]);
     await grant(w, 'dropzone', w.grantee.publicId, ['dropzone.get']);
-    expect((await ids(w.grantee.secret)).sort()).toEqual([own2._id, w.dzId].sort());
+    // a grantee sees the shared dropzone by its shareId: the _id is a credential only owners get
+    const shareId = (await t.req('GET', `/dropzones/${w.dzId}`, { key: w.owner.secret })).body.data.shareId;
+    expect((await ids(w.grantee.secret)).sort()).toEqual([own2._id, shareId].sort());
     expect(await ids(w.other.secret)).toEqual([]);
     expect(await ids(w.owner.secret)).toEqual([w.dzId]);
     // the admin key lists its own dropzones like anyone else; every dropzone only on request, and only for the admin

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
-import { hashSecret } from '../../core/ids.js';
 import type { ApiContext } from '../context.js';
 import { ok, presentApiKey } from '../presenters.js';
 import { type RouteDef, defineRoute } from '../route.js';
@@ -14,7 +13,7 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
   const resolveTarget = (ref: string) => {
     const byPublic = ctx.repo.keyByPublicId(ref);
     if (byPublic) return byPublic.public_id;
-    const bySecret = ctx.repo.keyByHash(hashSecret(ref));
+    const bySecret = ctx.keys.authenticate(ref);
     if (bySecret) return bySecret.public_id;
     throw new AppError('APIKEY_NOT_FOUND', 'No API key with that publicId.');
   };

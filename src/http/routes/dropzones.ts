@@ -2,7 +2,6 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import type { Principal } from '../../core/permissions.js';
-import { dropzonePermissions } from '../../core/permissions.js';
 import type { DropzoneRow } from '../../db/repositories.js';
 import type { ApiContext } from '../context.js';
 import { ok, presentDropzone, presentFile } from '../presenters.js';
@@ -34,8 +33,9 @@ export function requireDropzoneId(p: Principal): string {
 
 
 /** Shared by both generations: list the files of a dropzone the caller may list. */
-export function listFilesOf(ctx: ApiContext, dz: DropzoneRow) {
-  return ctx.repo.filesOfDropzone(dz.id).map((f) => presentFile(f, dz, true));
+export function listFilesOf(ctx: ApiContext, p: Principal, dz: DropzoneRow) {
+  const view = ctx.dropzones.view(p, dz);
+  return ctx.repo.filesOfDropzone(dz.id).map((f) => presentFile(f, dz, view));
 }
 
 /** Shared by both generations: reserve space and answer with the signed upload URL. */
@@ -48,7 +48,7 @@ export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dro
       method: 'PUT' as const,
       headers: upload.headers,
       expiresAt: upload.expiresAt,
-      file: presentFile(file, dz, true),
+      file: presentFile(file, dz, ctx.dropzones.view(c.var.principal, dz)),
     }),
     200,
   );
@@ -56,7 +56,7 @@ export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dro
 
 /** Routes of the dropzone resource, both API generations. */
 export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
-  const present = (dz: DropzoneRow) => presentDropzone(dz, ctx.publicUrl());
+  const present = (p: Principal, dz: DropzoneRow) => presentDropzone(dz, ctx.dropzones.view(p, dz), ctx.publicUrl());
   const sizeErrors = {
     400: errorResponse('Invalid body, bounds, or an attempt to shrink'),
     401: errorResponse('Missing or invalid credentials'),
@@ -74,7 +74,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'Updated', schema: envelope(dropzoneSchema) }, ...sizeErrors, 404: errorResponse('Not found'), 410: errorResponse('Expired') },
       handler: (c, body) => {
         requireKey(c.var.principal);
-        return c.json(ok(present(ctx.dropzones.update(c.var.principal, c.req.param('id')!, body))));
+        return c.json(ok(present(c.var.principal, ctx.dropzones.update(c.var.principal, c.req.param('id')!, body))));
       },
     });
 
@@ -91,7 +91,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       handler: (c, body) => {
         const key = requireKey(c.var.principal);
         const { dz, created } = ctx.dropzones.create(key, body);
-        return c.json(ok(present(dz)), created ? 201 : 200);
+        return c.json(ok(present(c.var.principal, dz)), created ? 201 : 200);
       },
     }),
     defineRoute({
@@ -105,7 +105,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       handler: (c) => {
         const all = c.req.query('all');
         if (all !== undefined && all !== 'true' && all !== 'false') throw new AppError('VALIDATION', 'Invalid query: "all" must be true or false', { field: 'all' });
-        return c.json(ok(ctx.dropzones.listFor(requireKey(c.var.principal), all === 'true').map(present)));
+        return c.json(ok(ctx.dropzones.listFor(requireKey(c.var.principal), all === 'true').map((dz) => present(c.var.principal, dz))));
       },
     }),
     defineRoute({
@@ -116,7 +116,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('No credentials'), 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
-      handler: (c) => c.json(ok(present(ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.get')))),
+      handler: (c) => c.json(ok(present(c.var.principal, ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.get')))),
     }),
     update('patch'),
     update('put'),
@@ -144,7 +144,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
       handler: (c) => {
         const dz = ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.list');
-        return c.json(ok(listFilesOf(ctx, dz)));
+        return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));
       },
     }),
     defineRoute({
@@ -175,7 +175,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['first generation'],
       security: ['DropzoneAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('Missing or unknown dropzone id') },
-      handler: (c) => c.json(ok(present(ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.get')))),
+      handler: (c) => c.json(ok(present(c.var.principal, ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.get')))),
     }),
     defineRoute({
       method: 'get',
@@ -187,7 +187,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 401: errorResponse('Missing or unknown dropzone id') },
       handler: (c) => {
         const dz = ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
-        return c.json(ok(listFilesOf(ctx, dz)));
+        return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));
       },
     }),
     defineRoute({
@@ -202,10 +202,4 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       handler: (c, body) => requestUpload(ctx, c, ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.upload'), body),
     }),
   ];
-}
-
-/** True when `p` may see the dropzone itself (so its id may be revealed in file metadata). */
-export function canSeeDropzone(ctx: ApiContext, p: Principal, dz: DropzoneRow): boolean {
-  const perms = dropzonePermissions(ctx.repo, p, dz);
-  return perms.has('dropzone.get') || perms.has('dropzone.list');
 }

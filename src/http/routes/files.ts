@@ -4,7 +4,7 @@ import { okBoth, presentFile } from '../presenters.js';
 import { type RouteDef, defineRoute } from '../route.js';
 import { errorResponse, fileItemSchema, successMessageSchema } from '../schemas.js';
 import { sendFile } from '../send-file.js';
-import { canSeeDropzone } from './dropzones.js';
+import type { Principal } from '../../core/permissions.js';
 
 /** The seed documents a bare FileItem, the SDK reads `.data`: the answer carries both. */
 const bothShapes = fileItemSchema.extend({ status: z.literal('success'), data: fileItemSchema });
@@ -12,9 +12,9 @@ const bothShapes = fileItemSchema.extend({ status: z.literal('success'), data: f
 /** Routes of the file resource (`/files/:fileId…`), for api keys and x-dropzone-id alike. */
 export function fileRoutes(ctx: ApiContext): RouteDef[] {
   const security = ['ApiKeyAuth', 'BearerAuth', 'DropzoneAuth'] as const;
-  const item = (p: Parameters<typeof canSeeDropzone>[1], fileId: string, permission: 'file.get' | 'file.upload.confirm') => {
+  const item = (p: Principal, fileId: string, permission: 'file.get' | 'file.upload.confirm') => {
     const { file, dz } = ctx.files.get(p, fileId, permission);
-    return presentFile(file, dz, canSeeDropzone(ctx, p, dz));
+    return presentFile(file, dz, ctx.dropzones.view(p, dz));
   };
   return [
     defineRoute({
@@ -44,7 +44,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
         const p = c.var.principal;
         const file = await ctx.files.confirm(p, c.req.param('fileId')!);
         const dz = ctx.repo.dropzoneById(file.dropzone_id)!;
-        return c.json(okBoth(presentFile(file, dz, canSeeDropzone(ctx, p, dz))));
+        return c.json(okBoth(presentFile(file, dz, ctx.dropzones.view(p, dz))));
       },
     }),
     defineRoute({
