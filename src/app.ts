@@ -29,11 +29,12 @@ import { mountUploadRoutes } from './http/routes/uploads.js';
 import { mountPageRoutes } from './http/routes/page.js';
 import { apiKeySchema, dropzoneSchema, errorSchema, fileItemSchema } from './http/schemas.js';
 import type { Logger } from './log/logger.js';
+import { VERSION } from './version.js';
 
 /** The API's mount point. */
 export const API_BASE = '/api/v1';
-/** Version reported by the OpenAPI document and `dropzone version`. */
-export const VERSION = '0.1.0';
+/** Version reported by the OpenAPI document and `dropzone version` (package.json's). */
+export { VERSION } from './version.js';
 
 /** What {@link createApp} is built from. Nothing is opened or read here: the caller owns db and blobs. */
 export interface AppDeps {

@@ -36,7 +36,11 @@ export const CONFIG_FLAGS_HELP = `  -c, --config <file>   TOML configuration fil
   -h, --help            this help`;
 
 /** Parses `args` with `options`, turning parse errors into UsageError. */
-export function parse<O extends ParseArgsConfig['options']>(args: string[], options: O, allowPositionals = false) {
+export function parse<O extends ParseArgsConfig['options']>(
+  args: string[],
+  options: O,
+  allowPositionals = false,
+): ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: boolean; strict: true }>> {
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (e) {

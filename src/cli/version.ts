@@ -1,4 +1,4 @@
-import { VERSION } from '../app.js';
+import { VERSION } from '../version.js';
 import type { CliIo } from './common.js';
 
 /** `dropzone version`: prints the program version and the Node.js it runs on. */

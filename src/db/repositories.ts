@@ -149,7 +149,7 @@ export function createRepositories(db: Db) {
   };
 
   return {
-    db,
+    db: db as Db,
     getSetting: (key: string) => (s.getSetting.get(key) as { value: string } | undefined)?.value,
     setSetting: (key: string, value: string) => void s.setSetting.run(key, value),
 
