@@ -97,7 +97,7 @@ export function createApp(deps: AppDeps): App {
 
   if (config.fixture.enabled) mountFixtureRoutes(app, ctx, deps.clock);
   if (ctx.blobs.kind === 'local') mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
-  mountPageRoutes(app, ctx); // the public dropzone page /d/:code, its page API and /assets/*
+  const pageApi = mountPageRoutes(app, ctx); // the public dropzone page /d/:code, its page API and /assets/*
 
   const apiCors = cors({
     origin: config.server.corsOrigins.includes('*') ? '*' : [...config.server.corsOrigins],
@@ -111,20 +111,26 @@ export function createApp(deps: AppDeps): App {
   app.use(`${API_BASE}/*`, authMiddleware(ctx));
 
   const groups = [
-    { base: API_BASE, defs: [...dropzoneRoutes(ctx), ...archiveRoutes(ctx), ...fileRoutes(ctx), ...permissionRoutes(ctx), ...apiKeyRoutes(ctx), ...cdnRoutes(ctx)] },
-    { base: '', defs: cdnRoutes(ctx) },
+    {
+      base: API_BASE,
+      authenticated: true,
+      defs: [...dropzoneRoutes(ctx), ...archiveRoutes(ctx), ...fileRoutes(ctx), ...permissionRoutes(ctx), ...apiKeyRoutes(ctx), ...cdnRoutes(ctx)],
+    },
+    { base: '', defs: cdnRoutes(ctx, 'publicDownloadAtRoot') },
   ];
   let openapi: Record<string, unknown> | undefined;
   app.get(`${API_BASE}/openapi.json`, (c) => {
     openapi ??= buildOpenApi({
       title: 'Dropzone API (Dropzone Server)',
       version: VERSION,
-      serverUrl: ctx.publicUrl() + API_BASE,
-      routes: [groups[0]],
+      serverUrl: ctx.publicUrl(),
+      // the page API is mounted with the page; documented here with the rest
+      routes: [...groups, { base: '', defs: pageApi }],
       components: { Dropzone: dropzoneSchema, FileItem: fileItemSchema, ApiKey: apiKeySchema, Error: errorSchema },
+      errorSchema,
     });
-    // built once; only the server URL follows the host the client used
-    return c.json({ ...openapi, servers: [{ url: ctx.publicUrl() + API_BASE }] });
+    // built once; only the server URL follows the host the client used. Paths are absolute, so the server is the origin.
+    return c.json({ ...openapi, servers: [{ url: ctx.publicUrl() }] });
   });
   for (const g of groups) mountRoutes(app, g.base, g.defs);
 

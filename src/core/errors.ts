@@ -23,6 +23,8 @@ export const ERRORS = {
   FILE_TOO_LARGE: { status: 413, message: 'The file is larger than allowed.' },
   DROPZONE_FULL: { status: 413, message: 'Not enough space left in the dropzone.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large.' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'No such route.' },
+  REQUEST_REJECTED: { status: 400, message: 'Request rejected.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -9,7 +9,7 @@ export type AppEnv = {
 };
 
 /** Security schemes a route accepts (any one of them), as named in the OpenAPI document. */
-export type SecurityScheme = 'ApiKeyAuth' | 'BearerAuth' | 'DropzoneAuth';
+export type SecurityScheme = 'ApiKeyAuth' | 'BearerAuth' | 'DropzoneAuth' | 'PageToken';
 
 /** One documented response of a route. */
 export interface ResponseSpec {
@@ -127,15 +127,43 @@ const SECURITY_SCHEMES = {
     name: 'x-dropzone-id',
     description: 'First generation: the dropzone `_id` itself grants access to that dropzone and its files. Can be turned off by the operator.',
   },
+  PageToken: {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+    description: 'The dropzone page API (`/d/{code}/api/…`): the short-lived page token embedded in the page `/d/{code}`.',
+  },
 } as const;
 
-/** Builds the OpenAPI 3.1 document from the route definitions and named component schemas. */
+/**
+ * Statuses a route can answer whether or not it lists them, from what it is: authenticated (401), with a body
+ * (400 invalid JSON or field, 413 over the size limit), with path parameters (404), and any route (500).
+ */
+function impliedResponses(r: RouteDef, authenticated: boolean, hasParams: boolean): Record<number, string> {
+  const out: Record<number, string> = {};
+  if (authenticated || r.security.length) out[401] = 'Missing or invalid credentials';
+  if (r.body) {
+    out[400] = 'Invalid JSON, or a field that fails validation (the message and data.field name it)';
+    out[413] = `Request body larger than ${MAX_JSON_BODY} bytes`;
+  }
+  if (hasParams) out[404] = 'Not found, or not visible to the caller';
+  out[500] = 'Internal error';
+  return out;
+}
+
+/**
+ * Builds the OpenAPI 3.1 document from the route definitions and named component schemas. Paths are absolute (they
+ * include each group's base), so `serverUrl` is the site's origin. Groups marked `authenticated` pass through the auth
+ * middleware, where wrong credentials are refused (401) even on public routes. Every operation also documents the
+ * statuses implied by its shape (see {@link impliedResponses}), with `errorSchema` as body.
+ */
 export function buildOpenApi(opts: {
   title: string;
   version: string;
   serverUrl: string;
-  routes: { base: string; defs: RouteDef[] }[];
+  routes: { base: string; defs: RouteDef[]; authenticated?: boolean }[];
   components: Record<string, z.ZodType>;
+  errorSchema: z.ZodType;
 }): Record<string, unknown> {
   const toSchema = (s: z.ZodType, io: 'input' | 'output') => {
     const json = z.toJSONSchema(s, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Record<string, unknown>;
@@ -153,7 +181,11 @@ export function buildOpenApi(opts: {
         schema: { type: 'string' },
       }));
       const responses: Record<string, unknown> = {};
-      for (const [status, spec] of Object.entries(r.responses)) {
+      const implied = Object.entries(impliedResponses(r, group.authenticated ?? false, params.length > 0)).map(
+        ([status, description]): [string, ResponseSpec] => [status, { description, schema: opts.errorSchema }],
+      );
+      const all: [string, ResponseSpec][] = [...Object.entries(r.responses), ...implied.filter(([status]) => !(status in r.responses))];
+      for (const [status, spec] of all.sort(([a], [b]) => Number(a) - Number(b))) {
         responses[status] = {
           description: spec.description,
           ...(spec.schema

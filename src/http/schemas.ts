@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ERRORS, type ErrorCode } from '../core/errors.js';
 import { DROPZONE_PERMISSIONS, FILE_PERMISSIONS } from '../core/permissions.js';
 import { MAX_GB_MONTHS } from '../core/quota.js';
 
@@ -104,8 +105,13 @@ export const apiKeySchema = z.object({
 
 /** `{status:"success", data}` around `data`. */
 export const envelope = <T extends z.ZodType>(data: T) => z.object({ status: z.literal('success'), data });
-/** Error body. */
-export const errorSchema = z.object({ status: z.literal('error'), message: z.string(), data: z.record(z.string(), z.unknown()).optional() });
+/** Error body: `code` is the stable code of the error catalog (src/core/errors.ts), `message` a human sentence. */
+export const errorSchema = z.object({
+  status: z.literal('error'),
+  code: z.enum(Object.keys(ERRORS) as [ErrorCode, ...ErrorCode[]]).describe('stable error code; clients branch on it, not on the message'),
+  message: z.string(),
+  data: z.record(z.string(), z.unknown()).optional(),
+});
 /** `{status:"success", message}` — answers that carry no data (deletions). */
 export const successMessageSchema = z.object({ status: z.literal('success'), message: z.string() });
 /** A documented error response with the standard error body. */

@@ -10,12 +10,12 @@ import { sendFile } from '../send-file.js';
  * `file.download` on the file or `dropzone.download` on its dropzone; otherwise 404 (existence is not revealed).
  * Mounted both at the site root and under /api/v1.
  */
-export function cdnRoutes(ctx: ApiContext): RouteDef[] {
+export function cdnRoutes(ctx: ApiContext, operationId = 'publicDownload'): RouteDef[] {
   return [
     defineRoute({
       method: 'get',
       path: '/cdn/:fileId/download',
-      operationId: 'publicDownload',
+      operationId,
       summary: 'Public download link (needs an `anyone` grant of file.download or dropzone.download)',
       tags: ['public'],
       security: [],

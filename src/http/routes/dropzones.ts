@@ -174,7 +174,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'Get the dropzone named by x-dropzone-id',
       tags: ['first generation'],
       security: ['DropzoneAuth'],
-      responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('Missing or unknown dropzone id') },
+      responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
       handler: (c) => c.json(ok(present(c.var.principal, ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.get')))),
     }),
     defineRoute({
@@ -184,7 +184,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       summary: 'List the files of the dropzone named by x-dropzone-id',
       tags: ['first generation'],
       security: ['DropzoneAuth'],
-      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 401: errorResponse('Missing or unknown dropzone id') },
+      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
       handler: (c) => {
         const dz = ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
         return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));

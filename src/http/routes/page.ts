@@ -7,8 +7,9 @@ import type { DropzoneRow, FileRow } from '../../db/repositories.js';
 import { readAsset } from '../../runtime/assets.js';
 import type { ApiContext } from '../context.js';
 import { ok } from '../presenters.js';
-import { type AppEnv, defineRoute, mountRoutes } from '../route.js';
-import { uploadRequestBody } from '../schemas.js';
+import { type AppEnv, type RouteDef, defineRoute, mountRoutes } from '../route.js';
+import { envelope, errorResponse, uploadRequestBody } from '../schemas.js';
+import { z } from 'zod';
 
 /**
  * The public dropzone page and its private API.
@@ -30,7 +31,7 @@ import { uploadRequestBody } from '../schemas.js';
  * The dropzone `_id` never appears in the page or in these answers: under `x-dropzone-id` auth it is a credential.
  * Paths in the page are relative, so the page also works behind a reverse proxy under a path prefix.
  */
-export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
+export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] {
   const tokens = createPageTokens(ctx);
   const { repo, clock } = ctx;
   // Embedded files and the configuration never change while the process runs: read, hash and build them once,
@@ -136,15 +137,21 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
   const usedSpace = (dz: DropzoneRow) => repo.dropzoneById(dz.id)?.used_space ?? dz.used_space;
 
   const base = '/d/:code/api';
-  mountRoutes(app, '', [
+  const security = ['PageToken'] as const;
+  const tags = ['page'];
+  const refused = {
+    403: errorResponse('The link does not allow this (listing, downloading), or the upload is already confirmed'),
+    410: errorResponse('The dropzone expired'),
+  };
+  const defs: RouteDef[] = [
     defineRoute({
       method: 'get',
       path: `${base}/summary`,
       operationId: 'pageSummary',
       summary: 'Summary of the dropzone for its page',
-      tags: ['page'],
-      security: [],
-      responses: {},
+      tags,
+      security: [...security],
+      responses: { 200: { description: 'Name, space, time left and what the link allows', schema: envelope(pageSummarySchema) }, 410: refused[410] },
       handler: async (c) => {
         const { dz, scope, now } = await session(c);
         notExpired(dz, now);
@@ -156,10 +163,14 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
       path: `${base}/uploads`,
       operationId: 'pageRequestUpload',
       summary: 'Reserve space and get a signed upload URL',
-      tags: ['page'],
-      security: [],
+      tags,
+      security: [...security],
       body: uploadRequestBody,
-      responses: {},
+      responses: {
+        200: { description: 'The signed upload URL', schema: envelope(pageUploadSchema) },
+        ...refused,
+        413: errorResponse('File larger than maxFileSize, or not enough room left'),
+      },
       handler: async (c, body) => {
         const { dz, scope } = await session(c);
         need(scope, 'dropzone.upload');
@@ -174,9 +185,13 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
       path: `${base}/uploads/:fileId/confirm`,
       operationId: 'pageConfirmUpload',
       summary: 'Confirm an upload once its bytes were PUT',
-      tags: ['page'],
-      security: [],
-      responses: {},
+      tags,
+      security: [...security],
+      responses: {
+        200: { description: 'The confirmed file', schema: envelope(z.object({ file: pageFileSchema, usedSpace: z.number() })) },
+        ...refused,
+        409: errorResponse('Bytes not uploaded yet, or of the wrong size (then discarded)'),
+      },
       handler: async (c) => {
         const { dz, scope } = await session(c);
         need(scope, 'dropzone.upload');
@@ -190,9 +205,9 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
       path: `${base}/uploads/:fileId`,
       operationId: 'pageCancelUpload',
       summary: 'Cancel a pending upload (releases its space); confirmed files cannot be deleted from the page',
-      tags: ['page'],
-      security: [],
-      responses: {},
+      tags,
+      security: [...security],
+      responses: { 200: { description: 'Cancelled', schema: envelope(z.object({ cancelled: z.literal(true), usedSpace: z.number() })) }, ...refused },
       handler: async (c) => {
         const { dz, scope } = await session(c);
         need(scope, 'dropzone.upload');
@@ -207,9 +222,9 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
       path: `${base}/files`,
       operationId: 'pageListFiles',
       summary: 'Uploaded files (only when anyone holds dropzone.list)',
-      tags: ['page'],
-      security: [],
-      responses: {},
+      tags,
+      security: [...security],
+      responses: { 200: { description: 'The uploaded files', schema: envelope(z.array(pageFileSchema.extend({ downloadUrl: z.string().optional() }))) }, ...refused },
       handler: async (c) => {
         const { dz, scope } = await session(c);
         need(scope, 'dropzone.list');
@@ -223,8 +238,29 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
         return c.json(ok(files));
       },
     }),
-  ]);
+  ];
+  mountRoutes(app, '', defs);
+  return defs;
 }
+
+const pageSummarySchema = z.object({
+  name: z.string(),
+  maxSize: z.number(),
+  usedSpace: z.number(),
+  maxFileSize: z.number(),
+  deleteTime: z.number(),
+  serverTime: z.number(),
+  permissions: z.array(z.enum(['dropzone.upload', 'dropzone.list', 'dropzone.download'])),
+});
+const pageUploadSchema = z.object({
+  fileId: z.string(),
+  signedUrl: z.string(),
+  method: z.literal('PUT'),
+  headers: z.record(z.string(), z.string()),
+  expiresAt: z.number(),
+  usedSpace: z.number(),
+});
+const pageFileSchema = z.object({ _id: z.string(), name: z.string(), size: z.number(), type: z.string(), createdAt: z.string(), status: z.enum(['pending', 'uploaded']) });
 
 /** Codes are 128-bit base64url (22 characters); anything else cannot exist. */
 const CODE_RE = /^[A-Za-z0-9_-]{16,64}$/;
