@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
@@ -26,6 +27,12 @@ export interface RunningServer {
   /** The server's clock (adjustable in fixture mode and tests). */
   clock: AdjustableClock;
   /**
+   * HTTPS only: re-reads `server.tls.cert` and `server.tls.key` and uses them for new connections; connections already
+   * open keep theirs. Throws (keeping the current certificate) when the files cannot be read or do not match, and
+   * when the server does not serve HTTPS.
+   */
+  reloadTls(): void;
+  /**
    * Stops accepting connections, lets requests in flight finish within `server.shutdownTimeoutMs` (then cuts them),
    * stops the sweeper, closes the blob store and the database. Idempotent.
    */
@@ -36,6 +43,21 @@ export interface RunningServer {
 export interface StartOptions {
   clock?: AdjustableClock;
   log?: Logger;
+  /** Listen on this already-bound, listening socket descriptor (systemd socket activation) instead of host/port. */
+  listenFd?: number;
+}
+
+/** Reads the PEM files of `server.tls`; throws an Error naming the setting and file it could not read. */
+export function readTlsFiles(config: Config): { cert: Buffer; key: Buffer } {
+  const read = (name: 'cert' | 'key') => {
+    const file = config.server.tls[name];
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`server.tls.${name}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return { cert: read('cert'), key: read('key') };
 }
 
 /** Opens the database of `config.dataDir` (created if missing), with the single executable's addon when there is one. */
@@ -88,17 +110,23 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const { admin, generatedSecret } = created.ctx.keys.ensureAdmin();
     void admin;
 
-    const server = createAdaptorServer({ fetch: created.hono.fetch });
+    const tls = config.server.tls.cert ? readTlsFiles(config) : undefined;
+    const server = tls
+      ? createAdaptorServer({ fetch: created.hono.fetch, createServer: createHttpsServer, serverOptions: tls })
+      : createAdaptorServer({ fetch: created.hono.fetch });
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
-      server.listen(config.server.port, config.server.host, () => {
+      const listening = () => {
         server.off('error', rej);
         res();
-      });
+      };
+      if (opts.listenFd !== undefined) server.listen({ fd: opts.listenFd }, listening);
+      else server.listen(config.server.port, config.server.host, listening);
     });
     const addr = server.address() as AddressInfo;
-    const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
-    listenUrl = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+    const bound = opts.listenFd !== undefined ? addr.address : config.server.host;
+    const host = bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound;
+    listenUrl = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
     created.ctx.sweeper.start();
 
     let closing: Promise<void> | undefined;
@@ -109,6 +137,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       adminKeyGenerated: generatedSecret !== undefined,
       app: created,
       clock,
+      reloadTls() {
+        if (!tls) throw new Error('not serving HTTPS (server.tls.cert and server.tls.key are not set)');
+        (server as import('node:https').Server).setSecureContext(readTlsFiles(config));
+      },
       close() {
         closing ??= (async () => {
           const closed = new Promise<void>((res) => server.close(() => res()));

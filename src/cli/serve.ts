@@ -8,7 +8,8 @@ import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, type CliIo, configFrom, parse } from '
 export const SERVE_HELP = `Usage: dropzone serve [options]
 
 Starts the server (the default command). Prints the URL it listens on, and the admin API key once on a fresh
-data directory. SIGTERM/SIGINT stop it gracefully (exit 0).
+data directory. SIGTERM/SIGINT stop it gracefully (exit 0). With server.tls.cert/key it serves HTTPS, and SIGHUP
+re-reads both files. Started by systemd with a socket (LISTEN_FDS), it listens on that socket.
 
 Options:
   -p, --port <n>        port to listen on; 0 picks a free one (server.port, default 3000)
@@ -70,9 +71,21 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  let onHangup: (() => void) | undefined;
   try {
     const config = configFrom(values.ephemeral ? { ...values, 'data-dir': undefined } : values, io, extra, names);
-    const server = await startServer(config);
+    const server = await startServer(config, { listenFd: systemdListenFd(io.env) });
+    // SIGHUP: re-read the TLS certificate and key (renewals need no restart); without TLS there is nothing to reload
+    onHangup = () => {
+      if (!config.server.tls.cert) return io.err('dropzone: SIGHUP ignored: not serving HTTPS');
+      try {
+        server.reloadTls();
+        io.err('dropzone: TLS certificate and key reloaded');
+      } catch (err) {
+        io.err(`dropzone: TLS reload failed, keeping the current certificate: ${(err as Error).message}`);
+      }
+    };
+    process.on('SIGHUP', onHangup);
     io.out(`Dropzone Server listening on ${server.url} (API: ${server.url}/api/v1)`);
     if (server.adminKeyGenerated) io.out(`Admin API key (shown only once, keep it safe): ${server.adminKey}`);
     await stopRequested;
@@ -81,6 +94,17 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    if (onHangup) process.off('SIGHUP', onHangup);
     removeTemp();
   }
+}
+
+/**
+ * systemd socket activation: the descriptor of the socket systemd passed (always 3, the first of `LISTEN_FDS`) when
+ * `LISTEN_PID` names this process; undefined otherwise. With it, `server.host`/`server.port` are not used.
+ */
+export function systemdListenFd(env: Record<string, string | undefined>): number | undefined {
+  if (env.LISTEN_PID !== String(process.pid)) return undefined;
+  const count = Number(env.LISTEN_FDS);
+  return Number.isInteger(count) && count >= 1 ? 3 : undefined;
 }

@@ -26,6 +26,14 @@ export const configSchema = z
         corsOrigins: z.array(z.string().min(1)).default(['*']),
         /** How long requests in flight may take to finish on shutdown. */
         shutdownTimeoutMs: z.number().int().min(0).default(10_000),
+        /** HTTPS without a proxy: PEM certificate chain and private key files (both or neither); reloaded on SIGHUP. */
+        tls: z
+          .object({
+            cert: z.string().default(''),
+            key: z.string().default(''),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -116,6 +124,8 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['limits', 'minGb'], message: 'must not exceed limits.maxGb' });
     if (c.limits.minDays > c.limits.maxDays)
       ctx.addIssue({ code: 'custom', path: ['limits', 'minDays'], message: 'must not exceed limits.maxDays' });
+    if (Boolean(c.server.tls.cert) !== Boolean(c.server.tls.key))
+      ctx.addIssue({ code: 'custom', path: ['server', 'tls', c.server.tls.cert ? 'key' : 'cert'], message: 'is required when the other of server.tls.cert / server.tls.key is set' });
     if (c.storage.backend === 's3' && !c.storage.s3.bucket)
       ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'is required when storage.backend is "s3"' });
   });

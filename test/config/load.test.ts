@@ -140,7 +140,9 @@ urlTtlSeconds = 100
         : dotted === 'server.publicUrl' || dotted === 'storage.s3.endpoint' ? 'https://x.example'
         : 'value';
       const expected = typeof sample === 'boolean' ? !sample : typeof sample === 'number' || sample === null ? Number(raw) : Array.isArray(sample) ? [raw] : raw;
-      const c = loadConfig({ env: { [name]: raw } }) as unknown as Record<string, unknown>;
+      // keys that only come in pairs get their partner too
+      const partner: Record<string, string> = dotted === 'server.tls.cert' ? { DROPZONE_SERVER_TLS_KEY: 'k' } : dotted === 'server.tls.key' ? { DROPZONE_SERVER_TLS_CERT: 'c' } : {};
+      const c = loadConfig({ env: { [name]: raw, ...partner } }) as unknown as Record<string, unknown>;
       const got = leaf.path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], c);
       expect(got, `${name}=${raw}`).toEqual(expected);
     }

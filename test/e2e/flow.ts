@@ -48,7 +48,7 @@ export async function serve(
       reject(new Error(`no URL line within ${opts.timeoutMs ?? 20_000} ms\nstdout:\n${out}\nstderr:\n${err}`));
     }, opts.timeoutMs ?? 20_000);
     const check = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (https?:\/\/\S+)/.exec(out);
       if (!m) return;
       const key = /Admin API key[^:]*: (\S+)/.exec(out)?.[1];
       // The key line follows the URL line in the same tick; give it a moment when it is expected.
