@@ -22,6 +22,7 @@ export const ERRORS = {
   FILE_TOO_LARGE: { status: 413, message: 'The file is larger than allowed.' },
   DROPZONE_FULL: { status: 413, message: 'Not enough space left in the dropzone.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
