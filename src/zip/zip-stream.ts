@@ -408,6 +408,8 @@ const key = (s: string): string => s.toLowerCase();
  * name; later ones get ` (1)`, ` (2)`, … before the extension (`a.txt` → `a (1).txt`), choosing a
  * suffix that matches no other (sanitised) input name and no earlier output. A file whose name
  * equals a directory used by another entry (`a` next to `a/b`) is renamed the same way.
+ *
+ * Linear in the number of names: each counter is tried at most once per name, however many copies there are.
  */
 export function uniqueZipNames(names: string[]): string[] {
   const clean = names.map(sanitizeZipName);
@@ -418,14 +420,20 @@ export function uniqueZipNames(names: string[]): string[] {
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
   }
   const used = new Set<string>();
+  // Per name (case-insensitively), the first counter not yet tried. Every counter below it was taken when it was
+  // tried, and taken names stay taken, so starting there gives the same result as searching from 1 — but each
+  // counter is tried once per name, which keeps the whole pass linear (k copies of one name: k tries, not k²/2).
+  const nextCounter = new Map<string, number>();
   return clean.map((name) => {
     let result = name;
-    if (used.has(key(name)) || dirs.has(key(name))) {
-      for (let n = 1; ; n++) {
+    const k0 = key(name);
+    if (used.has(k0) || dirs.has(k0)) {
+      for (let n = nextCounter.get(k0) ?? 1; ; n++) {
         const candidate = withCounter(name, n);
         const k = key(candidate);
         if (!reserved.has(k) && !used.has(k) && !dirs.has(k)) {
           result = candidate;
+          nextCounter.set(k0, n + 1);
           break;
         }
       }
