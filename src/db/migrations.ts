@@ -79,4 +79,20 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    // Issue 8: each dropzone counts its files (pending and uploaded), so a file-count limit can be enforced in the
+    // same UPDATE that reserves space; and each file now costs a small overhead in used_space (core/quota.ts
+    // fileCost: 1000 bytes + UTF-8 bytes of name and type). Existing files are charged the same way here, so
+    // releasing them later gives back exactly what they hold.
+    version: 5,
+    name: 'file count and per-file overhead',
+    sql: `
+      ALTER TABLE dropzones ADD COLUMN file_count INTEGER NOT NULL DEFAULT 0 CHECK (file_count >= 0);
+      UPDATE dropzones SET
+        file_count = (SELECT COUNT(*) FROM files WHERE files.dropzone_id = dropzones.id),
+        used_space = used_space + (
+          SELECT COALESCE(SUM(1000 + length(CAST(name AS BLOB)) + length(CAST(type AS BLOB))), 0)
+          FROM files WHERE files.dropzone_id = dropzones.id);
+    `,
+  },
 ];
