@@ -111,6 +111,11 @@ export function createRepositories(db: Db) {
     fileByBlobKey: q<[string]>('SELECT * FROM files WHERE blob_key = ?'),
     filesOfDropzone: q<[string]>('SELECT * FROM files WHERE dropzone_id = ? ORDER BY created_at, id'),
     uploadedFilesOfDropzone: q<[string]>("SELECT * FROM files WHERE dropzone_id = ? AND status = 'uploaded' ORDER BY created_at, id"),
+    filesOfDropzoneAfter: q(
+      `SELECT * FROM files WHERE dropzone_id = @dropzoneId AND (@uploadedOnly = 0 OR status = 'uploaded')
+         AND (created_at, id) > (@createdAt, @id)
+       ORDER BY created_at, id LIMIT @limit`,
+    ),
     insertFile: q(
       `INSERT INTO files (id, dropzone_id, name, type, size, blob_key, status, uploader_key_id, created_at, pending_expires_at)
        VALUES (@id, @dropzone_id, @name, @type, @size, @blob_key, 'pending', @uploader_key_id, @created_at, @pending_expires_at)`,
@@ -188,6 +193,23 @@ export function createRepositories(db: Db) {
     fileByBlobKey: (key: string) => s.fileByBlobKey.get(key) as FileRow | undefined,
     filesOfDropzone: (dropzoneId: string) => s.filesOfDropzone.all(dropzoneId) as FileRow[],
     uploadedFilesOfDropzone: (dropzoneId: string) => s.uploadedFilesOfDropzone.all(dropzoneId) as FileRow[],
+    /**
+     * At most `limit` files of a dropzone (only uploaded ones with `uploadedOnly`) that come after `after` in the
+     * order (created_at, id); from the start without `after`. Keyset pagination, for walks in bounded batches.
+     */
+    filesOfDropzoneAfter: (
+      dropzoneId: string,
+      after: Pick<FileRow, 'created_at' | 'id'> | undefined,
+      limit: number,
+      uploadedOnly = false,
+    ) =>
+      s.filesOfDropzoneAfter.all({
+        dropzoneId,
+        uploadedOnly: uploadedOnly ? 1 : 0,
+        createdAt: after?.created_at ?? -Number.MAX_SAFE_INTEGER,
+        id: after?.id ?? '',
+        limit,
+      }) as FileRow[],
     insertFile: (row: Pick<FileRow, 'id' | 'dropzone_id' | 'name' | 'type' | 'size' | 'blob_key' | 'uploader_key_id' | 'created_at' | 'pending_expires_at'>) =>
       void s.insertFile.run(row),
     markUploaded: (id: string, etag: string, at: number) => s.markUploaded.run(etag, at, id).changes > 0,

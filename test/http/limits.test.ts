@@ -10,7 +10,8 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../src/db/migrations.js';
 import { openDatabase } from '../../src/db/database.js';
-import { type BackendContext, type TestServer, describeEachBackend } from '../helpers/server.js';
+import { uniqueZipNames, zipSize } from '../../src/zip/zip-stream.js';
+import { type BackendContext, type TestServer, describeEachBackend, startTestServer } from '../helpers/server.js';
 
 /** The documented per-file cost: the size, 1000 bytes, and the UTF-8 bytes of name and type. */
 const cost = (size: number, name: string, type: string) => size + 1000 + Buffer.byteLength(name) + Buffer.byteLength(type);
@@ -127,5 +128,113 @@ describe('migration 5 counts the files and their overhead of an existing databas
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('file lists and ZIPs read files in bounded batches and yield to other requests between them', () => {
+  const N = 1200;
+  let t: TestServer;
+  let dz: any;
+  beforeAll(async () => {
+    t = await startTestServer({ settings: { 'limits.maxFilesPerDropzone': N } });
+    dz = await t.createDropzone(t.adminKey);
+    // anyone may list through the page; files go in through the service (no HTTP round trip), empty and confirmed
+    expect((await t.req('POST', `/dropzones/${dz._id}/permissions`, { key: t.adminKey, body: { publicId: 'anyone', permissions: ['dropzone.list'] } })).status).toBe(200);
+    const { repo, files } = t.server.app.ctx;
+    const admin = { key: repo.adminKey()! };
+    for (let i = 0; i < N; i++) {
+      const { file } = await files.requestUpload(admin, repo.dropzoneById(dz._id)!, { name: 'a.txt', type: 'text/plain', size: 0 });
+      if (i % 3) repo.markUploaded(file.id, '"d41d8cd98f00b204e9800998ecf8427e"', t.clock.now());
+    }
+  }, 120_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  /**
+   * Runs `fn` while counting (a) the rows each repository read of files returns and (b) event-loop turns, with a
+   * setImmediate ticker. A walk in one synchronous block shows up as one read of every row with no turn in between.
+   */
+  async function observeReads(fn: () => Promise<unknown>): Promise<{ rows: number[]; turnsBetween: number[] }> {
+    const repo = t.server.app.ctx.repo as unknown as Record<string, unknown>;
+    const names = Object.keys(repo).filter((k) => /files/i.test(k) && typeof repo[k] === 'function');
+    const originals = new Map(names.map((k) => [k, repo[k] as (...a: unknown[]) => unknown]));
+    let ticks = 0;
+    let ticking = true;
+    const tick = () => {
+      ticks++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const rows: number[] = [];
+    const at: number[] = [];
+    for (const [k, orig] of originals)
+      repo[k] = (...args: unknown[]) => {
+        const out = orig(...args);
+        if (Array.isArray(out)) {
+          rows.push(out.length);
+          at.push(ticks);
+        }
+        return out;
+      };
+    try {
+      await fn();
+    } finally {
+      ticking = false;
+      for (const [k, orig] of originals) repo[k] = orig;
+    }
+    return { rows, turnsBetween: at.slice(1).map((v, i) => v - at[i]) };
+  }
+
+  const expectBatched = (seen: { rows: number[]; turnsBetween: number[] }, total: number) => {
+    expect(seen.rows.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(total);
+    expect(Math.max(...seen.rows)).toBeLessThanOrEqual(500);
+    for (const turns of seen.turnsBetween) expect(turns).toBeGreaterThan(0);
+  };
+
+  it('GET /dropzones/:id/files and GET /files: every file, in order, valid JSON', async () => {
+    let list: any;
+    const seen = await observeReads(async () => {
+      list = await t.req('GET', `/dropzones/${dz._id}/files`, { key: t.adminKey });
+    });
+    expect(list.status).toBe(200);
+    expect(list.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(list.body.status).toBe('success');
+    expect(list.body.data).toHaveLength(N);
+    expect(new Set(list.body.data.map((f: any) => f._id)).size).toBe(N);
+    expect(list.body.data.filter((f: any) => f.meta.s3Status === 'pending')).toHaveLength(N / 3);
+    expectBatched(seen, N);
+
+    let legacy: any;
+    const seen2 = await observeReads(async () => {
+      legacy = await t.req('GET', '/files', { dropzoneId: dz._id });
+    });
+    expect(legacy.body.data.map((f: any) => f._id)).toEqual(list.body.data.map((f: any) => f._id));
+    expectBatched(seen2, N);
+  });
+
+  it('GET /dropzones/:id/zip (HEAD): the same exact length, from batched reads', async () => {
+    let head: any;
+    const seen = await observeReads(async () => {
+      head = await t.req('HEAD', `/dropzones/${dz._id}/zip`, { key: t.adminKey });
+    });
+    expect(head.status).toBe(200);
+    // 800 empty entries named a.txt, a (1).txt … a (799).txt: local header 30 + name, descriptor 16, central 46 + name
+    const names = uniqueZipNames(Array.from({ length: (2 * N) / 3 }, () => 'a.txt'));
+    expect(Number(head.headers.get('content-length'))).toBe(zipSize(names.map((name) => ({ name, size: 0 }))));
+    expectBatched(seen, (2 * N) / 3);
+  });
+
+  it('the page list (anyone holds dropzone.list): every uploaded file, from batched reads', async () => {
+    const page = await t.req('GET', `//d/${dz.code}`);
+    const token = /"token":"([^"]+)"/.exec(page.text)![1];
+    let list: any;
+    const seen = await observeReads(async () => {
+      list = await t.req('GET', `//d/${dz.code}/api/files`, { headers: { authorization: `Bearer ${token}` } });
+    });
+    expect(list.status).toBe(200);
+    expect(list.body.data).toHaveLength((2 * N) / 3);
+    expect(list.text).not.toContain(dz._id);
+    expectBatched(seen, (2 * N) / 3);
   });
 });
