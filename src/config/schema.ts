@@ -92,6 +92,8 @@ export const configSchema = z
         maxGb: z.number().positive().default(4),
         minDays: z.number().positive().default(30),
         maxDays: z.number().positive().default(365),
+        /** Most files (pending uploads included) one dropzone may hold; each also costs a small overhead in usedSpace. */
+        maxFilesPerDropzone: z.number().int().min(1).max(1_000_000).default(10_000),
       })
       .strict()
       .prefault({}),

@@ -22,9 +22,11 @@ export const ERRORS = {
   UPLOAD_EXPIRED: { status: 410, message: 'This upload has expired.' },
   FILE_TOO_LARGE: { status: 413, message: 'The file is larger than allowed.' },
   DROPZONE_FULL: { status: 413, message: 'Not enough space left in the dropzone.' },
+  TOO_MANY_FILES: { status: 413, message: 'The dropzone holds the most files allowed.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large.' },
   ROUTE_NOT_FOUND: { status: 404, message: 'No such route.' },
   REQUEST_REJECTED: { status: 400, message: 'Request rejected.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

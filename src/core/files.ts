@@ -5,6 +5,7 @@ import { flushBlobDeletions } from './dropzones.js';
 import { AppError } from './errors.js';
 import { newBlobKey, newFileId } from './ids.js';
 import { type FilePermission, type Principal, filePermissions, invisible, requirePermission } from './permissions.js';
+import { fileCost } from './quota.js';
 
 /** Longest lifetime of an S3 upload URL that cannot be made conditional (`storage.s3.conditionalWrites = false`). */
 export const UNCONDITIONAL_URL_TTL_SECONDS = 900;
@@ -27,7 +28,7 @@ export function createFileService(deps: CoreDeps) {
     db.transaction(() => {
       repo.deleteGrantsOn('file', file.id);
       repo.deleteFile(file.id);
-      repo.releaseSpace(file.dropzone_id, file.size);
+      repo.releaseSpace(file.dropzone_id, fileCost(file));
       repo.queueBlobDeletion(file.blob_key, clock.now());
     })();
 
@@ -45,8 +46,10 @@ export function createFileService(deps: CoreDeps) {
     },
 
     /**
-     * Reserves `size` bytes in `dz` atomically and creates a pending file with a presigned upload URL.
-     * Throws DROPZONE_EXPIRED (410), FILE_TOO_LARGE (413, over maxFileSize), DROPZONE_FULL (413, not enough room left).
+     * Reserves the file's cost ({@link fileCost}: its size plus a small overhead) and one of the dropzone's
+     * `limits.maxFilesPerDropzone` places atomically, and creates a pending file with a presigned upload URL.
+     * Throws DROPZONE_EXPIRED (410), FILE_TOO_LARGE (413, over maxFileSize), TOO_MANY_FILES (413, the dropzone holds
+     * the most files allowed), DROPZONE_FULL (413, not enough room left).
      * The caller has checked `dropzone.upload`.
      */
     async requestUpload(p: Principal, dz: DropzoneRow, input: UploadRequestInput): Promise<{ file: FileRow; upload: PresignedRequest }> {
@@ -60,8 +63,14 @@ export function createFileService(deps: CoreDeps) {
             field: 'size',
             maxFileSize: cur.max_file_size,
           });
-        if (!repo.reserveSpace(cur.id, input.size, now)) {
-          const left = Math.max(0, cur.max_size - cur.used_space);
+        const maxFiles = config.limits.maxFilesPerDropzone;
+        if (!repo.reserveSpace(cur.id, fileCost(input), now, maxFiles)) {
+          if (cur.file_count >= maxFiles)
+            throw new AppError('TOO_MANY_FILES', `This dropzone already holds the most files allowed (${maxFiles} files, pending uploads included); delete some first.`, {
+              limit: maxFiles,
+            });
+          // room for this file's bytes once its own overhead is paid
+          const left = Math.max(0, cur.max_size - cur.used_space - (fileCost(input) - input.size));
           throw new AppError('DROPZONE_FULL', `Not enough space left in the dropzone: ${input.size} bytes requested, ${left} available.`, {
             field: 'size',
             available: left,

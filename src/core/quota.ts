@@ -33,6 +33,18 @@ export function gbToBytes(gb: number): number {
   return Math.round(gb * BYTES_PER_GB);
 }
 
+/** Fixed part of the space every file costs on top of its bytes (its row, its grants, its place in lists and ZIPs). */
+export const FILE_OVERHEAD_BYTES = 1000;
+
+/**
+ * The space a file costs in its dropzone's `usedSpace`: its size plus {@link FILE_OVERHEAD_BYTES} plus the UTF-8
+ * length of its name and type, so that empty files are not free. The one rule, used when space is reserved and when
+ * it is released (name, type and size never change after the reservation).
+ */
+export function fileCost(f: { size: number; name: string; type: string }): number {
+  return f.size + FILE_OVERHEAD_BYTES + Buffer.byteLength(f.name, 'utf8') + Buffer.byteLength(f.type, 'utf8');
+}
+
 /** Bounds that operators configure (`limits.*`). */
 export interface QuotaBounds {
   minGb: number;

@@ -89,4 +89,24 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE UNIQUE INDEX dropzones_share_id ON dropzones(share_id);
     `,
   },
+  {
+    // Issue 8: each dropzone counts its files (pending and uploaded), so a file-count limit can be enforced in the
+    // same UPDATE that reserves space; and each file now costs a small overhead in used_space (core/quota.ts
+    // fileCost: 1000 bytes + UTF-8 bytes of name and type). Existing files are charged the same way here, so
+    // releasing them later gives back exactly what they hold. Lists and ZIPs walk a dropzone's files in batches in
+    // (created_at, id) order: an index on exactly that order keeps each batch a short range scan, also when many
+    // files share a created_at (the old index on (dropzone_id, created_at) is a prefix of it and goes).
+    version: 5,
+    name: 'file count and per-file overhead',
+    sql: `
+      ALTER TABLE dropzones ADD COLUMN file_count INTEGER NOT NULL DEFAULT 0 CHECK (file_count >= 0);
+      UPDATE dropzones SET
+        file_count = (SELECT COUNT(*) FROM files WHERE files.dropzone_id = dropzones.id),
+        used_space = used_space + (
+          SELECT COALESCE(SUM(1000 + length(CAST(name AS BLOB)) + length(CAST(type AS BLOB))), 0)
+          FROM files WHERE files.dropzone_id = dropzones.id);
+      DROP INDEX files_dropzone;
+      CREATE INDEX files_dropzone_order ON files(dropzone_id, created_at, id);
+    `,
+  },
 ];

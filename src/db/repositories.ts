@@ -29,6 +29,8 @@ export interface DropzoneRow {
   max_size: number;
   max_file_size: number;
   used_space: number;
+  /** Files in the dropzone, pending and uploaded; maintained with used_space by reserveSpace / releaseSpace. */
+  file_count: number;
   start_time: number;
   delete_time: number;
   created_at: number;
@@ -102,9 +104,10 @@ export function createRepositories(db: Db) {
          delete_time = @delete_time, updated_at = @updated_at WHERE id = @id`,
     ),
     reserveSpace: q(
-      'UPDATE dropzones SET used_space = used_space + @bytes WHERE id = @id AND used_space + @bytes <= max_size AND @now < delete_time',
+      `UPDATE dropzones SET used_space = used_space + @bytes, file_count = file_count + 1
+       WHERE id = @id AND used_space + @bytes <= max_size AND file_count < @maxFiles AND @now < delete_time`,
     ),
-    releaseSpace: q<[number, string]>('UPDATE dropzones SET used_space = MAX(0, used_space - ?) WHERE id = ?'),
+    releaseSpace: q<[number, string]>('UPDATE dropzones SET used_space = MAX(0, used_space - ?), file_count = MAX(0, file_count - 1) WHERE id = ?'),
     deleteDropzone: q<[string]>('DELETE FROM dropzones WHERE id = ?'),
     expiredDropzones: q<[number]>('SELECT * FROM dropzones WHERE delete_time <= ? ORDER BY delete_time LIMIT 100'),
 
@@ -112,6 +115,11 @@ export function createRepositories(db: Db) {
     fileByBlobKey: q<[string]>('SELECT * FROM files WHERE blob_key = ?'),
     filesOfDropzone: q<[string]>('SELECT * FROM files WHERE dropzone_id = ? ORDER BY created_at, id'),
     uploadedFilesOfDropzone: q<[string]>("SELECT * FROM files WHERE dropzone_id = ? AND status = 'uploaded' ORDER BY created_at, id"),
+    filesOfDropzoneAfter: q(
+      `SELECT * FROM files WHERE dropzone_id = @dropzoneId AND (@uploadedOnly = 0 OR status = 'uploaded')
+         AND (created_at, id) > (@createdAt, @id)
+       ORDER BY created_at, id LIMIT @limit`,
+    ),
     insertFile: q(
       `INSERT INTO files (id, dropzone_id, name, type, size, blob_key, status, uploader_key_id, created_at, pending_expires_at)
        VALUES (@id, @dropzone_id, @name, @type, @size, @blob_key, 'pending', @uploader_key_id, @created_at, @pending_expires_at)`,
@@ -173,11 +181,16 @@ export function createRepositories(db: Db) {
     dropzoneByOwnerName: (ownerId: number, name: string) => s.dropzoneByOwnerName.get(ownerId, name) as DropzoneRow | undefined,
     dropzonesForKey: (keyId: number, publicId: string) => s.dropzonesForKey.all({ keyId, publicId }) as DropzoneRow[],
     allDropzones: () => s.allDropzones.all() as DropzoneRow[],
-    insertDropzone: (row: Omit<DropzoneRow, 'used_space'>) => void s.insertDropzone.run(row),
+    insertDropzone: (row: Omit<DropzoneRow, 'used_space' | 'file_count'>) => void s.insertDropzone.run(row),
     updateDropzoneSize: (row: Pick<DropzoneRow, 'id' | 'size_gb' | 'days' | 'max_size' | 'max_file_size' | 'delete_time' | 'updated_at'>) =>
       void s.updateDropzoneSize.run(row),
-    /** Adds `bytes` to used_space only if it stays within max_size and the dropzone has not expired at `now`. */
-    reserveSpace: (id: string, bytes: number, now: number) => s.reserveSpace.run({ bytes, id, now }).changes > 0,
+    /**
+     * Reserves room for one file: adds `bytes` to used_space and 1 to file_count, only if used_space stays within
+     * max_size, file_count below `maxFiles` and the dropzone has not expired at `now`. One conditional UPDATE, so
+     * concurrent reservations cannot overshoot either limit.
+     */
+    reserveSpace: (id: string, bytes: number, now: number, maxFiles: number) => s.reserveSpace.run({ bytes, id, now, maxFiles }).changes > 0,
+    /** Releases one file's reservation: `bytes` from used_space and 1 from file_count. */
     releaseSpace: (id: string, bytes: number) => void s.releaseSpace.run(bytes, id),
     deleteDropzone: (id: string) => void s.deleteDropzone.run(id),
     expiredDropzones: (now: number) => s.expiredDropzones.all(now) as DropzoneRow[],
@@ -186,6 +199,23 @@ export function createRepositories(db: Db) {
     fileByBlobKey: (key: string) => s.fileByBlobKey.get(key) as FileRow | undefined,
     filesOfDropzone: (dropzoneId: string) => s.filesOfDropzone.all(dropzoneId) as FileRow[],
     uploadedFilesOfDropzone: (dropzoneId: string) => s.uploadedFilesOfDropzone.all(dropzoneId) as FileRow[],
+    /**
+     * At most `limit` files of a dropzone (only uploaded ones with `uploadedOnly`) that come after `after` in the
+     * order (created_at, id); from the start without `after`. Keyset pagination, for walks in bounded batches.
+     */
+    filesOfDropzoneAfter: (
+      dropzoneId: string,
+      after: Pick<FileRow, 'created_at' | 'id'> | undefined,
+      limit: number,
+      uploadedOnly = false,
+    ) =>
+      s.filesOfDropzoneAfter.all({
+        dropzoneId,
+        uploadedOnly: uploadedOnly ? 1 : 0,
+        createdAt: after?.created_at ?? -Number.MAX_SAFE_INTEGER,
+        id: after?.id ?? '',
+        limit,
+      }) as FileRow[],
     insertFile: (row: Pick<FileRow, 'id' | 'dropzone_id' | 'name' | 'type' | 'size' | 'blob_key' | 'uploader_key_id' | 'created_at' | 'pending_expires_at'>) =>
       void s.insertFile.run(row),
     markUploaded: (id: string, etag: string, at: number) => s.markUploaded.run(etag, at, id).changes > 0,

@@ -72,7 +72,7 @@ export const dropzoneSchema = z.object({
   maxDuration: z.number().describe('milliseconds'),
   maxSize: z.number().describe('bytes'),
   maxFileSize: z.number().describe('bytes'),
-  usedSpace: z.number().describe('bytes, including reserved pending uploads'),
+  usedSpace: z.number().describe('bytes, including reserved pending uploads; each file counts its size + 1000 + the UTF-8 bytes of its name and type'),
   deleteTime: z.number().describe('epoch milliseconds'),
   uploadUrl: z.string().optional().describe('the dropzone page; only for callers who may upload'),
   maxSizeGb: z.number(),

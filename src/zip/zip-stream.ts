@@ -230,6 +230,15 @@ function dosDateTime(d: Date): { time: number; date: number } {
  * writer would abort on the same input).
  */
 export function zipSize(entries: { name: string; size: number }[], opts: ZipOptions = {}): number {
+  return runSteps(zipSizeSteps(entries, opts));
+}
+
+/** {@link zipSize} for long entry lists: the same result, computed in slices that yield to the event loop. */
+export function zipSizeAsync(entries: { name: string; size: number }[], opts: ZipOptions = {}): Promise<number> {
+  return runStepsAsync(zipSizeSteps(entries, opts));
+}
+
+function* zipSizeSteps(entries: { name: string; size: number }[], opts: ZipOptions): Generator<void, number> {
   const force = opts.forceZip64 === true;
   let offset = 0;
   let cdSize = 0;
@@ -240,8 +249,30 @@ export function zipSize(entries: { name: string; size: number }[], opts: ZipOpti
     const fields = (p.cdSizes64 ? 2 : 0) + (p.cdOffset64 ? 1 : 0);
     cdSize += 46 + p.nameBytes.length + (fields > 0 ? 4 + 8 * fields : 0);
     offset += local + p.size + descriptor;
+    yield;
   }
   return offset + cdSize + endRecords(entries.length, offset, cdSize, force).length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work over every entry is written once as a generator that yields after each item; it runs either in one go
+// (the synchronous API) or in slices of STEPS_PER_SLICE items with a turn of the event loop between them.
+
+const STEPS_PER_SLICE = 500;
+
+function runSteps<R>(steps: Generator<void, R>): R {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+async function runStepsAsync<R>(steps: Generator<void, R>): Promise<R> {
+  for (let n = 1; ; n++) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (n % STEPS_PER_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 /**
@@ -408,29 +439,55 @@ const key = (s: string): string => s.toLowerCase();
  * name; later ones get ` (1)`, ` (2)`, … before the extension (`a.txt` → `a (1).txt`), choosing a
  * suffix that matches no other (sanitised) input name and no earlier output. A file whose name
  * equals a directory used by another entry (`a` next to `a/b`) is renamed the same way.
+ *
+ * Linear in the number of names: each counter is tried at most once per name, however many copies there are.
  */
 export function uniqueZipNames(names: string[]): string[] {
-  const clean = names.map(sanitizeZipName);
-  const reserved = new Set(clean.map(key));
+  return runSteps(uniqueZipNameSteps(names));
+}
+
+/** {@link uniqueZipNames} for long lists: the same result, computed in slices that yield to the event loop. */
+export function uniqueZipNamesAsync(names: string[]): Promise<string[]> {
+  return runStepsAsync(uniqueZipNameSteps(names));
+}
+
+function* uniqueZipNameSteps(names: string[]): Generator<void, string[]> {
+  const clean: string[] = [];
+  for (const n of names) {
+    clean.push(sanitizeZipName(n));
+    yield;
+  }
+  const reserved = new Set<string>();
   const dirs = new Set<string>();
   for (const n of clean) {
+    reserved.add(key(n));
     const parts = key(n).split('/');
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+    yield;
   }
   const used = new Set<string>();
-  return clean.map((name) => {
+  // Per name (case-insensitively), the first counter not yet tried. Every counter below it was taken when it was
+  // tried, and taken names stay taken, so starting there gives the same result as searching from 1 — but each
+  // counter is tried once per name, which keeps the whole pass linear (k copies of one name: k tries, not k²/2).
+  const nextCounter = new Map<string, number>();
+  const out: string[] = [];
+  for (const name of clean) {
     let result = name;
-    if (used.has(key(name)) || dirs.has(key(name))) {
-      for (let n = 1; ; n++) {
+    const k0 = key(name);
+    if (used.has(k0) || dirs.has(k0)) {
+      for (let n = nextCounter.get(k0) ?? 1; ; n++) {
         const candidate = withCounter(name, n);
         const k = key(candidate);
         if (!reserved.has(k) && !used.has(k) && !dirs.has(k)) {
           result = candidate;
+          nextCounter.set(k0, n + 1);
           break;
         }
       }
     }
     used.add(key(result));
-    return result;
-  });
+    out.push(result);
+    yield;
+  }
+  return out;
 }

@@ -25,6 +25,8 @@ if (!HAVE_CHROMIUM) {
 const OUT = resolve('test-output');
 const ADMIN = 'dzk_browser_test_admin_key_0123456789abcdef';
 const MAX_FILE = 1_000_000; // uploads.maxFileSize: small, so an oversize file is cheap to make
+/** What a file costs in usedSpace: its size + 1000 + the UTF-8 bytes of its name and type. */
+const cost = (size: number, name: string, type: string) => size + 1000 + Buffer.byteLength(name) + Buffer.byteLength(type);
 
 interface Srv {
   server: RunningServer;
@@ -174,7 +176,7 @@ describe('dropzone page: HTML and page API', () => {
     // reserve, cancel: the space comes back
     const up = await page('POST', 'uploads', cfg.token, { name: 'x.txt', type: 'text/plain', size: 5 });
     expect(up.status).toBe(200);
-    expect(up.body.data.usedSpace).toBe(5);
+    expect(up.body.data.usedSpace).toBe(cost(5, 'x.txt', 'text/plain'));
     expect(up.text).not.toContain(dz._id);
     // a file id of another dropzone is invisible through this page
     const otherUp = await s.api('POST', `/dropzones/${other._id}/files`, { name: 'o.txt', type: '', size: 1 });
@@ -286,7 +288,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dropzone page in headless Chromium', () => {
       expect(dl.status).toBe(200);
       expect(Buffer.from(await dl.arrayBuffer()).equals(bytes)).toBe(true);
     }
-    const used = a.length + b.length;
+    const used = cost(a.length, 'notes.txt', 'text/plain') + cost(b.length, 'photo 1 – ü.jpg', 'image/jpeg');
     expect((await s.api('GET', `/dropzones/${dz._id}`)).body.data.usedSpace).toBe(used);
 
     // an oversize file shows the error; the other file of the same batch still succeeds
@@ -304,7 +306,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dropzone page in headless Chromium', () => {
     expect(await page.locator('#summary').textContent()).toMatch(/^3 of 4 files uploaded .*1 failed: too-big\.bin\.$/);
     const after = await s.api('GET', `/dropzones/${dz._id}/files`);
     expect(after.body.data.map((f: any) => f.name).sort()).toEqual(['notes.txt', 'photo 1 – ü.jpg', 'small.txt']);
-    expect((await s.api('GET', `/dropzones/${dz._id}`)).body.data.usedSpace).toBe(used + ok.length);
+    expect((await s.api('GET', `/dropzones/${dz._id}`)).body.data.usedSpace).toBe(used + cost(ok.length, 'small.txt', 'text/plain'));
 
     // keyboard: the first tab stop is the skip link, then the real picker button
     await page.keyboard.press('Tab');
@@ -364,7 +366,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dropzone page in headless Chromium', () => {
     expect(await slow.locator('.item-detail').textContent()).toMatch(/^Cancelled at \d+(\.\d)? kB of 900 kB$/);
     expect(await page.evaluate(() => document.activeElement?.id)).toMatch(/^u\d+$/); // focus stays on the item, not lost
     // the pending reservation of the cancelled file is released
-    await expect.poll(async () => (await s.api('GET', `/dropzones/${dz._id}`)).body.data.usedSpace, { timeout: 5000 }).toBe(5);
+    await expect.poll(async () => (await s.api('GET', `/dropzones/${dz._id}`)).body.data.usedSpace, { timeout: 5000 }).toBe(cost(5, 'quick.txt', 'text/plain'));
     const files = await s.api('GET', `/dropzones/${dz._id}/files`);
     expect(files.body.data.map((f: any) => f.name)).toEqual(['quick.txt']);
     await page.close();

@@ -13,6 +13,8 @@ describeEachBackend('expiry driven by the injected clock', (b: BackendContext) =
     await t?.close();
   });
 
+  /** What a file costs in usedSpace: size + 1000 + UTF-8 bytes of name and type (requestUpload's default type). */
+  const cost = (size: number, name: string, type = 'application/octet-stream') => size + 1000 + Buffer.byteLength(name) + Buffer.byteLength(type);
   const usedSpace = async (id: string) => (await t.req('GET', `/dropzones/${id}`, { key: t.adminKey })).body.data.usedSpace;
 
   it('a pending upload not confirmed in time is removed by the sweeper and its bytes released', async () => {
@@ -20,16 +22,16 @@ describeEachBackend('expiry driven by the injected clock', (b: BackendContext) =
     const stale = await t.requestUpload(t.adminKey, dz._id, 'stale.bin', 1000);
     t.clock.advance(300_000);
     const young = await t.requestUpload(t.adminKey, dz._id, 'young.bin', 500);
-    expect(await usedSpace(dz._id)).toBe(1500);
+    expect(await usedSpace(dz._id)).toBe(cost(1000, 'stale.bin') + cost(500, 'young.bin'));
 
     // nothing is due yet
     expect((await t.server.app.ctx.sweeper.sweep()).stalePending).toBe(0);
-    expect(await usedSpace(dz._id)).toBe(1500);
+    expect(await usedSpace(dz._id)).toBe(cost(1000, 'stale.bin') + cost(500, 'young.bin'));
 
     t.clock.advance(300_001); // stale is 600.001 s old, young 300.001 s
     const swept = await t.server.app.ctx.sweeper.sweep();
     expect(swept.stalePending).toBe(1);
-    expect(await usedSpace(dz._id)).toBe(500);
+    expect(await usedSpace(dz._id)).toBe(cost(500, 'young.bin'));
     expect((await t.req('GET', `/files/${stale.fileId}`, { key: t.adminKey })).status).toBe(404);
     expect((await t.req('GET', `/files/${young.fileId}`, { key: t.adminKey })).status).toBe(200);
     const files = (await t.req('GET', `/dropzones/${dz._id}/files`, { key: t.adminKey })).body.data;
@@ -78,7 +80,7 @@ describeEachBackend('expiry driven by the injected clock', (b: BackendContext) =
     t.clock.advance(3600_000);
     expect((await t.server.app.ctx.sweeper.sweep()).stalePending).toBe(0);
     expect((await t.req('GET', `/files/${fileId}/download`, { key: t.adminKey })).text).toBe('kept');
-    expect(await usedSpace(dz._id)).toBe(4);
+    expect(await usedSpace(dz._id)).toBe(cost(4, 'kept.txt'));
   });
 
   it('after deleteTime a dropzone refuses uploads (410), and the sweep deletes it with its files and blobs', async () => {

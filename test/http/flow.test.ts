@@ -64,7 +64,8 @@ describeEachBackend('HTTP API: endpoints and flow', (b: BackendContext) => {
       for (const p of ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'])
         expect(u.searchParams.get(p), p).toBeTruthy();
     }
-    expect((await t.req('GET', '/dropzone', { dropzoneId: id })).body.data.usedSpace).toBe(content.length);
+    // the file's bytes plus its overhead: 1000 + UTF-8 bytes of name and type
+    expect((await t.req('GET', '/dropzone', { dropzoneId: id })).body.data.usedSpace).toBe(content.length + 1000 + 'hello.txt'.length + 'text/plain'.length);
 
     const put = await t.put(up, content);
     expect(put.status).toBe(200);

@@ -18,9 +18,12 @@ describeEachBackend('space reservation', (b: BackendContext) => {
 
   it('50 parallel upload-URL requests against room for exactly 10 yield exactly 10 (413 for the rest); usedSpace is exact', async () => {
     const dz = await t.createDropzone(t.adminKey, { gb: 0.2, days: 30 }); // 2e8 bytes
-    const size = 2e7;
+    // each file costs its size + 1000 + UTF-8 bytes of name (3) and type (24): 10 of them fill the dropzone exactly
+    const size = 2e7 - 1027;
     const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: `f${i}`, type: 'application/octet-stream', size } })),
+      Array.from({ length: 50 }, (_, i) =>
+        t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: `f${String(i).padStart(2, '0')}`, type: 'application/octet-stream', size } }),
+      ),
     );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(10);
@@ -32,7 +35,8 @@ describeEachBackend('space reservation', (b: BackendContext) => {
     // deleting a pending file releases its bytes, and exactly one more fits
     const first = results.find((r) => r.status === 200)!.body.data.fileId;
     expect((await t.req('DELETE', `/files/${first}`, { key: t.adminKey })).status).toBe(200);
-    expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).body.data.usedSpace).toBe(2e8 - size);
+    expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).body.data.usedSpace).toBe(2e8 - 2e7);
+    // name "x", no type: costs size + 1001, so one fits in the 2e7 freed and a second does not
     const again = await Promise.all([0, 1].map(() => t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: 'x', size } })));
     expect(again.map((r) => r.status).sort()).toEqual([200, 413]);
   });
@@ -50,7 +54,9 @@ describeEachBackend('space reservation', (b: BackendContext) => {
       await small.close();
     }
     const dz = await t.createDropzone(t.adminKey, { gb: 0.2, days: 30 });
-    expect((await t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: 'all', size: 2e8 } })).status).toBe(200);
+    // the file's own overhead (1000 + 3 bytes of name) counts too
+    expect((await t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: 'all', size: 2e8 - 1002 } })).status).toBe(413);
+    expect((await t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: 'all', size: 2e8 - 1003 } })).status).toBe(200);
     const full = await t.req('POST', `/dropzones/${dz._id}/files`, { key: t.adminKey, body: { name: 'one more', size: 1 } });
     expect(full.status).toBe(413);
     expect(full.body.message).toMatch(/0 available/);

@@ -564,3 +564,66 @@ describe('uniqueZipNames', () => {
     }
   });
 });
+
+describe('uniqueZipNames is linear in the number of names (issue 8: 4000 × "a.txt" blocked the server for 1.5 s)', () => {
+  /**
+   * Runs `fn` counting every Set/Map lookup and insertion made meanwhile: the de-duplication's work is made of those,
+   * so their count measures the algorithm's steps without timing anything.
+   */
+  function countLookups<T>(fn: () => T): { result: T; lookups: number } {
+    const methods = [
+      [Set.prototype, 'has'],
+      [Set.prototype, 'add'],
+      [Map.prototype, 'has'],
+      [Map.prototype, 'get'],
+      [Map.prototype, 'set'],
+    ] as const;
+    const originals = methods.map(([proto, name]) => (proto as any)[name] as (...a: unknown[]) => unknown);
+    let lookups = 0;
+    methods.forEach(([proto, name], i) => {
+      const orig = originals[i];
+      (proto as any)[name] = function (this: unknown, ...args: unknown[]) {
+        lookups++;
+        return orig.apply(this, args);
+      };
+    });
+    try {
+      return { result: fn(), lookups };
+    } finally {
+      methods.forEach(([proto, name], i) => ((proto as any)[name] = originals[i]));
+    }
+  }
+
+  const N = 3000;
+
+  it(`${N} copies of one name: the expected names, and a bounded number of lookups per name`, () => {
+    const { result, lookups } = countLookups(() => uniqueZipNames(Array.from({ length: N }, () => 'a.txt')));
+    expect(result[0]).toBe('a.txt');
+    expect(result.slice(1)).toEqual(Array.from({ length: N - 1 }, (_, i) => `a (${i + 1}).txt`));
+    // the quadratic search tried n = 1, 2, … for every copy: about N²/2 candidates, several lookups each
+    expect(lookups).toBeLessThan(20 * N);
+  });
+
+  it(`${N} copies whose numbered names are all taken by other files: still bounded, nothing collides`, () => {
+    const input = [...Array.from({ length: N }, () => 'A.txt'), ...Array.from({ length: N }, (_, i) => `a (${i + 1}).txt`)];
+    const { result, lookups } = countLookups(() => uniqueZipNames(input));
+    expect(result).toHaveLength(2 * N);
+    expect(new Set(result.map((n) => n.toLowerCase())).size).toBe(2 * N);
+    expect(result[1]).toBe(`A (${N + 1}).txt`);
+    expect(result[N - 1]).toBe(`A (${2 * N - 1}).txt`);
+    expect(result.slice(N)).toEqual(input.slice(N));
+    expect(lookups).toBeLessThan(20 * 2 * N);
+  });
+
+  it('copies of different names with different cases share one counter per name', () => {
+    expect(uniqueZipNames(['x.txt', 'X.TXT', 'y', 'x.TXT', 'Y', 'x (2).txt', 'x.txt'])).toEqual([
+      'x.txt',
+      'X (1).TXT',
+      'y',
+      'x (3).TXT',
+      'Y (1)',
+      'x (2).txt',
+      'x (4).txt',
+    ]);
+  });
+});

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import { createZipStream, uniqueZipNames, zipSize } from '../../zip/zip-stream.js';
+import { allFilesInBatches } from '../../core/file-batches.js';
+import { createZipStream, uniqueZipNamesAsync, zipSizeAsync } from '../../zip/zip-stream.js';
 import type { ApiContext } from '../context.js';
 import { type RouteDef, defineRoute } from '../route.js';
 import { errorSchema } from '../schemas.js';
@@ -7,7 +8,9 @@ import { contentDisposition } from '../send-file.js';
 
 /**
  * `GET /dropzones/:id/zip` (dropzone.zip): every uploaded file of the dropzone as one ZIP, streamed object after
- * object (stored, ZIP64 when needed) with an exact Content-Length; duplicate names are made unique.
+ * object (stored, ZIP64 when needed) with an exact Content-Length; duplicate names are made unique. Rows are read,
+ * names made unique and the length computed in slices that yield to the event loop, so a dropzone of many files
+ * does not stall other requests while the archive is prepared.
  */
 export function archiveRoutes(ctx: ApiContext): RouteDef[] {
   const log = ctx.log.child('zip');
@@ -25,17 +28,17 @@ export function archiveRoutes(ctx: ApiContext): RouteDef[] {
         403: { description: 'Missing permission', schema: errorSchema },
         404: { description: 'Not found', schema: errorSchema },
       },
-      handler: (c) => {
+      handler: async (c) => {
         const dz = ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.zip');
-        const files = ctx.repo.uploadedFilesOfDropzone(dz.id);
-        const names = uniqueZipNames(files.map((f) => f.name));
+        const files = await allFilesInBatches(ctx.repo, dz.id, { uploadedOnly: true });
+        const names = await uniqueZipNamesAsync(files.map((f) => f.name));
         const entries = files.map((f, i) => ({
           name: names[i],
           size: f.size,
           mtime: new Date(f.confirmed_at ?? f.created_at),
           open: async () => (await ctx.blobs.get(f.blob_key)).stream,
         }));
-        const length = zipSize(entries);
+        const length = await zipSizeAsync(entries);
         const headers = {
           'Content-Type': 'application/zip',
           'Content-Length': String(length),

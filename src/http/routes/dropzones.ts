@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import type { Principal } from '../../core/permissions.js';
 import type { DropzoneRow } from '../../db/repositories.js';
+import { fileBatches } from '../../core/file-batches.js';
 import type { ApiContext } from '../context.js';
+import { streamJsonList } from '../json-stream.js';
 import { ok, presentDropzone, presentFile } from '../presenters.js';
 import { type AppEnv, type RouteDef, defineRoute } from '../route.js';
 import {
@@ -32,10 +34,10 @@ export function requireDropzoneId(p: Principal): string {
 }
 
 
-/** Shared by both generations: list the files of a dropzone the caller may list. */
-export function listFilesOf(ctx: ApiContext, p: Principal, dz: DropzoneRow) {
-  const view = ctx.dropzones.view(p, dz);
-  return ctx.repo.filesOfDropzone(dz.id).map((f) => presentFile(f, dz, view));
+/** Shared by both generations: the files of a dropzone the caller may list, streamed in batches (see streamJsonList). */
+export function listFilesOf(ctx: ApiContext, c: Context<AppEnv>, dz: DropzoneRow): Response {
+  const view = ctx.dropzones.view(c.var.principal, dz);
+  return streamJsonList(c, fileBatches(ctx.repo, dz.id), (f) => presentFile(f, dz, view), ctx.log);
 }
 
 /** Shared by both generations: reserve space and answer with the signed upload URL. */
@@ -144,7 +146,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
       handler: (c) => {
         const dz = ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.list');
-        return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));
+        return listFilesOf(ctx, c, dz);
       },
     }),
     defineRoute({
@@ -187,7 +189,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
       handler: (c) => {
         const dz = ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
-        return c.json(ok(listFilesOf(ctx, c.var.principal, dz)));
+        return listFilesOf(ctx, c, dz);
       },
     }),
     defineRoute({

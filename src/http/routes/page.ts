@@ -5,7 +5,9 @@ import { type PageCapability, createPageTokens, pageCapabilities } from '../../c
 import { type Principal, filePermissions } from '../../core/permissions.js';
 import type { DropzoneRow, FileRow } from '../../db/repositories.js';
 import { readAsset } from '../../runtime/assets.js';
+import { fileBatches } from '../../core/file-batches.js';
 import type { ApiContext } from '../context.js';
+import { streamJsonList } from '../json-stream.js';
 import { ok } from '../presenters.js';
 import { type AppEnv, type RouteDef, defineRoute, mountRoutes } from '../route.js';
 import { envelope, errorResponse, uploadRequestBody } from '../schemas.js';
@@ -228,14 +230,15 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       handler: async (c) => {
         const { dz, scope } = await session(c);
         need(scope, 'dropzone.list');
-        const files = repo
-          .filesOfDropzone(dz.id)
-          .filter((f) => f.status === 'uploaded')
-          .map((f) => ({
+        return streamJsonList(
+          c,
+          fileBatches(repo, dz.id, { uploadedOnly: true }),
+          (f) => ({
             ...presentPageFile(f),
             ...(filePermissions(repo, {}, f, dz).has('file.download') ? { downloadUrl: `../cdn/${encodeURIComponent(f.id)}/download` } : {}),
-          }));
-        return c.json(ok(files));
+          }),
+          ctx.log,
+        );
       },
     }),
   ];
