@@ -1,4 +1,5 @@
-import type { PresignedRequest } from '../blobs/blob-store.js';
+import type { Readable } from 'node:stream';
+import { BlobNotFoundError, type BlobStat, type BlobStore, type ByteRange, type PresignedRequest } from '../blobs/blob-store.js';
 import type { DropzoneRow, FileRow } from '../db/repositories.js';
 import type { CoreDeps } from './deps.js';
 import { flushBlobDeletions } from './dropzones.js';
@@ -142,6 +143,27 @@ export function createFileService(deps: CoreDeps) {
     removeRow,
   };
   return service;
+}
+
+/**
+ * Opens the bytes that were confirmed for `file` (or the inclusive `range` of them): confirmed bytes are the only ones
+ * ever served. Throws FILE_NOT_FOUND when the object is gone (deleted concurrently) and OBJECT_CHANGED when the store
+ * holds an object whose ETag differs from the one recorded at confirm (replaced behind the server's back); the stream
+ * is then already destroyed.
+ */
+export async function openConfirmedBlob(blobs: BlobStore, file: FileRow, range?: ByteRange): Promise<{ stream: Readable; stat: BlobStat }> {
+  let opened;
+  try {
+    opened = await blobs.get(file.blob_key, range);
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) throw new AppError('FILE_NOT_FOUND');
+    throw err;
+  }
+  if (file.etag && opened.stat.etag !== file.etag) {
+    opened.stream.destroy();
+    throw new AppError('OBJECT_CHANGED', 'The stored object changed after it was confirmed; refusing to serve it.');
+  }
+  return opened;
 }
 
 /** The service built by {@link createFileService}. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Hono } from 'hono';
-import { BlobSizeError } from '../../blobs/blob-store.js';
+import { BlobExistsError, BlobSizeError } from '../../blobs/blob-store.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from '../../blobs/local-store.js';
 import type { ApiContext } from '../context.js';
 import type { AppEnv } from '../route.js';
@@ -16,8 +16,9 @@ const CORS = {
 
 /**
  * The local store's S3-style upload endpoint `PUT /_blobs/<key>?X-Amz-…`: verifies the presigned URL,
- * accepts only keys of pending uploads, streams exactly the signed number of bytes into the store, and answers
- * like S3 (200 with ETag, or an XML error). Every failure leaves nothing stored. CORS is open: the URL itself is the credential.
+ * accepts only keys of pending uploads, streams exactly the signed number of bytes into the store write-once (a key
+ * that already holds bytes answers 412 PreconditionFailed, as S3 does for `If-None-Match: *`), and answers like S3
+ * (200 with ETag, or an XML error). Every failure leaves nothing stored. CORS is open: the URL itself is the credential.
  */
 export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: LocalBlobStore): void {
   const log = ctx.log.child('uploads');
@@ -62,8 +63,10 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
     let stat;
     try {
-      stat = await store.put(key, body, { expectedSize: verdict.size, contentType: verdict.contentType });
+      // write-once, like an S3 URL signed with If-None-Match: *: bytes already there (maybe confirmed) are never replaced
+      stat = await store.put(key, body, { expectedSize: verdict.size, contentType: verdict.contentType, ifAbsent: true });
     } catch (err) {
+      if (err instanceof BlobExistsError) return fail(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
       if (err instanceof BlobSizeError) {
         return err.received > err.expected
           ? fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
@@ -72,10 +75,10 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
       log.warn('upload failed', { err, fileId: file.id });
       return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
     }
-    // the file may have been deleted or confirmed while the bytes streamed in
-    const after = ctx.repo.fileByBlobKey(key);
-    if (!after || after.status !== 'pending') {
-      if (!after) await store.delete(key);
+    // the file may have been deleted while the bytes streamed in: then these bytes belong to nobody
+    // (confirmed meanwhile is fine: the object was absent until this put placed it, so confirm saw these bytes)
+    if (!ctx.repo.fileByBlobKey(key)) {
+      await store.delete(key);
       return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
     }
     return new Response(null, { status: 200, headers: { ...CORS, ETag: stat.etag, 'x-amz-request-id': requestId } });
