@@ -3,7 +3,9 @@ import { Readable } from 'node:stream';
 import type { Hono } from 'hono';
 import { BlobExistsError, BlobSizeError } from '../../blobs/blob-store.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from '../../blobs/local-store.js';
+import { ERRORS } from '../../core/errors.js';
 import type { ApiContext } from '../context.js';
+import { clientClosed } from '../error-handler.js';
 import type { AppEnv } from '../route.js';
 
 const CORS = {
@@ -71,6 +73,11 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
         return err.received > err.expected
           ? fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
           : fail(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header');
+      }
+      if (clientClosed(c)) {
+        // the client went away (or stalled past the idle timeout) mid-body: nothing stored, the URL stays usable
+        log.info('upload aborted by the client');
+        return fail(ERRORS.CLIENT_CLOSED.status, 'RequestAborted', ERRORS.CLIENT_CLOSED.message);
       }
       log.warn('upload failed', { err, fileId: file.id });
       return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
