@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import type { Server as HttpServer, ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
@@ -25,11 +26,25 @@ export interface RunningServer {
   app: App;
   /** The server's clock (adjustable in fixture mode and tests). */
   clock: AdjustableClock;
+  /** The listening Node HTTP server (its timeouts come from `server.*TimeoutSeconds`). */
+  http: HttpServer;
   /**
    * Stops accepting connections, lets requests in flight finish within `server.shutdownTimeoutMs` (then cuts them),
    * stops the sweeper, closes the blob store and the database. Idempotent.
    */
   close(): Promise<void>;
+}
+
+/**
+ * Node's HTTP timeouts for `config`: headers within `server.headersTimeoutSeconds`, and a total request cap only when
+ * `server.requestTimeoutSeconds` is set (Node's own default, 300 s, would cut every longer upload with 408 although
+ * an upload URL lives an hour). Timeouts are checked every quarter of the shortest one (at most every 30 s).
+ */
+export function httpServerOptions(config: Config): ServerOptions {
+  const headersTimeout = config.server.headersTimeoutSeconds * 1000;
+  const requestTimeout = config.server.requestTimeoutSeconds * 1000;
+  const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
+  return { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(shortest / 4))) };
 }
 
 /** Optional injections for {@link startServer} (tests, fixtures). */
@@ -88,7 +103,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const { admin, generatedSecret } = created.ctx.keys.ensureAdmin();
     void admin;
 
-    const server = createAdaptorServer({ fetch: created.hono.fetch });
+    const server = createAdaptorServer({ fetch: created.hono.fetch, serverOptions: httpServerOptions(config) }) as HttpServer;
+    // No byte in either direction for this long while a request is in progress: the socket is closed (Node's default
+    // when nobody listens for 'timeout'). Stalled uploads end here; slow but moving ones are never cut.
+    server.timeout = config.server.idleTimeoutSeconds * 1000;
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
       server.listen(config.server.port, config.server.host, () => {
@@ -109,6 +127,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       adminKeyGenerated: generatedSecret !== undefined,
       app: created,
       clock,
+      http: server,
       close() {
         closing ??= (async () => {
           const closed = new Promise<void>((res) => server.close(() => res()));

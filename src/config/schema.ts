@@ -26,6 +26,18 @@ export const configSchema = z
         corsOrigins: z.array(z.string().min(1)).default(['*']),
         /** How long requests in flight may take to finish on shutdown. */
         shutdownTimeoutMs: z.number().int().min(0).default(10_000),
+        /** A client must send its complete request headers within this time, seconds. */
+        headersTimeoutSeconds: z.number().int().min(1).default(60),
+        /**
+         * A connection with a request in progress that sends and receives no bytes for this long is closed, seconds;
+         * 0 turns it off. This is what ends a stalled upload (its bytes are discarded, its URL stays usable).
+         */
+        idleTimeoutSeconds: z.number().int().min(0).default(120),
+        /**
+         * Longest time to receive one whole request (headers and body), seconds; 0 (the default) means no cap, so a
+         * slow upload is limited only by the idle timeout. When set, at least `uploads.urlTtlSeconds`.
+         */
+        requestTimeoutSeconds: z.number().int().min(0).default(0),
       })
       .strict()
       .prefault({}),
@@ -116,6 +128,12 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['limits', 'minGb'], message: 'must not exceed limits.maxGb' });
     if (c.limits.minDays > c.limits.maxDays)
       ctx.addIssue({ code: 'custom', path: ['limits', 'minDays'], message: 'must not exceed limits.maxDays' });
+    if (c.server.requestTimeoutSeconds > 0 && c.server.requestTimeoutSeconds < Math.max(c.uploads.urlTtlSeconds, c.server.headersTimeoutSeconds))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'requestTimeoutSeconds'],
+        message: `must be 0 (no cap) or at least uploads.urlTtlSeconds (${c.uploads.urlTtlSeconds}) and server.headersTimeoutSeconds: an upload may take as long as its URL lives`,
+      });
     if (c.storage.backend === 's3' && !c.storage.s3.bucket)
       ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'is required when storage.backend is "s3"' });
   });
