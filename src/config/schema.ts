@@ -83,8 +83,20 @@ export const configSchema = z
       .object({
         /** Lifetime of a signed upload URL, seconds. */
         urlTtlSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
-        /** A pending upload not confirmed within this time is removed and its bytes released, seconds. */
+        /**
+         * Upper bound on how long a pending upload may hold its reserved bytes, seconds (renewals included). The
+         * reservation itself ends earlier: when the upload URL expires plus `reservationGraceSeconds`.
+         */
         pendingTtlSeconds: z.number().int().min(1).default(24 * 3600),
+        /**
+         * A pending upload keeps its reservation until its URL expires plus this time (to finish and confirm), seconds;
+         * on the local store a PUT in flight renews it while bytes flow. Then the sweeper releases it.
+         */
+        reservationGraceSeconds: z.number().int().min(1).default(600),
+        /** Pending uploads one page visitor (client address; IPv6 per /64) may hold in a dropzone at once; 0: no limit. */
+        pagePendingMaxFiles: z.number().int().min(0).default(6),
+        /** Bytes one page visitor may hold pending in a dropzone at once; 0 (the default): no byte limit beyond the count. */
+        pagePendingMaxBytes: z.number().int().min(0).default(0),
         /** Largest single file in bytes, on top of each dropzone's own size. */
         maxFileSize: z.number().int().min(1).default(4 * BYTES_PER_GB),
       })

@@ -22,6 +22,7 @@ export const ERRORS = {
   FILE_TOO_LARGE: { status: 413, message: 'The file is larger than allowed.' },
   DROPZONE_FULL: { status: 413, message: 'Not enough space left in the dropzone.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large.' },
+  TOO_MANY_PENDING: { status: 429, message: 'Too many uploads in progress from this address; finish or cancel some first.' },
   /** Not an answer anyone receives: recorded in the access log when the client went away before its request was complete. */
   CLIENT_CLOSED: { status: 499, message: 'The client closed the connection before the request was complete.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },

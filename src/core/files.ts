@@ -17,6 +17,16 @@ export interface UploadRequestInput {
   size: number;
 }
 
+/** Who asks for an upload through the dropzone page, and how much such a holder may keep pending in one dropzone. */
+export interface PendingHolder {
+  /** A stable, opaque identity (a hash of the client address). */
+  id: string;
+  /** 0: no limit. */
+  maxFiles: number;
+  /** 0: no limit. */
+  maxBytes: number;
+}
+
 /** Files: reserving space and handing out upload URLs, confirming, deleting, and the pending-upload lifecycle. */
 export function createFileService(deps: CoreDeps) {
   const { repo, clock, config, blobs, log } = deps;
@@ -46,11 +56,20 @@ export function createFileService(deps: CoreDeps) {
     },
 
     /**
-     * Reserves `size` bytes in `dz` atomically and creates a pending file with a presigned upload URL.
-     * Throws DROPZONE_EXPIRED (410), FILE_TOO_LARGE (413, over maxFileSize), DROPZONE_FULL (413, not enough room left).
-     * The caller has checked `dropzone.upload`.
+     * Reserves `size` bytes in `dz` atomically and creates a pending file with a presigned upload URL. The reservation
+     * lasts until the URL expires plus `uploads.reservationGraceSeconds` (never beyond `uploads.pendingTtlSeconds`);
+     * {@link renewPending} moves it forward while bytes arrive. With a `holder` (page visitors), at most
+     * `holder.maxFiles` pending uploads / `holder.maxBytes` bytes of that holder may be pending in `dz` at once.
+     * Throws DROPZONE_EXPIRED (410), FILE_TOO_LARGE (413, over maxFileSize), DROPZONE_FULL (413, not enough room left),
+     * TOO_MANY_PENDING (429). The caller has checked `dropzone.upload`.
      */
-    async requestUpload(p: Principal, dz: DropzoneRow, input: UploadRequestInput): Promise<{ file: FileRow; upload: PresignedRequest }> {
+    async requestUpload(p: Principal, dz: DropzoneRow, input: UploadRequestInput, holder?: PendingHolder): Promise<{ file: FileRow; upload: PresignedRequest }> {
+      const urlSeconds = Math.min(
+        config.uploads.urlTtlSeconds,
+        config.uploads.pendingTtlSeconds,
+        // without If-None-Match a URL could replace the object after confirm: keep such URLs short-lived
+        config.storage.backend === 's3' && !config.storage.s3.conditionalWrites ? UNCONDITIONAL_URL_TTL_SECONDS : Infinity,
+      );
       const file = db.transaction(() => {
         const now = clock.now();
         const cur = repo.dropzoneById(dz.id);
@@ -61,6 +80,15 @@ export function createFileService(deps: CoreDeps) {
             field: 'size',
             maxFileSize: cur.max_file_size,
           });
+        if (holder && (holder.maxFiles > 0 || holder.maxBytes > 0)) {
+          const held = repo.pendingOfHolder(cur.id, holder.id, now);
+          if ((holder.maxFiles > 0 && held.files + 1 > holder.maxFiles) || (holder.maxBytes > 0 && held.bytes + input.size > holder.maxBytes))
+            throw new AppError(
+              'TOO_MANY_PENDING',
+              `Too many uploads in progress from this address (${held.files} holding ${held.bytes} bytes); finish or cancel some first.`,
+              { pendingUploads: held.files, pendingBytes: held.bytes, maxPendingUploads: holder.maxFiles || null, maxPendingBytes: holder.maxBytes || null },
+            );
+        }
         if (!repo.reserveSpace(cur.id, input.size, now)) {
           const left = Math.max(0, cur.max_size - cur.used_space);
           throw new AppError('DROPZONE_FULL', `Not enough space left in the dropzone: ${input.size} bytes requested, ${left} available.`, {
@@ -78,7 +106,9 @@ export function createFileService(deps: CoreDeps) {
           blob_key: newBlobKey(),
           uploader_key_id: p.key?.id ?? null,
           created_at: now,
-          pending_expires_at: now + config.uploads.pendingTtlSeconds * 1000,
+          // the URL's life (signed from this same clock, at most a second later) plus the grace, capped by pendingTtl
+          pending_expires_at: now + Math.min(urlSeconds + config.uploads.reservationGraceSeconds, config.uploads.pendingTtlSeconds) * 1000,
+          pending_holder: holder?.id ?? null,
         });
         return repo.fileById(id)!;
       })();
@@ -87,12 +117,7 @@ export function createFileService(deps: CoreDeps) {
           key: file.blob_key,
           size: file.size,
           contentType: file.type || undefined,
-          expiresInSeconds: Math.min(
-            config.uploads.urlTtlSeconds,
-            config.uploads.pendingTtlSeconds,
-            // without If-None-Match a URL could replace the object after confirm: keep such URLs short-lived
-            config.storage.backend === 's3' && !config.storage.s3.conditionalWrites ? UNCONDITIONAL_URL_TTL_SECONDS : Infinity,
-          ),
+          expiresInSeconds: urlSeconds,
         });
         return { file, upload };
       } catch (err) {
@@ -130,6 +155,16 @@ export function createFileService(deps: CoreDeps) {
       const confirmed = repo.fileById(file.id);
       if (!confirmed) throw notFound();
       return confirmed;
+    },
+
+    /**
+     * Keeps the reservation of a pending upload whose bytes are arriving: its expiry moves to now +
+     * `uploads.reservationGraceSeconds`, never beyond creation + `uploads.pendingTtlSeconds` and never backward.
+     * Returns false when the file is gone or no longer pending. No permission check: the caller verified the upload URL.
+     */
+    renewPending(file: Pick<FileRow, 'id' | 'created_at'>): boolean {
+      const until = Math.min(clock.now() + config.uploads.reservationGraceSeconds * 1000, file.created_at + config.uploads.pendingTtlSeconds * 1000);
+      return repo.extendPending(file.id, until) || repo.fileById(file.id)?.status === 'pending';
     },
 
     /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob. */

@@ -79,4 +79,14 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 3,
+    name: 'pending upload holder',
+    sql: `
+      -- who holds a pending upload made through the dropzone page (a hash of the client address), so one visitor
+      -- can hold only a few at once; NULL for uploads through the API and once confirmed
+      ALTER TABLE files ADD COLUMN pending_holder TEXT;
+      CREATE INDEX files_pending_holder ON files(dropzone_id, pending_holder) WHERE pending_holder IS NOT NULL;
+    `,
+  },
 ];

@@ -62,7 +62,24 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     if ((file.pending_expires_at ?? Infinity) <= now || dz.delete_time <= now) return fail(403, 'AccessDenied', 'Request has expired');
     if (c.req.header('content-length') === undefined) return fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
 
-    const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    const raw = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    // bytes are arriving: keep the reservation alive (now, and again every quarter of the grace while they flow), so
+    // the sweeper never removes an upload that is still receiving
+    const renewEveryMs = (ctx.config.uploads.reservationGraceSeconds * 1000) / 4;
+    let renewedAt = now;
+    ctx.files.renewPending(file);
+    const body = Readable.from(
+      (async function* () {
+        for await (const chunk of raw) {
+          if (ctx.clock.now() - renewedAt >= renewEveryMs) {
+            renewedAt = ctx.clock.now();
+            ctx.files.renewPending(file);
+          }
+          yield chunk as Buffer;
+        }
+      })(),
+      { objectMode: false },
+    );
     let stat;
     try {
       // write-once, like an S3 URL signed with If-None-Match: *: bytes already there (maybe confirmed) are never replaced
