@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync } from 'node:fs';
+import type { Server as HttpServer, ServerOptions } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -26,6 +27,8 @@ export interface RunningServer {
   app: App;
   /** The server's clock (adjustable in fixture mode and tests). */
   clock: AdjustableClock;
+  /** The listening Node HTTP server (its timeouts come from `server.*TimeoutSeconds`). */
+  http: HttpServer;
   /**
    * HTTPS only: re-reads `server.tls.cert` and `server.tls.key` and uses them for new connections; connections already
    * open keep theirs. Throws (keeping the current certificate) when the files cannot be read or do not match, and
@@ -37,6 +40,18 @@ export interface RunningServer {
    * stops the sweeper, closes the blob store and the database. Idempotent.
    */
   close(): Promise<void>;
+}
+
+/**
+ * Node's HTTP timeouts for `config`: headers within `server.headersTimeoutSeconds`, and a total request cap only when
+ * `server.requestTimeoutSeconds` is set (Node's own default, 300 s, would cut every longer upload with 408 although
+ * an upload URL lives an hour). Timeouts are checked every quarter of the shortest one (at most every 30 s).
+ */
+export function httpServerOptions(config: Config): ServerOptions {
+  const headersTimeout = config.server.headersTimeoutSeconds * 1000;
+  const requestTimeout = config.server.requestTimeoutSeconds * 1000;
+  const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
+  return { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(shortest / 4))) };
 }
 
 /** Optional injections for {@link startServer} (tests, fixtures). */
@@ -111,9 +126,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     void admin;
 
     const tls = config.server.tls.cert ? readTlsFiles(config) : undefined;
-    const server = tls
-      ? createAdaptorServer({ fetch: created.hono.fetch, createServer: createHttpsServer, serverOptions: tls })
-      : createAdaptorServer({ fetch: created.hono.fetch });
+    const serverOptions = httpServerOptions(config);
+    const server = (
+      tls
+        ? createAdaptorServer({ fetch: created.hono.fetch, createServer: createHttpsServer, serverOptions: { ...serverOptions, ...tls } })
+        : createAdaptorServer({ fetch: created.hono.fetch, serverOptions })
+    ) as HttpServer;
+    // No byte in either direction for this long while a request is in progress: the socket is closed (Node's default
+    // when nobody listens for 'timeout'). Stalled uploads end here; slow but moving ones are never cut.
+    server.timeout = config.server.idleTimeoutSeconds * 1000;
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
       const listening = () => {
@@ -137,9 +158,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       adminKeyGenerated: generatedSecret !== undefined,
       app: created,
       clock,
+      http: server,
       reloadTls() {
         if (!tls) throw new Error('not serving HTTPS (server.tls.cert and server.tls.key are not set)');
-        (server as import('node:https').Server).setSecureContext(readTlsFiles(config));
+        (server as unknown as import('node:https').Server).setSecureContext(readTlsFiles(config));
       },
       close() {
         closing ??= (async () => {

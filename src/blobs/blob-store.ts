@@ -62,6 +62,26 @@ export class BlobSizeError extends Error {
   }
 }
 
+/** Thrown by {@link BlobStore.put} with `ifAbsent` when the key already holds an object; that object is left untouched. */
+export class BlobExistsError extends Error {
+  override name = 'BlobExistsError';
+  constructor(readonly key: string) {
+    super(`an object already exists under key ${key}`);
+  }
+}
+
+/** Options of {@link BlobStore.put}. */
+export interface PutOptions {
+  /** Exact number of bytes the body must have. */
+  expectedSize?: number;
+  contentType?: string;
+  /**
+   * Write-once: place the object only if the key holds none at the moment it would become visible (S3's
+   * `If-None-Match: *`); otherwise throw {@link BlobExistsError} and leave the existing object as it is.
+   */
+  ifAbsent?: boolean;
+}
+
 /** Thrown by {@link BlobStore.get} when no object has the key. */
 export class BlobNotFoundError extends Error {
   override name = 'BlobNotFoundError';
@@ -82,8 +102,10 @@ export interface BlobStore {
    * With `expectedSize`, stops reading as soon as the body exceeds it and throws {@link BlobSizeError}
    * (also when it is shorter); an error or abort of `body` rejects; in every failure nothing is stored.
    * The caller owns `body` (it is consumed, not closed early, except on failure).
+   * With `ifAbsent` the check and the placement are one atomic step: of several puts racing for an absent key exactly
+   * one wins, and an existing object (a confirmed upload) is never replaced.
    */
-  put(key: string, body: Readable, opts?: { expectedSize?: number; contentType?: string }): Promise<BlobStat>;
+  put(key: string, body: Readable, opts?: PutOptions): Promise<BlobStat>;
   /**
    * Opens the object (or the inclusive `range` of it) for reading. The caller must consume or destroy the stream.
    * Throws {@link BlobNotFoundError} when missing. The range must lie within the object (callers check with stat).

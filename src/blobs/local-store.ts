@@ -1,6 +1,7 @@
 /**
  * A {@link BlobStore} on the local filesystem. Objects live at `<root>/<key>`; uploads are streamed into
- * `<root>/.tmp/` and renamed into place, so an object is either absent, the old version, or complete.
+ * `<root>/.tmp/` and renamed into place (or, write-once, hard-linked into place only if the key is free), so an
+ * object is either absent, the old version, or complete.
  * The MD5 ETag is kept in `<root>/.meta/<key>.json` together with the inode it belongs to; when the sidecar
  * is missing or stale the ETag is recomputed from the bytes.
  *
@@ -14,8 +15,10 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import {
+  BlobExistsError,
   BlobNotFoundError,
   BlobSizeError,
+  type PutOptions,
   type BlobListEntry,
   type BlobStat,
   type BlobStore,
@@ -252,6 +255,26 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     }
   }
 
+  /**
+   * Hard-links `from` at `to` (creating `to`'s parent), never replacing: an existing `to` throws {@link BlobExistsError}
+   * for `key`. The check and the placement are one system call, so of racing puts exactly one wins.
+   */
+  async function linkInto(from: string, to: string, key: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await fsp.mkdir(path.dirname(to), { recursive: true });
+      try {
+        await fsp.link(from, to);
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') throw new BlobExistsError(key);
+        // a concurrent delete pruned the parent between mkdir and link
+        if (attempt < 5 && code === 'ENOENT') continue;
+        throw err;
+      }
+    }
+  }
+
   /** Removes now-empty directories from `dir` up to (excluding) `stop`. */
   async function pruneEmptyDirs(dir: string, stop: string): Promise<void> {
     let current = dir;
@@ -265,7 +288,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     }
   }
 
-  async function put(key: string, body: Readable, putOpts?: { expectedSize?: number; contentType?: string }): Promise<BlobStat> {
+  async function put(key: string, body: Readable, putOpts?: PutOptions): Promise<BlobStat> {
     assertValidKey(key);
     const expected = putOpts?.expectedSize;
     if (expected !== undefined && (!Number.isSafeInteger(expected) || expected < 0)) {
@@ -302,6 +325,20 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
       handle = undefined;
 
       const meta: MetaFile = { v: 1, etag, size: received, ino: st.ino.toString(), mtimeNs: st.mtimeNs.toString() };
+      if (putOpts?.ifAbsent) {
+        // Write-once: the blob goes in first (or not at all); the sidecar follows. Until it is there, or if writing
+        // it fails, the ETag is recomputed from the bytes, so a loser of the race never touches the winner's sidecar.
+        const finalPath = blobPath(key);
+        await linkInto(tmpPath, finalPath, key);
+        await fsyncDir(path.dirname(finalPath));
+        try {
+          await fsp.writeFile(metaTmpPath, JSON.stringify(meta), { flag: 'wx' });
+          await renameInto(metaTmpPath, metaPath(key));
+        } catch {
+          // best effort, see above
+        }
+        return { size: received, etag, lastModified: new Date(Number(st.mtimeMs)) };
+      }
       await fsp.writeFile(metaTmpPath, JSON.stringify(meta), { flag: 'wx' });
       await renameInto(metaTmpPath, metaPath(key));
       placedMeta = meta;

@@ -18,6 +18,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Clock } from '../core/clock.js';
 import {
+  BlobExistsError,
   BlobNotFoundError,
   BlobSizeError,
   type BlobListEntry,
@@ -88,6 +89,11 @@ function errName(err: unknown): string {
   return (err as { name?: string } | null)?.name ?? '';
 }
 
+/** S3's answer to a conditional write whose condition (`If-None-Match: *`) failed: the key exists. */
+function isPreconditionFailed(err: unknown): boolean {
+  return errName(err) === 'PreconditionFailed' || httpStatus(err) === 412;
+}
+
 function isNotFound(err: unknown): boolean {
   const name = errName(err);
   return name === 'NoSuchKey' || name === 'NotFound' || httpStatus(err) === 404;
@@ -133,7 +139,8 @@ class SizeLimiter extends Transform {
  *
  * - `put` with `expectedSize` streams one PutObject with that Content-Length through a byte counter; a body that is
  *   too long or too short rejects with {@link BlobSizeError}; the request is aborted before S3 has received all bytes, and
- *   anything left under the key that is not the previous version is deleted defensively. Without
+ *   anything left under the key that is not the previous version is deleted defensively. With `ifAbsent` that PutObject
+ *   carries `If-None-Match: *` and a 412 becomes {@link BlobExistsError} (the existing object is left alone). Without
  *   `expectedSize` it uses a multipart upload of 8 MiB buffered parts (a single PutObject when the body is smaller),
  *   aborted on failure.
  * - `presignPut` signs Content-Length, Content-Type (when given) and, with `conditionalWrites`, `If-None-Match: *`;
@@ -222,7 +229,7 @@ export function createS3BlobStore(opts: S3BlobStoreOptions): S3BlobStore {
     return s;
   }
 
-  async function putSized(key: string, body: Readable, expectedSize: number, contentType?: string): Promise<BlobStat> {
+  async function putSized(key: string, body: Readable, expectedSize: number, contentType?: string, ifAbsent = false): Promise<BlobStat> {
     // What the key holds now, so that a failed put can tell a leftover of its own from the previous version.
     const previous = await stat(key);
     const limiter = new SizeLimiter(expectedSize);
@@ -243,12 +250,18 @@ export function createS3BlobStore(opts: S3BlobStoreOptions): S3BlobStore {
           Body: limiter,
           ContentLength: expectedSize,
           ContentType: contentType,
+          IfNoneMatch: ifAbsent ? '*' : undefined,
         }),
         { abortSignal: abort.signal },
       );
       if (streamError !== undefined) throw streamError;
     } catch (err) {
       const cause = streamError ?? err;
+      if (streamError === undefined && isPreconditionFailed(err)) {
+        // the key already holds an object (someone else's, maybe a confirmed one): it must not be touched
+        if (!body.destroyed && !body.readableEnded) body.destroy();
+        throw new BlobExistsError(key);
+      }
       body.unpipe(limiter);
       limiter.destroy();
       if (!body.destroyed && !body.readableEnded) body.destroy();
@@ -328,13 +341,14 @@ export function createS3BlobStore(opts: S3BlobStoreOptions): S3BlobStore {
 
     async put(key, body, putOpts = {}) {
       assertOpen();
-      const { expectedSize, contentType } = putOpts;
+      const { expectedSize, contentType, ifAbsent } = putOpts;
       if (expectedSize !== undefined) {
         if (!Number.isSafeInteger(expectedSize) || expectedSize < 0) {
           throw new RangeError(`expectedSize must be a non-negative integer, got ${expectedSize}`);
         }
-        return putSized(key, body, expectedSize, contentType);
+        return putSized(key, body, expectedSize, contentType, ifAbsent);
       }
+      if (ifAbsent) throw new RangeError('ifAbsent needs expectedSize (a single conditional PutObject)');
       return putMultipart(key, body, contentType);
     },
 

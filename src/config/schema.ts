@@ -34,6 +34,18 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** A client must send its complete request headers within this time, seconds. */
+        headersTimeoutSeconds: z.number().int().min(1).default(60),
+        /**
+         * A connection with a request in progress that sends and receives no bytes for this long is closed, seconds;
+         * 0 turns it off. This is what ends a stalled upload (its bytes are discarded, its URL stays usable).
+         */
+        idleTimeoutSeconds: z.number().int().min(0).default(120),
+        /**
+         * Longest time to receive one whole request (headers and body), seconds; 0 (the default) means no cap, so a
+         * slow upload is limited only by the idle timeout. When set, at least `uploads.urlTtlSeconds`.
+         */
+        requestTimeoutSeconds: z.number().int().min(0).default(0),
       })
       .strict()
       .prefault({}),
@@ -79,8 +91,20 @@ export const configSchema = z
       .object({
         /** Lifetime of a signed upload URL, seconds. */
         urlTtlSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
-        /** A pending upload not confirmed within this time is removed and its bytes released, seconds. */
+        /**
+         * Upper bound on how long a pending upload may hold its reserved bytes, seconds (renewals included). The
+         * reservation itself ends earlier: when the upload URL expires plus `reservationGraceSeconds`.
+         */
         pendingTtlSeconds: z.number().int().min(1).default(24 * 3600),
+        /**
+         * A pending upload keeps its reservation until its URL expires plus this time (to finish and confirm), seconds;
+         * on the local store a PUT in flight renews it while bytes flow. Then the sweeper releases it.
+         */
+        reservationGraceSeconds: z.number().int().min(1).default(600),
+        /** Pending uploads one page visitor (client address; IPv6 per /64) may hold in a dropzone at once; 0: no limit. */
+        pagePendingMaxFiles: z.number().int().min(0).default(6),
+        /** Bytes one page visitor may hold pending in a dropzone at once; 0 (the default): no byte limit beyond the count. */
+        pagePendingMaxBytes: z.number().int().min(0).default(0),
         /** Largest single file in bytes, on top of each dropzone's own size. */
         maxFileSize: z.number().int().min(1).default(4 * BYTES_PER_GB),
       })
@@ -128,6 +152,12 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['limits', 'minDays'], message: 'must not exceed limits.maxDays' });
     if (Boolean(c.server.tls.cert) !== Boolean(c.server.tls.key))
       ctx.addIssue({ code: 'custom', path: ['server', 'tls', c.server.tls.cert ? 'key' : 'cert'], message: 'is required when the other of server.tls.cert / server.tls.key is set' });
+    if (c.server.requestTimeoutSeconds > 0 && c.server.requestTimeoutSeconds < Math.max(c.uploads.urlTtlSeconds, c.server.headersTimeoutSeconds))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'requestTimeoutSeconds'],
+        message: `must be 0 (no cap) or at least uploads.urlTtlSeconds (${c.uploads.urlTtlSeconds}) and server.headersTimeoutSeconds: an upload may take as long as its URL lives`,
+      });
     if (c.storage.backend === 's3' && !c.storage.s3.bucket)
       ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'is required when storage.backend is "s3"' });
   });

@@ -27,6 +27,9 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, message: 'No such route.' },
   REQUEST_REJECTED: { status: 400, message: 'Request rejected.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json.' },
+  TOO_MANY_PENDING: { status: 429, message: 'Too many uploads in progress from this address; finish or cancel some first.' },
+  /** Not an answer anyone receives: recorded in the access log when the client went away before its request was complete. */
+  CLIENT_CLOSED: { status: 499, message: 'The client closed the connection before the request was complete.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

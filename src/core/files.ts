@@ -1,4 +1,5 @@
-import type { PresignedRequest } from '../blobs/blob-store.js';
+import type { Readable } from 'node:stream';
+import { BlobNotFoundError, type BlobStat, type BlobStore, type ByteRange, type PresignedRequest } from '../blobs/blob-store.js';
 import type { DropzoneRow, FileRow } from '../db/repositories.js';
 import type { CoreDeps } from './deps.js';
 import { flushBlobDeletions } from './dropzones.js';
@@ -15,6 +16,16 @@ export interface UploadRequestInput {
   name: string;
   type: string;
   size: number;
+}
+
+/** Who asks for an upload through the dropzone page, and how much such a holder may keep pending in one dropzone. */
+export interface PendingHolder {
+  /** A stable, opaque identity (a hash of the client address). */
+  id: string;
+  /** 0: no limit. */
+  maxFiles: number;
+  /** 0: no limit. */
+  maxBytes: number;
 }
 
 /** Files: reserving space and handing out upload URLs, confirming, deleting, and the pending-upload lifecycle. */
@@ -47,12 +58,21 @@ export function createFileService(deps: CoreDeps) {
 
     /**
      * Reserves the file's cost ({@link fileCost}: its size plus a small overhead) and one of the dropzone's
-     * `limits.maxFilesPerDropzone` places atomically, and creates a pending file with a presigned upload URL.
-     * Throws DROPZONE_EXPIRED (410), FILE_TOO_LARGE (413, over maxFileSize), TOO_MANY_FILES (413, the dropzone holds
-     * the most files allowed), DROPZONE_FULL (413, not enough room left).
+     * `limits.maxFilesPerDropzone` places atomically, and creates a pending file with a presigned upload URL. The
+     * reservation lasts until the URL expires plus `uploads.reservationGraceSeconds` (never beyond
+     * `uploads.pendingTtlSeconds`); {@link renewPending} moves it forward while bytes arrive. With a `holder` (page
+     * visitors), at most `holder.maxFiles` pending uploads / `holder.maxBytes` bytes of that holder may be pending in
+     * `dz` at once. Throws DROPZONE_EXPIRED (410), FILE_TOO_LARGE (413, over maxFileSize), TOO_MANY_FILES (413, the
+     * dropzone holds the most files allowed), DROPZONE_FULL (413, not enough room left), TOO_MANY_PENDING (429).
      * The caller has checked `dropzone.upload`.
      */
-    async requestUpload(p: Principal, dz: DropzoneRow, input: UploadRequestInput): Promise<{ file: FileRow; upload: PresignedRequest }> {
+    async requestUpload(p: Principal, dz: DropzoneRow, input: UploadRequestInput, holder?: PendingHolder): Promise<{ file: FileRow; upload: PresignedRequest }> {
+      const urlSeconds = Math.min(
+        config.uploads.urlTtlSeconds,
+        config.uploads.pendingTtlSeconds,
+        // without If-None-Match a URL could replace the object after confirm: keep such URLs short-lived
+        config.storage.backend === 's3' && !config.storage.s3.conditionalWrites ? UNCONDITIONAL_URL_TTL_SECONDS : Infinity,
+      );
       const file = db.transaction(() => {
         const now = clock.now();
         const cur = repo.dropzoneById(dz.id);
@@ -63,6 +83,15 @@ export function createFileService(deps: CoreDeps) {
             field: 'size',
             maxFileSize: cur.max_file_size,
           });
+        if (holder && (holder.maxFiles > 0 || holder.maxBytes > 0)) {
+          const held = repo.pendingOfHolder(cur.id, holder.id, now);
+          if ((holder.maxFiles > 0 && held.files + 1 > holder.maxFiles) || (holder.maxBytes > 0 && held.bytes + input.size > holder.maxBytes))
+            throw new AppError(
+              'TOO_MANY_PENDING',
+              `Too many uploads in progress from this address (${held.files} holding ${held.bytes} bytes); finish or cancel some first.`,
+              { pendingUploads: held.files, pendingBytes: held.bytes, maxPendingUploads: holder.maxFiles || null, maxPendingBytes: holder.maxBytes || null },
+            );
+        }
         const maxFiles = config.limits.maxFilesPerDropzone;
         if (!repo.reserveSpace(cur.id, fileCost(input), now, maxFiles)) {
           if (cur.file_count >= maxFiles)
@@ -86,7 +115,9 @@ export function createFileService(deps: CoreDeps) {
           blob_key: newBlobKey(),
           uploader_key_id: p.key?.id ?? null,
           created_at: now,
-          pending_expires_at: now + config.uploads.pendingTtlSeconds * 1000,
+          // the URL's life (signed from this same clock, at most a second later) plus the grace, capped by pendingTtl
+          pending_expires_at: now + Math.min(urlSeconds + config.uploads.reservationGraceSeconds, config.uploads.pendingTtlSeconds) * 1000,
+          pending_holder: holder?.id ?? null,
         });
         return repo.fileById(id)!;
       })();
@@ -95,12 +126,7 @@ export function createFileService(deps: CoreDeps) {
           key: file.blob_key,
           size: file.size,
           contentType: file.type || undefined,
-          expiresInSeconds: Math.min(
-            config.uploads.urlTtlSeconds,
-            config.uploads.pendingTtlSeconds,
-            // without If-None-Match a URL could replace the object after confirm: keep such URLs short-lived
-            config.storage.backend === 's3' && !config.storage.s3.conditionalWrites ? UNCONDITIONAL_URL_TTL_SECONDS : Infinity,
-          ),
+          expiresInSeconds: urlSeconds,
         });
         return { file, upload };
       } catch (err) {
@@ -140,6 +166,16 @@ export function createFileService(deps: CoreDeps) {
       return confirmed;
     },
 
+    /**
+     * Keeps the reservation of a pending upload whose bytes are arriving: its expiry moves to now +
+     * `uploads.reservationGraceSeconds`, never beyond creation + `uploads.pendingTtlSeconds` and never backward.
+     * Returns false when the file is gone or no longer pending. No permission check: the caller verified the upload URL.
+     */
+    renewPending(file: Pick<FileRow, 'id' | 'created_at'>): boolean {
+      const until = Math.min(clock.now() + config.uploads.reservationGraceSeconds * 1000, file.created_at + config.uploads.pendingTtlSeconds * 1000);
+      return repo.extendPending(file.id, until) || repo.fileById(file.id)?.status === 'pending';
+    },
+
     /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob. */
     async remove(p: Principal, fileId: string): Promise<void> {
       const { file } = service.get(p, fileId, 'file.delete');
@@ -151,6 +187,27 @@ export function createFileService(deps: CoreDeps) {
     removeRow,
   };
   return service;
+}
+
+/**
+ * Opens the bytes that were confirmed for `file` (or the inclusive `range` of them): confirmed bytes are the only ones
+ * ever served. Throws FILE_NOT_FOUND when the object is gone (deleted concurrently) and OBJECT_CHANGED when the store
+ * holds an object whose ETag differs from the one recorded at confirm (replaced behind the server's back); the stream
+ * is then already destroyed.
+ */
+export async function openConfirmedBlob(blobs: BlobStore, file: FileRow, range?: ByteRange): Promise<{ stream: Readable; stat: BlobStat }> {
+  let opened;
+  try {
+    opened = await blobs.get(file.blob_key, range);
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) throw new AppError('FILE_NOT_FOUND');
+    throw err;
+  }
+  if (file.etag && opened.stat.etag !== file.etag) {
+    opened.stream.destroy();
+    throw new AppError('OBJECT_CHANGED', 'The stored object changed after it was confirmed; refusing to serve it.');
+  }
+  return opened;
 }
 
 /** The service built by {@link createFileService}. */

@@ -90,6 +90,16 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
     `,
   },
   {
+    version: 3,
+    name: 'pending upload holder',
+    sql: `
+      -- who holds a pending upload made through the dropzone page (a hash of the client address), so one visitor
+      -- can hold only a few at once; NULL for uploads through the API and once confirmed
+      ALTER TABLE files ADD COLUMN pending_holder TEXT;
+      CREATE INDEX files_pending_holder ON files(dropzone_id, pending_holder) WHERE pending_holder IS NOT NULL;
+    `,
+  },
+  {
     // Issue 8: each dropzone counts its files (pending and uploaded), so a file-count limit can be enforced in the
     // same UPDATE that reserves space; and each file now costs a small overhead in used_space (core/quota.ts
     // fileCost: 1000 bytes + UTF-8 bytes of name and type). Existing files are charged the same way here, so

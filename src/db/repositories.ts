@@ -51,6 +51,8 @@ export interface FileRow {
   created_at: number;
   confirmed_at: number | null;
   pending_expires_at: number | null;
+  /** Who holds this pending upload made through the page (hash of the client address); null otherwise. */
+  pending_holder: string | null;
 }
 
 /** Resource kinds that carry permissions. */
@@ -121,11 +123,18 @@ export function createRepositories(db: Db) {
        ORDER BY created_at, id LIMIT @limit`,
     ),
     insertFile: q(
-      `INSERT INTO files (id, dropzone_id, name, type, size, blob_key, status, uploader_key_id, created_at, pending_expires_at)
-       VALUES (@id, @dropzone_id, @name, @type, @size, @blob_key, 'pending', @uploader_key_id, @created_at, @pending_expires_at)`,
+      `INSERT INTO files (id, dropzone_id, name, type, size, blob_key, status, uploader_key_id, created_at, pending_expires_at, pending_holder)
+       VALUES (@id, @dropzone_id, @name, @type, @size, @blob_key, 'pending', @uploader_key_id, @created_at, @pending_expires_at, @pending_holder)`,
     ),
     markUploaded: q<[string, number, string]>(
-      "UPDATE files SET status = 'uploaded', etag = ?, confirmed_at = ?, pending_expires_at = NULL WHERE id = ? AND status = 'pending'",
+      "UPDATE files SET status = 'uploaded', etag = ?, confirmed_at = ?, pending_expires_at = NULL, pending_holder = NULL WHERE id = ? AND status = 'pending'",
+    ),
+    pendingOfHolder: q<[string, string, number]>(
+      `SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files
+       WHERE dropzone_id = ? AND pending_holder = ? AND status = 'pending' AND pending_expires_at > ?`,
+    ),
+    extendPending: q<[number, string, number]>(
+      "UPDATE files SET pending_expires_at = ? WHERE id = ? AND status = 'pending' AND pending_expires_at < ?",
     ),
     deleteFile: q<[string]>('DELETE FROM files WHERE id = ?'),
     stalePending: q<[number]>("SELECT * FROM files WHERE status = 'pending' AND pending_expires_at <= ? LIMIT 500"),
@@ -216,9 +225,16 @@ export function createRepositories(db: Db) {
         id: after?.id ?? '',
         limit,
       }) as FileRow[],
-    insertFile: (row: Pick<FileRow, 'id' | 'dropzone_id' | 'name' | 'type' | 'size' | 'blob_key' | 'uploader_key_id' | 'created_at' | 'pending_expires_at'>) =>
-      void s.insertFile.run(row),
+    insertFile: (
+      row: Pick<FileRow, 'id' | 'dropzone_id' | 'name' | 'type' | 'size' | 'blob_key' | 'uploader_key_id' | 'created_at' | 'pending_expires_at'> &
+        Partial<Pick<FileRow, 'pending_holder'>>,
+    ) => void s.insertFile.run({ pending_holder: null, ...row }),
     markUploaded: (id: string, etag: string, at: number) => s.markUploaded.run(etag, at, id).changes > 0,
+    /** Pending uploads of `holder` in a dropzone that have not expired at `now`: how many, and their reserved bytes. */
+    pendingOfHolder: (dropzoneId: string, holder: string, now: number) =>
+      s.pendingOfHolder.get(dropzoneId, holder, now) as { files: number; bytes: number },
+    /** Moves a pending file's expiry forward to `until` (never backward); false when it is no longer pending. */
+    extendPending: (id: string, until: number) => s.extendPending.run(until, id, until).changes > 0,
     deleteFile: (id: string) => void s.deleteFile.run(id),
     stalePending: (now: number) => s.stalePending.all(now) as FileRow[],
     /** Every blob key that still has a row (for garbage collection). */

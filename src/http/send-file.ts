@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
 import type { Context } from 'hono';
-import { BlobNotFoundError, type BlobStore, type ByteRange } from '../blobs/blob-store.js';
+import type { BlobStore, ByteRange } from '../blobs/blob-store.js';
 import type { Config } from '../config/schema.js';
 import { AppError } from '../core/errors.js';
+import { openConfirmedBlob } from '../core/files.js';
 import type { FileRow } from '../db/repositories.js';
 
 /** `attachment` with an ASCII fallback `filename` and an RFC 6266/5987 `filename*` for any Unicode name. */
@@ -87,18 +88,7 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
   const status = range ? 206 : 200;
   if (c.req.method === 'HEAD' || length === 0) return new Response(null, { status, headers });
 
-  let opened;
-  try {
-    opened = await blobs.get(file.blob_key, range);
-  } catch (err) {
-    // deleted between the permission check and now
-    if (err instanceof BlobNotFoundError) throw new AppError('FILE_NOT_FOUND');
-    throw err;
-  }
-  const { stream, stat } = opened;
-  if (file.etag && stat.etag && stat.etag !== file.etag) {
-    stream.destroy();
-    throw new AppError('OBJECT_CHANGED', 'The stored object changed after it was confirmed; refusing to serve it.');
-  }
+  // FILE_NOT_FOUND when deleted since the permission check, OBJECT_CHANGED when other bytes than the confirmed ones
+  const { stream } = await openConfirmedBlob(blobs, file, range);
   return new Response(Readable.toWeb(stream) as ReadableStream, { status, headers });
 }

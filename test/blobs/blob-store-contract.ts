@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BlobNotFoundError, BlobSizeError, type BlobStore, type PresignedRequest } from '../../src/blobs/blob-store.js';
+import { BlobExistsError, BlobNotFoundError, BlobSizeError, type BlobStore, type PresignedRequest } from '../../src/blobs/blob-store.js';
 
 /** What a contract `setup` returns: a fresh, usable store and how to dispose of it. */
 export interface ContractFixture {
@@ -271,6 +271,30 @@ export function blobStoreContract(name: string, setup: () => Promise<ContractFix
         reads++;
       }
       await writer;
+    });
+
+    it('ifAbsent: places a new object, refuses an existing one with BlobExistsError and leaves it untouched', async () => {
+      const a = Buffer.from('first bytes');
+      const put = await store.put(k('once'), Readable.from([a]), { expectedSize: a.length, ifAbsent: true });
+      expect(put.etag).toBe(md5Etag(a));
+      const b = Buffer.from('other bytes');
+      const err = await store.put(k('once'), Readable.from([b]), { expectedSize: b.length, ifAbsent: true }).catch((e) => e);
+      expect(err).toBeInstanceOf(BlobExistsError);
+      expect(await store.stat(k('once'))).toMatchObject({ size: a.length, etag: put.etag });
+      expect((await readAll((await store.get(k('once'))).stream)).equals(a)).toBe(true);
+    });
+
+    it('ifAbsent: a put that started before the object appeared does not replace it when it completes', async () => {
+      const b = Buffer.alloc(100_000, 'b');
+      const body = new PassThrough();
+      const late = store.put(k('race'), body, { expectedSize: b.length, ifAbsent: true });
+      body.write(b.subarray(0, 50_000));
+      const a = Buffer.alloc(100_000, 'a');
+      const first = await store.put(k('race'), Readable.from([a]), { expectedSize: a.length, ifAbsent: true });
+      body.end(b.subarray(50_000));
+      await expect(late).rejects.toBeInstanceOf(BlobExistsError);
+      expect(await store.stat(k('race'))).toMatchObject({ size: a.length, etag: first.etag });
+      expect((await readAll((await store.get(k('race'))).stream)).equals(a)).toBe(true);
     });
 
     it('get of a missing key throws BlobNotFoundError; stat gives null', async () => {

@@ -4,6 +4,7 @@
  */
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BackendContext, type TestServer, describeEachBackend, startTestServer } from '../helpers/server.js';
 
@@ -129,6 +130,33 @@ function rawPut(url: string, headers: Record<string, string>, body: Buffer, meth
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** A PUT whose body is written piece by piece; `end` sends the last piece and resolves to the answer. */
+function streamingPut(url: string, headers: Record<string, string>) {
+  let resolveRes: (r: { status: number; text: string }) => void;
+  let rejectRes: (e: unknown) => void;
+  const answer = new Promise<{ status: number; text: string }>((res, rej) => {
+    resolveRes = res;
+    rejectRes = rej;
+  });
+  const req = request(url, { method: 'PUT', headers }, (res) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => resolveRes({ status: res.statusCode!, text: Buffer.concat(chunks).toString('utf8') }));
+    res.on('error', rejectRes);
+  });
+  req.on('error', (e) => rejectRes(e));
+  req.flushHeaders();
+  return {
+    req,
+    write: (b: Buffer) => void req.write(b),
+    end: (b: Buffer) => {
+      req.end(b);
+      return answer;
+    },
+    answer,
+  };
 }
 
 const xmlCode = (text: string) => /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
@@ -304,6 +332,42 @@ describe('signed PUT endpoint (local store)', () => {
     await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey });
   });
 
+  it('a PUT that started before confirm and ends after it cannot replace the confirmed bytes (412); download and ZIP serve them', async () => {
+    const dz = await t.createDropzone(t.adminKey);
+    const up = await t.requestUpload(t.adminKey, dz._id, 'race.txt', 10, 'text/plain');
+    expect((await t.put(up, 'AAAAAAAAAA')).status).toBe(200);
+    // a second PUT of other bytes to the same URL, holding its last byte back
+    const late = streamingPut(up.signedUrl, up.headers);
+    late.write(Buffer.from('BBBBBBBBB'));
+    // the server has passed its checks and is writing the body to a temp file
+    for (let i = 0; i < 500 && !t.blobFiles().some((f) => f.startsWith('.tmp/') && f.endsWith('.part')); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(t.blobFiles().some((f) => f.startsWith('.tmp/') && f.endsWith('.part'))).toBe(true);
+    const conf = await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey });
+    expect(conf.status).toBe(200);
+    const res = await late.end(Buffer.from('B'));
+    expect(res.status).toBe(412);
+    expect(xmlCode(res.text)).toBe('PreconditionFailed');
+    const dl = await t.req('GET', `/files/${up.fileId}/download`, { key: t.adminKey });
+    expect(dl.status).toBe(200);
+    expect(dl.text).toBe('AAAAAAAAAA');
+    const zip = Buffer.from(await (await fetch(`${t.api}/dropzones/${dz._id}/zip`, { headers: { 'x-api-key': t.adminKey } })).arrayBuffer());
+    expect(zip.includes('AAAAAAAAAA')).toBe(true);
+    expect(zip.includes('BBBB')).toBe(false);
+    expect(t.blobFiles().filter((f) => f.startsWith('.tmp/') && !f.endsWith('.probe'))).toEqual([]);
+    await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey });
+  });
+
+  it('a second PUT to the URL of an uploaded but unconfirmed file is 412 and keeps the first bytes', async () => {
+    const up = await fresh();
+    expect((await t.put(up, '0123456789')).status).toBe(200);
+    const again = await t.put(up, 'XXXXXXXXXX');
+    expect(again.status).toBe(412);
+    expect(xmlCode(await again.text())).toBe('PreconditionFailed');
+    expect((await t.req('POST', `/files/${up.fileId}/confirm`, { key: t.adminKey })).status).toBe(200);
+    expect((await t.req('GET', `/files/${up.fileId}/download`, { key: t.adminKey })).text).toBe('0123456789');
+    await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey });
+  });
+
   it('a URL of a deleted file is refused', async () => {
     const up = await fresh();
     expect((await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey })).status).toBe(200);
@@ -360,6 +424,30 @@ describeEachBackend('CORS on the API', (b: BackendContext) => {
       expect(denied.headers.get('access-control-allow-origin')).toBe('*');
       const cdn = await fetch(`${t.url}/cdn/x/download`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'GET' } });
       expect(cdn.headers.get('access-control-allow-origin')).toBe('*');
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describeEachBackend('confirmed bytes are what is served', (b: BackendContext) => {
+  it('a ZIP refuses an object whose ETag differs from the one recorded at confirm instead of serving other bytes', async () => {
+    const t = await b.start();
+    try {
+      const dz = await t.createDropzone(t.adminKey);
+      const { fileId } = await t.upload(t.adminKey, dz._id, 'z.txt', 'confirmed!');
+      // replaced behind the server's back (e.g. S3 without conditional writes)
+      const key = t.server.app.ctx.repo.fileById(fileId)!.blob_key;
+      await t.server.app.ctx.blobs.put(key, Readable.from([Buffer.from('REPLACED!!')]), { expectedSize: 10 });
+      const res = await fetch(`${t.api}/dropzones/${dz._id}/zip`, { headers: { 'x-api-key': t.adminKey } });
+      const body = await res.arrayBuffer().then(
+        (ab) => Buffer.from(ab),
+        () => null,
+      );
+      // the archive is cut off (the client sees a failed transfer), never a complete archive with other bytes
+      expect(body).toBeNull();
+      expect(t.logs.some((l) => l.includes('zip aborted'))).toBe(true);
+      expect((await t.req('GET', `/files/${fileId}/download`, { key: t.adminKey })).status).toBe(409);
     } finally {
       await t.close();
     }

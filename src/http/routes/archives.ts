@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { allFilesInBatches } from '../../core/file-batches.js';
+import { openConfirmedBlob } from '../../core/files.js';
 import { createZipStream, uniqueZipNamesAsync, zipSizeAsync } from '../../zip/zip-stream.js';
 import type { ApiContext } from '../context.js';
 import { type RouteDef, defineRoute } from '../route.js';
@@ -10,7 +11,9 @@ import { contentDisposition } from '../send-file.js';
  * `GET /dropzones/:id/zip` (dropzone.zip): every uploaded file of the dropzone as one ZIP, streamed object after
  * object (stored, ZIP64 when needed) with an exact Content-Length; duplicate names are made unique. Rows are read,
  * names made unique and the length computed in slices that yield to the event loop, so a dropzone of many files
- * does not stall other requests while the archive is prepared.
+ * does not stall other requests while the archive is prepared. Each entry is checked against the ETag recorded at
+ * confirm when it is opened; a mismatch cuts the archive off (the client sees a failed transfer) instead of
+ * delivering bytes nobody confirmed.
  */
 export function archiveRoutes(ctx: ApiContext): RouteDef[] {
   const log = ctx.log.child('zip');
@@ -36,7 +39,8 @@ export function archiveRoutes(ctx: ApiContext): RouteDef[] {
           name: names[i],
           size: f.size,
           mtime: new Date(f.confirmed_at ?? f.created_at),
-          open: async () => (await ctx.blobs.get(f.blob_key)).stream,
+          // only the confirmed bytes: an object whose ETag changed aborts the archive rather than being served
+          open: async () => (await openConfirmedBlob(ctx.blobs, f)).stream,
         }));
         const length = await zipSizeAsync(entries);
         const headers = {

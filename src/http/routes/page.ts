@@ -6,6 +6,7 @@ import { type Principal, filePermissions } from '../../core/permissions.js';
 import type { DropzoneRow, FileRow } from '../../db/repositories.js';
 import { readAsset } from '../../runtime/assets.js';
 import { fileBatches } from '../../core/file-batches.js';
+import { visitorId } from '../client-address.js';
 import type { ApiContext } from '../context.js';
 import { streamJsonList } from '../json-stream.js';
 import { ok } from '../presenters.js';
@@ -24,7 +25,8 @@ import { z } from 'zod';
  * Page API (JSON, `{status:"success", data}` / `{status:"error", message}`), authenticated with the page token
  * embedded in the page, sent as `Authorization: Bearer <token>`; the token is bound to `:code` (see core/page-tokens.ts):
  * - `GET    /d/:code/api/summary` — name, maxSize, usedSpace, maxFileSize, deleteTime, serverTime, permissions.
- * - `POST   /d/:code/api/uploads` `{name, type, size}` — reserve space, get `{fileId, signedUrl, method, headers, expiresAt}`.
+ * - `POST   /d/:code/api/uploads` `{name, type, size}` — reserve space, get `{fileId, signedUrl, method, headers, expiresAt}`;
+ *   one visitor (client address) holds at most `uploads.pagePendingMaxFiles`/`pagePendingMaxBytes` pending (429 beyond).
  * - `POST   /d/:code/api/uploads/:fileId/confirm` — confirm after the PUT.
  * - `DELETE /d/:code/api/uploads/:fileId` — cancel a pending upload of this dropzone (releases its space).
  * - `GET    /d/:code/api/files` — uploaded files; only when `anyone` holds `dropzone.list`. Each carries a
@@ -176,7 +178,10 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       handler: async (c, body) => {
         const { dz, scope } = await session(c);
         need(scope, 'dropzone.upload');
-        const { file, upload } = await ctx.files.requestUpload({}, dz, body);
+        // the link is shared: one visitor (client address) may hold only a few pending uploads at once
+        const visitor = visitorId(c, ctx.config.server.trustProxy);
+        const { pagePendingMaxFiles: maxFiles, pagePendingMaxBytes: maxBytes } = ctx.config.uploads;
+        const { file, upload } = await ctx.files.requestUpload({}, dz, body, visitor ? { id: visitor, maxFiles, maxBytes } : undefined);
         return c.json(
           ok({ fileId: file.id, signedUrl: upload.url, method: 'PUT' as const, headers: upload.headers, expiresAt: upload.expiresAt, usedSpace: usedSpace(dz) }),
         );

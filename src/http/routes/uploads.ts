@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Hono } from 'hono';
-import { BlobSizeError } from '../../blobs/blob-store.js';
+import { BlobExistsError, BlobSizeError } from '../../blobs/blob-store.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from '../../blobs/local-store.js';
+import { ERRORS } from '../../core/errors.js';
 import type { ApiContext } from '../context.js';
+import { clientClosed } from '../error-handler.js';
 import type { AppEnv } from '../route.js';
 
 const CORS = {
@@ -16,8 +18,9 @@ const CORS = {
 
 /**
  * The local store's S3-style upload endpoint `PUT /_blobs/<key>?X-Amz-…`: verifies the presigned URL,
- * accepts only keys of pending uploads, streams exactly the signed number of bytes into the store, and answers
- * like S3 (200 with ETag, or an XML error). Every failure leaves nothing stored. CORS is open: the URL itself is the credential.
+ * accepts only keys of pending uploads, streams exactly the signed number of bytes into the store write-once (a key
+ * that already holds bytes answers 412 PreconditionFailed, as S3 does for `If-None-Match: *`), and answers like S3
+ * (200 with ETag, or an XML error). Every failure leaves nothing stored. CORS is open: the URL itself is the credential.
  */
 export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: LocalBlobStore): void {
   const log = ctx.log.child('uploads');
@@ -59,23 +62,47 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     if ((file.pending_expires_at ?? Infinity) <= now || dz.delete_time <= now) return fail(403, 'AccessDenied', 'Request has expired');
     if (c.req.header('content-length') === undefined) return fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
 
-    const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    const raw = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    // bytes are arriving: keep the reservation alive (now, and again every quarter of the grace while they flow), so
+    // the sweeper never removes an upload that is still receiving
+    const renewEveryMs = (ctx.config.uploads.reservationGraceSeconds * 1000) / 4;
+    let renewedAt = now;
+    ctx.files.renewPending(file);
+    const body = Readable.from(
+      (async function* () {
+        for await (const chunk of raw) {
+          if (ctx.clock.now() - renewedAt >= renewEveryMs) {
+            renewedAt = ctx.clock.now();
+            ctx.files.renewPending(file);
+          }
+          yield chunk as Buffer;
+        }
+      })(),
+      { objectMode: false },
+    );
     let stat;
     try {
-      stat = await store.put(key, body, { expectedSize: verdict.size, contentType: verdict.contentType });
+      // write-once, like an S3 URL signed with If-None-Match: *: bytes already there (maybe confirmed) are never replaced
+      stat = await store.put(key, body, { expectedSize: verdict.size, contentType: verdict.contentType, ifAbsent: true });
     } catch (err) {
+      if (err instanceof BlobExistsError) return fail(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
       if (err instanceof BlobSizeError) {
         return err.received > err.expected
           ? fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
           : fail(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header');
       }
+      if (clientClosed(c)) {
+        // the client went away (or stalled past the idle timeout) mid-body: nothing stored, the URL stays usable
+        log.info('upload aborted by the client');
+        return fail(ERRORS.CLIENT_CLOSED.status, 'RequestAborted', ERRORS.CLIENT_CLOSED.message);
+      }
       log.warn('upload failed', { err, fileId: file.id });
       return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
     }
-    // the file may have been deleted or confirmed while the bytes streamed in
-    const after = ctx.repo.fileByBlobKey(key);
-    if (!after || after.status !== 'pending') {
-      if (!after) await store.delete(key);
+    // the file may have been deleted while the bytes streamed in: then these bytes belong to nobody
+    // (confirmed meanwhile is fine: the object was absent until this put placed it, so confirm saw these bytes)
+    if (!ctx.repo.fileByBlobKey(key)) {
+      await store.delete(key);
       return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
     }
     return new Response(null, { status: 200, headers: { ...CORS, ETag: stat.etag, 'x-amz-request-id': requestId } });
