@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
@@ -12,6 +11,7 @@ import { type Db, openDatabase } from './db/database.js';
 import { createRepositories } from './db/repositories.js';
 import { type Logger, createLogger } from './log/logger.js';
 import { loadSqliteBinding } from './runtime/native-addon.js';
+import { ensurePrivateDir, ensurePrivateFile, tightenFile } from './runtime/private-files.js';
 
 /** A running server. */
 export interface RunningServer {
@@ -38,11 +38,20 @@ export interface StartOptions {
   log?: Logger;
 }
 
-/** Opens the database of `config.dataDir` (created if missing), with the single executable's addon when there is one. */
-export function openDataDir(config: Config): Db {
+/**
+ * Opens the database of `config.dataDir` (created if missing), with the single executable's addon when there is one.
+ * The directory is created 0700 and the database files 0600 whatever the umask (SQLite gives `-wal`/`-shm` the
+ * database file's mode); `warn` hears about an existing directory other users can read.
+ */
+export function openDataDir(config: Config, warn: (msg: string) => void = () => {}): Db {
   const dir = resolve(config.dataDir);
-  mkdirSync(dir, { recursive: true });
-  return openDatabase(join(dir, 'dropzone.db'), { nativeBinding: loadSqliteBinding() });
+  const loose = ensurePrivateDir(dir);
+  if (loose) warn(loose);
+  const file = join(dir, 'dropzone.db');
+  ensurePrivateFile(file);
+  // left by an older version with the umask's mode
+  for (const suffix of ['-wal', '-shm']) tightenFile(file + suffix);
+  return openDatabase(file, { nativeBinding: loadSqliteBinding() });
 }
 
 /** Builds the configured blob store (not yet checked). The S3 client is loaded only when the S3 backend is used. */
@@ -74,7 +83,7 @@ export async function createBlobStore(config: Config, db: Db, clock: AdjustableC
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? systemClock();
-  const db = openDataDir(config);
+  const db = openDataDir(config, (msg) => log.warn(msg));
   let listenUrl = '';
   const publicUrl = () => (config.server.publicUrl || listenUrl).replace(/\/+$/, '');
   let blobs: BlobStore | undefined;
