@@ -537,6 +537,8 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
 
   return {
     kind: 'local',
+    // every PUT passes mountUploadRoutes, which refuses keys without a pending row
+    revocableUploadUrls: true,
     put,
     get,
     stat,

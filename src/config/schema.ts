@@ -93,6 +93,16 @@ export const configSchema = z
         intervalSeconds: z.number().min(0).default(60),
         /** Blobs with no row younger than this are left alone by garbage collection, seconds. */
         gcGraceSeconds: z.number().min(0).default(3600),
+        /**
+         * How often the sweeper also scans the store for blobs no file refers to (what `dropzone gc` does), seconds;
+         * 0: only on `dropzone gc`. Catches bytes PUT to an S3 URL after its file's deletion was final.
+         */
+        gcIntervalSeconds: z.number().min(0).default(3600),
+        /**
+         * On S3, a removed file's key is deleted again this long after its upload URL expired (clock skew between the
+         * server and the store, a PUT accepted just before expiry), seconds.
+         */
+        urlExpiryMarginSeconds: z.number().int().min(0).max(24 * 3600).default(300),
       })
       .strict()
       .prefault({}),

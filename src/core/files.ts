@@ -1,7 +1,7 @@
 import type { PresignedRequest } from '../blobs/blob-store.js';
 import type { DropzoneRow, FileRow } from '../db/repositories.js';
 import type { CoreDeps } from './deps.js';
-import { flushBlobDeletions } from './dropzones.js';
+import { flushBlobDeletions, queueFileBlob } from './dropzones.js';
 import { AppError } from './errors.js';
 import { newBlobKey, newFileId } from './ids.js';
 import { type FilePermission, type Principal, filePermissions, invisible, requirePermission } from './permissions.js';
@@ -28,7 +28,7 @@ export function createFileService(deps: CoreDeps) {
       repo.deleteGrantsOn('file', file.id);
       repo.deleteFile(file.id);
       repo.releaseSpace(file.dropzone_id, file.size);
-      repo.queueBlobDeletion(file.blob_key, clock.now());
+      queueFileBlob(deps, file, clock.now());
     })();
 
   const service = {

@@ -1,6 +1,10 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { CoreDeps } from './deps.js';
 import { type DropzoneService, flushBlobDeletions } from './dropzones.js';
 import type { FileService } from './files.js';
+
+/** Listed keys between two yields to the event loop during an orphan scan. */
+const SCAN_YIELD_EVERY = 256;
 
 /** What one sweep removed. */
 export interface SweepResult {
@@ -17,12 +21,34 @@ export interface GcResult {
 
 /**
  * Background housekeeping: expired dropzones, pending uploads not confirmed in time, queued blob deletions,
- * and (on demand) orphaned blobs. Time comes from the injected clock, so tests drive it without waiting.
+ * and orphaned blobs (every `sweeper.gcIntervalSeconds`, and on demand). Time comes from the injected clock, so tests drive it without waiting.
  */
 export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneService; files: FileService }) {
   const { repo, clock, blobs, log, config } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
+  /** When the sweep runs the next scheduled orphan scan (`sweeper.gcIntervalSeconds`), on the injected clock. */
+  let nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
+
+  /**
+   * Deletes blobs under `objects/` that no file row references and that are older than `sweeper.gcGraceSeconds`
+   * (younger ones may belong to an upload whose row is being written). One indexed lookup per listed key, no table
+   * loaded into memory, and a yield to the event loop every {@link SCAN_YIELD_EVERY} keys.
+   */
+  async function scanOrphans(): Promise<GcResult> {
+    const cutoff = clock.now() - config.sweeper.gcGraceSeconds * 1000;
+    let orphansDeleted = 0;
+    let scanned = 0;
+    for await (const entry of blobs.list('objects/')) {
+      scanned++;
+      if (scanned % SCAN_YIELD_EVERY === 0) await yieldToEventLoop();
+      if (entry.lastModified.getTime() > cutoff || repo.fileByBlobKey(entry.key)) continue;
+      await blobs.delete(entry.key);
+      orphansDeleted++;
+    }
+    log.info('gc', { scanned, orphansDeleted });
+    return { orphansDeleted, scanned };
+  }
 
   const sweeper = {
     /** Runs one sweep now; concurrent calls share the sweep in progress. */
@@ -46,6 +72,14 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
         }
         const blobsDeleted = await flushBlobDeletions(deps);
         if (expiredDropzones || stalePending || blobsDeleted) log.info('sweep', { expiredDropzones, stalePending, blobsDeleted });
+        if (config.sweeper.gcIntervalSeconds > 0 && clock.now() >= nextScanAt) {
+          nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
+          try {
+            await scanOrphans();
+          } catch (err) {
+            log.warn('scheduled orphan scan failed; will retry at the next interval', { err });
+          }
+        }
         return { expiredDropzones, stalePending, blobsDeleted };
       })().finally(() => {
         running = undefined;
@@ -54,25 +88,10 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
       return p;
     },
 
-    /**
-     * Deletes blobs that no file row references and that are older than `sweeper.gcGraceSeconds`
-     * (younger ones may belong to an upload whose row is being written).
-     */
+    /** Runs a sweep, then deletes orphaned blobs now (see {@link scanOrphans}); what `dropzone gc` does. */
     async gc(): Promise<GcResult> {
       await sweeper.sweep();
-      const known = repo.allBlobKeys();
-      const cutoff = clock.now() - config.sweeper.gcGraceSeconds * 1000;
-      let orphansDeleted = 0;
-      let scanned = 0;
-      for await (const entry of blobs.list('objects/')) {
-        scanned++;
-        if (known.has(entry.key) || entry.lastModified.getTime() > cutoff) continue;
-        if (repo.fileByBlobKey(entry.key)) continue;
-        await blobs.delete(entry.key);
-        orphansDeleted++;
-      }
-      log.info('gc', { scanned, orphansDeleted });
-      return { orphansDeleted, scanned };
+      return scanOrphans();
     },
 
     /** Starts sweeping every `sweeper.intervalSeconds` (0: never). The timer does not keep the process alive. */
