@@ -91,6 +91,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   try {
     // signed URLs follow the host the client used (app.ctx.publicUrl) when no public URL is configured
     blobs = await createBlobStore(config, db, clock, () => (app ? app.ctx.publicUrl() : publicUrl()));
+    // partial uploads of a crashed process, before anything else needs the space; another live process's keep being written
+    const leftovers = await blobs.cleanupTemp?.(config.sweeper.tempMaxIdleSeconds * 1000).catch((err) => {
+      log.warn('temp file cleanup failed', { err });
+      return 0;
+    });
+    if (leftovers) log.info('removed upload temp files left by a crash', { count: leftovers });
     await blobs.check();
     const created = createApp({ config, db, blobs, clock, log, publicUrl });
     app = created;

@@ -99,6 +99,11 @@ export const configSchema = z
          */
         gcIntervalSeconds: z.number().min(0).default(3600),
         /**
+         * Temp files of uploads (local store) nothing has written to for this long are leftovers of a crashed process and
+         * are removed at start, by every sweep and by `dropzone gc`, seconds. Uploads in flight keep writing, so they stay.
+         */
+        tempMaxIdleSeconds: z.number().int().min(1).default(900),
+        /**
          * On S3, a removed file's key is deleted again this long after its upload URL expired (clock skew between the
          * server and the store, a PUT accepted just before expiry), seconds.
          */

@@ -11,6 +11,8 @@ export interface SweepResult {
   expiredDropzones: number;
   stalePending: number;
   blobsDeleted: number;
+  /** Leftover temp files of uploads that died with a crashed process. */
+  tempFilesRemoved: number;
 }
 
 /** What one garbage collection removed. */
@@ -71,7 +73,9 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
           }
         }
         const blobsDeleted = await flushBlobDeletions(deps);
-        if (expiredDropzones || stalePending || blobsDeleted) log.info('sweep', { expiredDropzones, stalePending, blobsDeleted });
+        const tempFilesRemoved = await sweeper.cleanupTemp();
+        if (expiredDropzones || stalePending || blobsDeleted || tempFilesRemoved)
+          log.info('sweep', { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved });
         if (config.sweeper.gcIntervalSeconds > 0 && clock.now() >= nextScanAt) {
           nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
           try {
@@ -80,12 +84,25 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
             log.warn('scheduled orphan scan failed; will retry at the next interval', { err });
           }
         }
-        return { expiredDropzones, stalePending, blobsDeleted };
+        return { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved };
       })().finally(() => {
         running = undefined;
       });
       running = p;
       return p;
+    },
+
+    /**
+     * Removes the store's upload temp files nothing has written to for `sweeper.tempMaxIdleSeconds` (crash leftovers;
+     * uploads in flight keep writing, and this process's own are skipped). Failures are logged; resolves to the count.
+     */
+    async cleanupTemp(): Promise<number> {
+      try {
+        return (await blobs.cleanupTemp?.(config.sweeper.tempMaxIdleSeconds * 1000)) ?? 0;
+      } catch (err) {
+        log.warn('temp file cleanup failed', { err });
+        return 0;
+      }
     },
 
     /** Runs a sweep, then deletes orphaned blobs now (see {@link scanOrphans}); what `dropzone gc` does. */
