@@ -6,12 +6,14 @@ import type { BlobStore } from './blobs/blob-store.js';
 import { createLocalBlobStore } from './blobs/local-store.js';
 import type { Config } from './config/schema.js';
 import { type AdjustableClock, systemClock } from './core/clock.js';
+import { isStorageFull } from './core/errors.js';
 import { signingSecret } from './core/signing-secret.js';
 import { type Db, openDatabase } from './db/database.js';
 import { createRepositories } from './db/repositories.js';
 import { type Logger, createLogger } from './log/logger.js';
 import { loadSqliteBinding } from './runtime/native-addon.js';
 import { ensurePrivateDir, ensurePrivateFile, tightenFile } from './runtime/private-files.js';
+import { createSpaceReserve } from './runtime/space-reserve.js';
 
 /** A running server. */
 export interface RunningServer {
@@ -21,6 +23,11 @@ export interface RunningServer {
   adminKey?: string;
   /** True when the admin key was generated on this start. */
   adminKeyGenerated: boolean;
+  /**
+   * True when it started on a full disk (or one too full to keep the space reserve): it serves read-mostly —
+   * downloads and deletions work, uploads answer 507 — until space is freed.
+   */
+  storageFull: boolean;
   /** The application and its services (fixtures, CLI, tests). */
   app: App;
   /** The server's clock (adjustable in fixture mode and tests). */
@@ -83,7 +90,16 @@ export async function createBlobStore(config: Config, db: Db, clock: AdjustableC
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? systemClock();
-  const db = openDataDir(config, (msg) => log.warn(msg));
+  const reserve = createSpaceReserve(resolve(config.dataDir), config.storage.reserveBytes);
+  let db: Db;
+  try {
+    db = openDataDir(config, (msg) => log.warn(msg));
+  } catch (err) {
+    // SQLite needs a little room for its WAL index even to read
+    if (!isStorageFull(err) || !reserve.release()) throw err;
+    log.warn('storage is full: released the space reserve to open the database');
+    db = openDataDir(config);
+  }
   let listenUrl = '';
   const publicUrl = () => (config.server.publicUrl || listenUrl).replace(/\/+$/, '');
   let blobs: BlobStore | undefined;
@@ -97,11 +113,31 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return 0;
     });
     if (leftovers) log.info('removed upload temp files left by a crash', { count: leftovers });
-    await blobs.check();
-    const created = createApp({ config, db, blobs, clock, log, publicUrl });
+    let storageFull = false;
+    try {
+      await blobs.check();
+    } catch (err) {
+      if (!isStorageFull(err)) throw err;
+      storageFull = true;
+    }
+    // set space aside for deletions on a full disk; no room for it means the disk is (nearly) full already
+    if (!reserve.held() && !reserve.restore()) storageFull = true;
+    if (storageFull) {
+      log.warn(
+        'storage is full: starting read-mostly (downloads and deletions work, uploads answer 507 "storage full") ' +
+          `until space is freed on the disk of ${resolve(config.dataDir)}`,
+      );
+    }
+    const created = createApp({ config, db, blobs, clock, log, publicUrl, reserve });
     app = created;
-    const { admin, generatedSecret } = created.ctx.keys.ensureAdmin();
-    void admin;
+    let generatedSecret: string | undefined;
+    try {
+      ({ generatedSecret } = created.ctx.keys.ensureAdmin());
+    } catch (err) {
+      // an admin key exists, only a configuration change could not be written: serve with the stored one
+      if (!isStorageFull(err) || !created.ctx.repo.adminKey()) throw err;
+      log.warn('storage is full: the admin key settings could not be updated; the stored admin key stays in force');
+    }
 
     const server = createAdaptorServer({ fetch: created.hono.fetch });
     await new Promise<void>((res, rej) => {
@@ -122,6 +158,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       url: listenUrl,
       adminKey: generatedSecret ?? (config.security.adminKey || undefined),
       adminKeyGenerated: generatedSecret !== undefined,
+      storageFull,
       app: created,
       clock,
       close() {

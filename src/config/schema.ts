@@ -34,6 +34,11 @@ export const configSchema = z
     storage: z
       .object({
         backend: z.enum(['local', 's3']).default('local'),
+        /**
+         * Bytes kept in `<dataDir>/space-reserve` and released when the disk is full, so deletions through the API can
+         * still commit and free space; 0 keeps none.
+         */
+        reserveBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
         s3: z
           .object({
             endpoint: z.string().default(''),

@@ -6,6 +6,7 @@ import { AppError } from './errors.js';
 import { newDropzoneCode, newDropzoneId } from './ids.js';
 import { type Principal, dropzonePermissions, invisible, requirePermission } from './permissions.js';
 import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
+import { freeingWrite } from './space.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
 export interface DropzoneSizeInput {
@@ -115,7 +116,7 @@ export function createDropzoneService(deps: CoreDeps) {
      */
     async remove(p: Principal, id: string): Promise<void> {
       const dz = service.get(p, id, 'dropzone.own');
-      service.destroy(dz.id);
+      freeingWrite(deps, () => service.destroy(dz.id));
       await flushBlobDeletions(deps);
     },
 

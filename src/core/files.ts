@@ -4,6 +4,7 @@ import type { CoreDeps } from './deps.js';
 import { flushBlobDeletions, queueFileBlob } from './dropzones.js';
 import { AppError } from './errors.js';
 import { newBlobKey, newFileId } from './ids.js';
+import { freeingWrite } from './space.js';
 import { type FilePermission, type Principal, filePermissions, invisible, requirePermission } from './permissions.js';
 
 /** Longest lifetime of an S3 upload URL that cannot be made conditional (`storage.s3.conditionalWrites = false`). */
@@ -131,10 +132,10 @@ export function createFileService(deps: CoreDeps) {
       return confirmed;
     },
 
-    /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob. */
+    /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob; works on a full disk (see freeingWrite). */
     async remove(p: Principal, fileId: string): Promise<void> {
       const { file } = service.get(p, fileId, 'file.delete');
-      removeRow(file);
+      freeingWrite(deps, () => removeRow(file));
       await flushBlobDeletions(deps);
     },
 

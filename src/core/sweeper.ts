@@ -2,6 +2,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { CoreDeps } from './deps.js';
 import { type DropzoneService, flushBlobDeletions } from './dropzones.js';
 import type { FileService } from './files.js';
+import { freeingWrite } from './space.js';
 
 /** Listed keys between two yields to the event loop during an orphan scan. */
 const SCAN_YIELD_EVERY = 256;
@@ -62,18 +63,20 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
         let stalePending = 0;
         for (let batch = repo.expiredDropzones(now); batch.length; batch = repo.expiredDropzones(now)) {
           for (const dz of batch) {
-            services.dropzones.destroy(dz.id);
+            freeingWrite(deps, () => services.dropzones.destroy(dz.id));
             expiredDropzones++;
           }
         }
         for (let batch = repo.stalePending(now); batch.length; batch = repo.stalePending(now)) {
           for (const f of batch) {
-            services.files.removeRow(f);
+            freeingWrite(deps, () => services.files.removeRow(f));
             stalePending++;
           }
         }
         const blobsDeleted = await flushBlobDeletions(deps);
         const tempFilesRemoved = await sweeper.cleanupTemp();
+        // once deletions made room again, set space aside for the next full disk
+        if (deps.reserve && !deps.reserve.held() && deps.reserve.restore()) log.info('space reserve restored', { bytes: deps.reserve.bytes });
         if (expiredDropzones || stalePending || blobsDeleted || tempFilesRemoved)
           log.info('sweep', { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved });
         if (config.sweeper.gcIntervalSeconds > 0 && clock.now() >= nextScanAt) {

@@ -1,11 +1,12 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { AppError, ERRORS } from '../core/errors.js';
+import { AppError, ERRORS, isStorageFull } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
 
 /**
  * The single error renderer: AppError → its status with `{status:"error", message, data?}`;
- * Hono HTTP exceptions keep their status; anything else is logged and becomes a generic 500.
+ * Hono HTTP exceptions keep their status; a full disk (see {@link isStorageFull}) is STORAGE_FULL (507); anything else
+ * is logged and becomes a generic 500.
  */
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context): Response => {
@@ -15,6 +16,10 @@ export function errorHandler(log: Logger) {
     if (err instanceof HTTPException) {
       const status = err.status;
       return c.json({ status: 'error', message: err.message || 'Request failed.' }, status);
+    }
+    if (isStorageFull(err)) {
+      log.warn('storage full', { method: c.req.method, route: c.req.routePath, requestId: c.get('requestId' as never) });
+      return c.json({ status: 'error', message: ERRORS.STORAGE_FULL.message }, 507);
     }
     log.error('unhandled error', { err, method: c.req.method, route: c.req.routePath, requestId: c.get('requestId' as never) });
     return c.json({ status: 'error', message: ERRORS.INTERNAL.message }, 500);

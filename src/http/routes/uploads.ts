@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { Hono } from 'hono';
 import { BlobSizeError } from '../../blobs/blob-store.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from '../../blobs/local-store.js';
+import { ERRORS, isStorageFull } from '../../core/errors.js';
 import type { ApiContext } from '../context.js';
 import type { AppEnv } from '../route.js';
 
@@ -69,6 +70,8 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
           ? fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
           : fail(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header');
       }
+      // a clear answer S3 clients treat as retryable (the temp file is gone, the space is back)
+      if (isStorageFull(err)) return fail(507, 'ServiceUnavailable', ERRORS.STORAGE_FULL.message);
       log.warn('upload failed', { err, fileId: file.id });
       return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
     }
