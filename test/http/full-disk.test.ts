@@ -74,13 +74,13 @@ describe.skipIf(!mnt)(`full disk${why ? ` (skipped: ${why})` : ''}`, () => {
     const a = await t.upload(t.adminKey, dz._id, 'a.bin', randomBytes(MiB));
     const bBytes = randomBytes(MiB);
     const b = await t.upload(t.adminKey, dz._id, 'b.bin', bBytes);
-    // small enough to arrive whole before the server answers (a larger body is cut off when the write fails)
-    const pending = await t.requestUpload(t.adminKey, dz._id, 'c.bin', 4096);
+    const pending = await t.requestUpload(t.adminKey, dz._id, 'c.bin', MiB);
     // what a restart or a checkpoint leaves: an empty WAL, so the next commit needs new blocks
     t.server.app.ctx.repo.db.pragma('wal_checkpoint(TRUNCATE)');
     fillDisk(mnt!);
 
-    const put = await t.put(pending, randomBytes(4096));
+    // larger than what is left: the write fails mid-body, the answer still arrives
+    const put = await t.put(pending, randomBytes(MiB));
     expect(put.status).toBe(507);
     const xml = await put.text();
     expect(xml).toContain('<Code>ServiceUnavailable</Code>');

@@ -4,6 +4,7 @@
  * written by another one sharing the directory) are left alone.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -73,6 +74,28 @@ describe('stale temp files', () => {
       await putting;
       expect(left()).toEqual([]);
       expect((await t.server.app.ctx.blobs.stat('objects/slow'))?.size).toBe(8);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('an upload whose client disconnects mid-body leaves no temp file', async () => {
+    const t = await startTestServer({ settings: { dataDir } });
+    try {
+      const dz = await t.createDropzone(t.adminKey);
+      const up = await t.requestUpload(t.adminKey, dz._id, 'cut.bin', 1024 * 1024);
+      const u = new URL(up.signedUrl);
+      const sock = net.connect(Number(u.port), u.hostname);
+      await new Promise((r) => sock.once('connect', r));
+      const head = Object.entries(up.headers as Record<string, string>).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      sock.write(`PUT ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n${head}\r\n`);
+      sock.write(Buffer.alloc(64 * 1024, 1));
+      for (let i = 0; i < 400 && (!fs.existsSync(tmpDir) || left().length === 0); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(left()).toHaveLength(1);
+      sock.destroy();
+      for (let i = 0; i < 400 && left().length > 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(left()).toEqual([]);
+      expect(await t.server.app.ctx.blobs.stat(t.server.app.ctx.repo.fileById(up.fileId)!.blob_key)).toBeNull();
     } finally {
       await t.close();
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { Hono } from 'hono';
 import { BlobSizeError } from '../../blobs/blob-store.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from '../../blobs/local-store.js';
@@ -60,7 +60,13 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     if ((file.pending_expires_at ?? Infinity) <= now || dz.delete_time <= now) return fail(403, 'AccessDenied', 'Request has expired');
     if (c.req.header('content-length') === undefined) return fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
 
-    const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    const source = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    // put() destroys what it reads on failure; reading through a pipe keeps the request itself alive, so a full disk
+    // can still be answered after the rest of the (signed, bounded) body is read and discarded
+    const body = source.pipe(new PassThrough());
+    // pipe() forwards no failure: a client that aborts must still fail the put
+    source.once('error', (err) => body.destroy(err));
+    source.once('close', () => source.readableEnded || body.destroy(new Error('the request body was aborted')));
     let stat;
     try {
       stat = await store.put(key, body, { expectedSize: verdict.size, contentType: verdict.contentType });
@@ -71,7 +77,11 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
           : fail(400, 'IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header');
       }
       // a clear answer S3 clients treat as retryable (the temp file is gone, the space is back)
-      if (isStorageFull(err)) return fail(507, 'ServiceUnavailable', ERRORS.STORAGE_FULL.message);
+      if (isStorageFull(err)) {
+        source.unpipe(body);
+        await drain(source);
+        return fail(507, 'ServiceUnavailable', ERRORS.STORAGE_FULL.message);
+      }
       log.warn('upload failed', { err, fileId: file.id });
       return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
     }
@@ -82,5 +92,14 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
       return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
     }
     return new Response(null, { status: 200, headers: { ...CORS, ETag: stat.etag, 'x-amz-request-id': requestId } });
+  });
+}
+
+/** Reads `stream` to its end, discarding the bytes; resolves on end, error or close. */
+function drain(stream: Readable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.readableEnded) return resolve();
+    stream.once('end', resolve).once('error', () => resolve()).once('close', resolve);
+    stream.resume();
   });
 }
