@@ -25,7 +25,7 @@ export interface RunningServer {
   adminKeyGenerated: boolean;
   /**
    * True when it started on a full disk (or one too full to keep the space reserve): it serves read-mostly —
-   * downloads and deletions work, uploads answer 507 — until space is freed.
+   * downloads and deletions work, what needs space answers 507 — until space is freed.
    */
   storageFull: boolean;
   /** The application and its services (fixtures, CLI, tests). */
@@ -121,10 +121,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       storageFull = true;
     }
     // set space aside for deletions on a full disk; no room for it means the disk is (nearly) full already
-    if (!reserve.held() && !reserve.restore()) storageFull = true;
+    if (!reserve.held() && !(await reserve.restore())) storageFull = true;
     if (storageFull) {
       log.warn(
-        'storage is full: starting read-mostly (downloads and deletions work, uploads answer 507 "storage full") ' +
+        'storage is full: starting read-mostly (downloads and deletions work, what needs space answers 507 "storage full") ' +
           `until space is freed on the disk of ${resolve(config.dataDir)}`,
       );
     }

@@ -16,7 +16,7 @@ export interface SpaceReserve {
   /** Gives the space back to the filesystem; false when there was nothing to release. */
   release(): boolean;
   /** Puts the reserve back when the filesystem has room for it twice over; true when it is in place afterwards. */
-  restore(): boolean;
+  restore(): Promise<boolean>;
 }
 
 /** What every domain service is built from; injected, never imported as singletons. */

@@ -76,7 +76,7 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
         const blobsDeleted = await flushBlobDeletions(deps);
         const tempFilesRemoved = await sweeper.cleanupTemp();
         // once deletions made room again, set space aside for the next full disk
-        if (deps.reserve && !deps.reserve.held() && deps.reserve.restore()) log.info('space reserve restored', { bytes: deps.reserve.bytes });
+        if (deps.reserve && !deps.reserve.held() && (await deps.reserve.restore())) log.info('space reserve restored', { bytes: deps.reserve.bytes });
         if (expiredDropzones || stalePending || blobsDeleted || tempFilesRemoved)
           log.info('sweep', { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved });
         if (config.sweeper.gcIntervalSeconds > 0 && clock.now() >= nextScanAt) {

@@ -5,6 +5,7 @@
  * filesystem has room for it twice over. An operator may also delete the file by hand in an emergency.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { SpaceReserve } from '../core/deps.js';
 import { PRIVATE_FILE_MODE } from './private-files.js';
@@ -42,7 +43,7 @@ export function createSpaceReserve(dataDir: string, bytes: number): SpaceReserve
       fs.rmSync(file, { force: true });
       return true;
     },
-    restore(): boolean {
+    async restore(): Promise<boolean> {
       if (bytes <= 0) return true;
       if (size() === bytes) return true;
       const free = freeBytes(dataDir);
@@ -50,18 +51,19 @@ export function createSpaceReserve(dataDir: string, bytes: number): SpaceReserve
       if (free === undefined || free < 2 * bytes + Math.max(0, size())) return false;
       const tmp = `${file}.${process.pid}.tmp`;
       try {
-        const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
+        // written asynchronously: megabytes and an fsync must not stall requests
+        const handle = await fsp.open(tmp, 'w', PRIVATE_FILE_MODE);
         try {
           const zeros = Buffer.alloc(Math.min(CHUNK, bytes));
-          for (let written = 0; written < bytes; ) written += fs.writeSync(fd, zeros, 0, Math.min(zeros.length, bytes - written));
-          fs.fsyncSync(fd);
+          for (let written = 0; written < bytes; ) written += (await handle.write(zeros, 0, Math.min(zeros.length, bytes - written))).bytesWritten;
+          await handle.sync();
         } finally {
-          fs.closeSync(fd);
+          await handle.close();
         }
-        fs.renameSync(tmp, file);
+        await fsp.rename(tmp, file);
         return true;
       } catch {
-        fs.rmSync(tmp, { force: true });
+        await fsp.rm(tmp, { force: true }).catch(() => undefined);
         return false;
       }
     },

@@ -77,7 +77,7 @@ describe.skipIf(!mnt)(`full disk${why ? ` (skipped: ${why})` : ''}`, () => {
     const pending = await t.requestUpload(t.adminKey, dz._id, 'c.bin', MiB);
     // what a restart or a checkpoint leaves: an empty WAL, so the next commit needs new blocks
     t.server.app.ctx.repo.db.pragma('wal_checkpoint(TRUNCATE)');
-    fillDisk(mnt!);
+    const filler = fillDisk(mnt!);
 
     // larger than what is left: the write fails mid-body, the answer still arrives
     const put = await t.put(pending, randomBytes(MiB));
@@ -110,6 +110,12 @@ describe.skipIf(!mnt)(`full disk${why ? ` (skipped: ${why})` : ''}`, () => {
 
     // with space freed, the next deletion commits too
     expect((await t.req('DELETE', `/files/${pending.fileId}`, { key: t.adminKey })).status).toBe(200);
+
+    // once there is room again, the sweeper sets the reserve aside again and the server is ready
+    fs.rmSync(filler);
+    await t.server.app.ctx.sweeper.sweep();
+    expect(fs.statSync(path.join(dataDir, 'space-reserve')).size).toBe(RESERVE);
+    expect((await t.req('GET', '//readyz')).status).toBe(200);
   });
 
   it('starts on a full disk, read-mostly, and says so', async () => {
