@@ -7,7 +7,8 @@ import type { LocalBlobStore } from './blobs/local-store.js';
 import type { Config } from './config/schema.js';
 import { createApiKeyService } from './core/api-keys.js';
 import type { AdjustableClock } from './core/clock.js';
-import type { CoreDeps } from './core/deps.js';
+import type { CoreDeps, SpaceReserve } from './core/deps.js';
+import { isStorageFull } from './core/errors.js';
 import { createDropzoneService } from './core/dropzones.js';
 import { createFileService } from './core/files.js';
 import { createGrantService } from './core/grants.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   blobs: BlobStore;
   clock: AdjustableClock;
   log: Logger;
+  /** The data directory's space reserve (released so deletions commit on a full disk); none when omitted. */
+  reserve?: SpaceReserve;
   /** The public base URL, no trailing slash; may change until the server listens (port 0). */
   publicUrl: () => string;
 }
@@ -56,7 +59,7 @@ export interface App {
 /** Builds the Hono app and its services from injected dependencies; no I/O at import or build time. */
 export function createApp(deps: AppDeps): App {
   const { config, log } = deps;
-  const core: CoreDeps = { config, repo: createRepositories(deps.db), blobs: deps.blobs, clock: deps.clock, log };
+  const core: CoreDeps = { config, repo: createRepositories(deps.db), blobs: deps.blobs, clock: deps.clock, log, reserve: deps.reserve };
   // Without a configured public URL, links (signed URLs, upload pages) follow the host the client used.
   const origins = new AsyncLocalStorage<string>();
   const publicUrl = () => config.server.publicUrl.replace(/\/+$/, '') || origins.getStore() || deps.publicUrl();
@@ -88,10 +91,14 @@ export function createApp(deps: AppDeps): App {
     try {
       ctx.repo.db.prepare('SELECT 1').get();
       await ctx.blobs.check();
+      // released on a full disk and not yet back: the disk is still too full for it
+      if (ctx.reserve && !ctx.reserve.held())
+        throw Object.assign(new Error('the space reserve is released and there is no room to restore it yet'), { code: 'ENOSPC' });
       return c.json({ status: 'ok' });
     } catch (err) {
       log.warn('not ready', { err });
-      return c.json({ status: 'error', message: `Not ready: ${(err as Error).message}` }, 503);
+      const why = isStorageFull(err) ? `storage is full (${(err as Error).message})` : (err as Error).message;
+      return c.json({ status: 'error', message: `Not ready: ${why}` }, 503);
     }
   });
 

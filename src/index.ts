@@ -43,6 +43,8 @@ export async function startServer(opts: FixtureOptions = {}): Promise<FixtureSer
         'log.level': 'warn',
         'fixture.enabled': opts.fixture ?? true,
         'sweeper.intervalSeconds': 1,
+        // a throw-away data directory needs no space set aside for full-disk recovery
+        'storage.reserveBytes': 0,
         ...(opts.adminKey ? { 'security.adminKey': opts.adminKey } : {}),
         ...opts.settings,
         dataDir: opts.dataDir ?? temp,

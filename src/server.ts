@@ -9,11 +9,14 @@ import type { BlobStore } from './blobs/blob-store.js';
 import { createLocalBlobStore } from './blobs/local-store.js';
 import type { Config } from './config/schema.js';
 import { type AdjustableClock, systemClock } from './core/clock.js';
+import { isStorageFull } from './core/errors.js';
 import { signingSecret } from './core/signing-secret.js';
 import { type Db, openDatabase } from './db/database.js';
 import { createRepositories } from './db/repositories.js';
 import { type Logger, createLogger } from './log/logger.js';
 import { loadSqliteBinding } from './runtime/native-addon.js';
+import { ensurePrivateDir, ensurePrivateFile, tightenFile } from './runtime/private-files.js';
+import { createSpaceReserve } from './runtime/space-reserve.js';
 
 /** A running server. */
 export interface RunningServer {
@@ -23,6 +26,11 @@ export interface RunningServer {
   adminKey?: string;
   /** True when the admin key was generated on this start. */
   adminKeyGenerated: boolean;
+  /**
+   * True when it started on a full disk (or one too full to keep the space reserve): it serves read-mostly —
+   * downloads and deletions work, what needs space answers 507 — until space is freed.
+   */
+  storageFull: boolean;
   /** The application and its services (fixtures, CLI, tests). */
   app: App;
   /** The server's clock (adjustable in fixture mode and tests). */
@@ -75,11 +83,20 @@ export function readTlsFiles(config: Config): { cert: Buffer; key: Buffer } {
   return { cert: read('cert'), key: read('key') };
 }
 
-/** Opens the database of `config.dataDir` (created if missing), with the single executable's addon when there is one. */
-export function openDataDir(config: Config): Db {
+/**
+ * Opens the database of `config.dataDir` (created if missing), with the single executable's addon when there is one.
+ * The directory is created 0700 and the database files 0600 whatever the umask (SQLite gives `-wal`/`-shm` the
+ * database file's mode); `warn` hears about an existing directory other users can read.
+ */
+export function openDataDir(config: Config, warn: (msg: string) => void = () => {}): Db {
   const dir = resolve(config.dataDir);
-  mkdirSync(dir, { recursive: true });
-  return openDatabase(join(dir, 'dropzone.db'), { nativeBinding: loadSqliteBinding() });
+  const loose = ensurePrivateDir(dir);
+  if (loose) warn(loose);
+  const file = join(dir, 'dropzone.db');
+  ensurePrivateFile(file);
+  // left by an older version with the umask's mode
+  for (const suffix of ['-wal', '-shm']) tightenFile(file + suffix);
+  return openDatabase(file, { nativeBinding: loadSqliteBinding() });
 }
 
 /** Builds the configured blob store (not yet checked). The S3 client is loaded only when the S3 backend is used. */
@@ -111,7 +128,16 @@ export async function createBlobStore(config: Config, db: Db, clock: AdjustableC
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? systemClock();
-  const db = openDataDir(config);
+  const reserve = createSpaceReserve(resolve(config.dataDir), config.storage.reserveBytes);
+  let db: Db;
+  try {
+    db = openDataDir(config, (msg) => log.warn(msg));
+  } catch (err) {
+    // SQLite needs a little room for its WAL index even to read
+    if (!isStorageFull(err) || !reserve.release()) throw err;
+    log.warn('storage is full: released the space reserve to open the database');
+    db = openDataDir(config);
+  }
   let listenUrl = '';
   const publicUrl = () => (config.server.publicUrl || listenUrl).replace(/\/+$/, '');
   let blobs: BlobStore | undefined;
@@ -119,11 +145,37 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   try {
     // signed URLs follow the host the client used (app.ctx.publicUrl) when no public URL is configured
     blobs = await createBlobStore(config, db, clock, () => (app ? app.ctx.publicUrl() : publicUrl()));
-    await blobs.check();
-    const created = createApp({ config, db, blobs, clock, log, publicUrl });
+    // partial uploads of a crashed process, before anything else needs the space; another live process's keep being written
+    const leftovers = await blobs.cleanupTemp?.(config.sweeper.tempMaxIdleSeconds * 1000).catch((err) => {
+      log.warn('temp file cleanup failed', { err });
+      return 0;
+    });
+    if (leftovers) log.info('removed upload temp files left by a crash', { count: leftovers });
+    let storageFull = false;
+    try {
+      await blobs.check();
+    } catch (err) {
+      if (!isStorageFull(err)) throw err;
+      storageFull = true;
+    }
+    // set space aside for deletions on a full disk; no room for it means the disk is (nearly) full already
+    if (!reserve.held() && !(await reserve.restore())) storageFull = true;
+    if (storageFull) {
+      log.warn(
+        'storage is full: starting read-mostly (downloads and deletions work, what needs space answers 507 "storage full") ' +
+          `until space is freed on the disk of ${resolve(config.dataDir)}`,
+      );
+    }
+    const created = createApp({ config, db, blobs, clock, log, publicUrl, reserve });
     app = created;
-    const { admin, generatedSecret } = created.ctx.keys.ensureAdmin();
-    void admin;
+    let generatedSecret: string | undefined;
+    try {
+      ({ generatedSecret } = created.ctx.keys.ensureAdmin());
+    } catch (err) {
+      // an admin key exists, only a configuration change could not be written: serve with the stored one
+      if (!isStorageFull(err) || !created.ctx.repo.adminKey()) throw err;
+      log.warn('storage is full: the admin key settings could not be updated; the stored admin key stays in force');
+    }
 
     const tls = config.server.tls.cert ? readTlsFiles(config) : undefined;
     const serverOptions = httpServerOptions(config);
@@ -156,6 +208,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       url: listenUrl,
       adminKey: generatedSecret ?? (config.security.adminKey || undefined),
       adminKeyGenerated: generatedSecret !== undefined,
+      storageFull,
       app: created,
       clock,
       http: server,

@@ -98,6 +98,18 @@ export interface BlobStore {
   /** `local` or `s3`. */
   readonly kind: string;
   /**
+   * True when every PUT to a URL of {@link presignPut} goes through this server, which refuses it once the file's
+   * row is gone (local store): deleting the row revokes the URL. False when the store accepts such a PUT by itself
+   * until the URL expires (S3): a removed file's key must be deleted again once its URL is dead.
+   */
+  readonly revocableUploadUrls: boolean;
+  /**
+   * Removes leftovers of uploads that died with a crashed process (temp files) whose last write is more than
+   * `olderThanMs` before the clock's now, never touching uploads in progress; resolves to the number removed.
+   * Absent on stores that keep no such leftovers.
+   */
+  cleanupTemp?(olderThanMs: number): Promise<number>;
+  /**
    * Streams `body` into `key` atomically: the object becomes visible only once complete.
    * With `expectedSize`, stops reading as soon as the body exceeds it and throws {@link BlobSizeError}
    * (also when it is shorter); an error or abort of `body` rejects; in every failure nothing is stored.

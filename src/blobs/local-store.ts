@@ -37,6 +37,9 @@ const META_DIR = '.meta';
 const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9/_.-]*$/;
 const DEFAULT_ACCESS_KEY_ID = 'dropzone-local';
 const DEFAULT_REGION = 'local';
+/** Objects, sidecars and temp files are owner-only whatever the umask (umask only removes bits). */
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
 
 /** Options of {@link createLocalBlobStore}. */
 export interface LocalBlobStoreOptions {
@@ -236,7 +239,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
   /** Renames `from` to `to`, creating `to`'s parent; retries when a concurrent delete pruned the parent. */
   async function renameInto(from: string, to: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      await fsp.mkdir(path.dirname(to), { recursive: true });
+      await fsp.mkdir(path.dirname(to), { recursive: true, mode: DIR_MODE });
       try {
         await fsp.rename(from, to);
         return;
@@ -295,7 +298,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
       body.destroy();
       throw new RangeError('expectedSize must be a non-negative integer');
     }
-    await fsp.mkdir(tmpDir, { recursive: true });
+    await fsp.mkdir(tmpDir, { recursive: true, mode: DIR_MODE });
     const name = tmpName();
     const tmpPath = path.join(tmpDir, name + '.part');
     const metaTmpPath = path.join(tmpDir, name + '.meta');
@@ -303,7 +306,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     let handle: fsp.FileHandle | undefined;
     let placedMeta: MetaFile | undefined;
     try {
-      handle = await fsp.open(tmpPath, 'wx', 0o644);
+      handle = await fsp.open(tmpPath, 'wx', FILE_MODE);
       const hash = createHash('md5');
       let received = 0;
       // Written with handle.write rather than a WriteStream: a stream on a FileHandle holds a reference that
@@ -332,14 +335,14 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
         await linkInto(tmpPath, finalPath, key);
         await fsyncDir(path.dirname(finalPath));
         try {
-          await fsp.writeFile(metaTmpPath, JSON.stringify(meta), { flag: 'wx' });
+          await fsp.writeFile(metaTmpPath, JSON.stringify(meta), { flag: 'wx', mode: FILE_MODE });
           await renameInto(metaTmpPath, metaPath(key));
         } catch {
           // best effort, see above
         }
         return { size: received, etag, lastModified: new Date(Number(st.mtimeMs)) };
       }
-      await fsp.writeFile(metaTmpPath, JSON.stringify(meta), { flag: 'wx' });
+      await fsp.writeFile(metaTmpPath, JSON.stringify(meta), { flag: 'wx', mode: FILE_MODE });
       await renameInto(metaTmpPath, metaPath(key));
       placedMeta = meta;
       const finalPath = blobPath(key);
@@ -527,11 +530,11 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
 
   async function check(): Promise<void> {
     try {
-      await fsp.mkdir(tmpDir, { recursive: true });
-      await fsp.mkdir(metaDir, { recursive: true });
+      await fsp.mkdir(tmpDir, { recursive: true, mode: DIR_MODE });
+      await fsp.mkdir(metaDir, { recursive: true, mode: DIR_MODE });
       const probe = path.join(tmpDir, `${tmpName()}.probe`);
       try {
-        await fsp.writeFile(probe, 'ok', { flag: 'wx' });
+        await fsp.writeFile(probe, 'ok', { flag: 'wx', mode: FILE_MODE });
         if ((await fsp.readFile(probe, 'utf8')) !== 'ok') throw new Error('read back different bytes');
       } finally {
         await fsp.rm(probe, { force: true });
@@ -571,6 +574,8 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
 
   return {
     kind: 'local',
+    // every PUT passes mountUploadRoutes, which refuses keys without a pending row
+    revocableUploadUrls: true,
     put,
     get,
     stat,

@@ -335,6 +335,8 @@ export function createS3BlobStore(opts: S3BlobStoreOptions): S3BlobStore {
 
   const store: S3BlobStore = {
     kind: 's3',
+    // a presigned PUT goes straight to the bucket, which takes it until the URL expires
+    revocableUploadUrls: false,
     bucket,
     prefix,
     objectKey,

@@ -7,8 +7,9 @@ import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, type CliIo, configFrom, parse } from '
 /** Help of `dropzone gc`. */
 export const GC_HELP = `Usage: dropzone gc [options]
 
-Removes, now: expired dropzones, pending uploads not confirmed in time, and blobs that no file refers to
-(older than sweeper.gcGraceSeconds, so uploads in progress are safe).
+Removes, now: expired dropzones, pending uploads not confirmed in time, upload temp files a crashed process
+left (idle for sweeper.tempMaxIdleSeconds), and blobs that no file refers to (older than sweeper.gcGraceSeconds,
+so uploads in progress are safe).
 
 Options:
 ${CONFIG_FLAGS_HELP}`;
@@ -39,7 +40,7 @@ export async function gcCommand(args: string[], io: CliIo): Promise<number> {
     const gc = await ctx.sweeper.gc();
     io.out(
       `Removed ${swept.expiredDropzones} expired dropzone(s), ${swept.stalePending} stale pending upload(s), ` +
-        `${gc.orphansDeleted} orphaned blob(s) of ${gc.scanned} scanned.`,
+        `${swept.tempFilesRemoved} stale temp file(s), ${gc.orphansDeleted} orphaned blob(s) of ${gc.scanned} scanned.`,
     );
     return 0;
   } finally {

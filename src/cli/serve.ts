@@ -88,6 +88,7 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
     process.on('SIGHUP', onHangup);
     io.out(`Dropzone Server listening on ${server.url} (API: ${server.url}/api/v1)`);
     if (server.adminKeyGenerated) io.out(`Admin API key (shown only once, keep it safe): ${server.adminKey}`);
+    if (server.storageFull) io.err('dropzone: storage is full: serving read-mostly (downloads and deletions work, what needs space answers 507) until space is freed');
     await stopRequested;
     await server.close();
     return 0;

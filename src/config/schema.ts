@@ -54,6 +54,11 @@ export const configSchema = z
     storage: z
       .object({
         backend: z.enum(['local', 's3']).default('local'),
+        /**
+         * Bytes kept in `<dataDir>/space-reserve` and released when the disk is full, so deletions through the API can
+         * still commit and free space; 0 keeps none.
+         */
+        reserveBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
         s3: z
           .object({
             endpoint: z.string().default(''),
@@ -127,6 +132,21 @@ export const configSchema = z
         intervalSeconds: z.number().min(0).default(60),
         /** Blobs with no row younger than this are left alone by garbage collection, seconds. */
         gcGraceSeconds: z.number().min(0).default(3600),
+        /**
+         * How often the sweeper also scans the store for blobs no file refers to (what `dropzone gc` does), seconds;
+         * 0: only on `dropzone gc`. Catches bytes PUT to an S3 URL after its file's deletion was final.
+         */
+        gcIntervalSeconds: z.number().min(0).default(3600),
+        /**
+         * Temp files of uploads (local store) nothing has written to for this long are leftovers of a crashed process and
+         * are removed at start, by every sweep and by `dropzone gc`, seconds. Uploads in flight keep writing, so they stay.
+         */
+        tempMaxIdleSeconds: z.number().int().min(1).default(900),
+        /**
+         * On S3, a removed file's key is deleted again this long after its upload URL expired (clock skew between the
+         * server and the store, a PUT accepted just before expiry), seconds.
+         */
+        urlExpiryMarginSeconds: z.number().int().min(0).max(24 * 3600).default(300),
       })
       .strict()
       .prefault({}),

@@ -4,6 +4,21 @@ import type { Repositories } from '../db/repositories.js';
 import type { Logger } from '../log/logger.js';
 import type { Clock } from './clock.js';
 
+/**
+ * Space set aside on the data directory's filesystem, released so that a deletion can commit on a full disk
+ * (implemented in `src/runtime/space-reserve.ts`).
+ */
+export interface SpaceReserve {
+  /** Its size in bytes (0: none is kept). */
+  readonly bytes: number;
+  /** True when the reserve is in place (always when none is kept). */
+  held(): boolean;
+  /** Gives the space back to the filesystem; false when there was nothing to release. */
+  release(): boolean;
+  /** Puts the reserve back when the filesystem has room for it twice over; true when it is in place afterwards. */
+  restore(): Promise<boolean>;
+}
+
 /** What every domain service is built from; injected, never imported as singletons. */
 export interface CoreDeps {
   config: Config;
@@ -11,4 +26,6 @@ export interface CoreDeps {
   blobs: BlobStore;
   clock: Clock;
   log: Logger;
+  /** The data directory's space reserve; absent for commands that never need it. */
+  reserve?: SpaceReserve;
 }

@@ -1,4 +1,5 @@
-import type { ApiKeyRow, DropzoneRow } from '../db/repositories.js';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { ApiKeyRow, DropzoneRow, FileRow } from '../db/repositories.js';
 import { chargeKey } from './api-keys.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
@@ -6,6 +7,7 @@ import { newDropzoneCode, newDropzoneId, newShareId } from './ids.js';
 import { type Principal, dropzonePermissions, invisible, requirePermission } from './permissions.js';
 import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
 import { type DropzoneView, dropzoneView } from './visibility.js';
+import { freeingWrite } from './space.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
 export interface DropzoneSizeInput {
@@ -125,7 +127,7 @@ export function createDropzoneService(deps: CoreDeps) {
      */
     async remove(p: Principal, id: string): Promise<void> {
       const dz = service.get(p, id, 'dropzone.own');
-      service.destroy(dz.id);
+      freeingWrite(deps, () => service.destroy(dz.id));
       await flushBlobDeletions(deps);
     },
 
@@ -133,7 +135,7 @@ export function createDropzoneService(deps: CoreDeps) {
     destroy(id: string): void {
       db.transaction(() => {
         const now = clock.now();
-        for (const f of repo.filesOfDropzone(id)) repo.queueBlobDeletion(f.blob_key, now);
+        for (const f of repo.filesOfDropzone(id)) queueFileBlob(deps, f, now);
         repo.deleteFileGrantsOfDropzone(id);
         repo.deleteGrantsOn('dropzone', id);
         repo.deleteDropzone(id);
@@ -146,22 +148,62 @@ export function createDropzoneService(deps: CoreDeps) {
 /** The service built by {@link createDropzoneService}. */
 export type DropzoneService = ReturnType<typeof createDropzoneService>;
 
-/** Deletes queued blobs from the store and dequeues each one that is gone; failures stay queued and are logged. */
-export async function flushBlobDeletions({ repo, blobs, log }: Pick<CoreDeps, 'repo' | 'blobs' | 'log'>): Promise<number> {
+/** Queued deletions handled per batch of a drain; between batches the drain yields to requests. */
+export const BLOB_DELETION_BATCH = 500;
+/** Store deletions a drain runs at once. */
+const BLOB_DELETION_CONCURRENCY = 8;
+
+/**
+ * Queues the blob of a file whose row is being removed (call inside the removing transaction). On a store whose
+ * upload URLs outlive the row (`revocableUploadUrls` false, S3) the key stays queued until no URL for it can be used
+ * any more — `uploads.urlTtlSeconds` plus `sweeper.urlExpiryMarginSeconds` after the last moment one could have been
+ * issued (now for a pending file, its confirmation for a confirmed one) — and is deleted again then.
+ */
+export function queueFileBlob({ repo, blobs, config }: Pick<CoreDeps, 'repo' | 'blobs' | 'config'>, file: FileRow, now: number): void {
+  let notBefore = now;
+  if (!blobs.revocableUploadUrls) {
+    const lastIssued = file.status === 'uploaded' && file.confirmed_at !== null ? Math.min(file.confirmed_at, now) : now;
+    notBefore = Math.max(now, lastIssued + (config.uploads.urlTtlSeconds + config.sweeper.urlExpiryMarginSeconds) * 1000);
+  }
+  repo.queueBlobDeletion(file.blob_key, now, notBefore);
+}
+
+/**
+ * Drains the deletion queue: deletes every queued blob that is due (and, at once, every newly queued one even before
+ * its `not_before`), in batches of {@link BLOB_DELETION_BATCH} that yield to the event loop in between, until the
+ * queue holds nothing more to do now. A row is dequeued once its blob is gone and its `not_before` has passed;
+ * failures stay queued and are logged. Resolves to the number of store deletions done.
+ */
+export async function flushBlobDeletions({ repo, blobs, log, clock }: Pick<CoreDeps, 'repo' | 'blobs' | 'log' | 'clock'>): Promise<number> {
+  const now = clock.now();
   let done = 0;
-  for (const key of repo.queuedBlobDeletions()) {
+  let after = { at: -Infinity, key: '' };
+  const one = async (row: { blob_key: string; not_before: number }) => {
+    const key = row.blob_key;
     try {
       // a key that came back into use (it never does: keys are random) must not be deleted
       if (repo.fileByBlobKey(key)) {
         repo.dequeueBlobDeletion(key);
-        continue;
+        return;
       }
       await blobs.delete(key);
-      repo.dequeueBlobDeletion(key);
       done++;
+      if (row.not_before <= now) repo.dequeueBlobDeletion(key);
+      else repo.markBlobDeletionTried(key);
     } catch (err) {
       log.warn('blob deletion failed; will retry', { blobKey: key, err });
     }
+  };
+  for (;;) {
+    const batch = repo.blobDeletionsDue(now, after, BLOB_DELETION_BATCH);
+    if (batch.length === 0) break;
+    const last = batch[batch.length - 1]!;
+    after = { at: last.queued_at, key: last.blob_key };
+    for (let i = 0; i < batch.length; i += BLOB_DELETION_CONCURRENCY) {
+      await Promise.all(batch.slice(i, i + BLOB_DELETION_CONCURRENCY).map(one));
+    }
+    if (batch.length < BLOB_DELETION_BATCH) break;
+    await yieldToEventLoop();
   }
   return done;
 }

@@ -31,6 +31,7 @@ export const ERRORS = {
   /** Not an answer anyone receives: recorded in the access log when the client went away before its request was complete. */
   CLIENT_CLOSED: { status: 499, message: 'The client closed the connection before the request was complete.' },
   INTERNAL: { status: 500, message: 'Internal server error.' },
+  STORAGE_FULL: { status: 507, message: "The server's storage is full; try again later." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code from {@link ERRORS}. */
@@ -51,4 +52,19 @@ export class AppError extends Error {
     super(message ?? ERRORS[code].message);
     this.status = ERRORS[code].status;
   }
+}
+
+/** Error codes of a full disk or exhausted quota: SQLite's, and the system's (`ENOSPC`, `EDQUOT`). */
+const STORAGE_FULL_CODES = new Set(['SQLITE_FULL', 'SQLITE_IOERR_SHMSIZE', 'ENOSPC', 'EDQUOT']);
+
+/**
+ * True when `err` (or an error in its `cause` chain) says the storage is full: SQLite's `SQLITE_FULL` (and
+ * `SQLITE_IOERR_SHMSIZE`, the shared-memory file that cannot grow), or `ENOSPC`/`EDQUOT` from the filesystem.
+ */
+export function isStorageFull(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && STORAGE_FULL_CODES.has(code)) return true;
+  }
+  return false;
 }

@@ -2,9 +2,10 @@ import type { Readable } from 'node:stream';
 import { BlobNotFoundError, type BlobStat, type BlobStore, type ByteRange, type PresignedRequest } from '../blobs/blob-store.js';
 import type { DropzoneRow, FileRow } from '../db/repositories.js';
 import type { CoreDeps } from './deps.js';
-import { flushBlobDeletions } from './dropzones.js';
+import { flushBlobDeletions, queueFileBlob } from './dropzones.js';
 import { AppError } from './errors.js';
 import { newBlobKey, newFileId } from './ids.js';
+import { freeingWrite } from './space.js';
 import { type FilePermission, type Principal, filePermissions, invisible, requirePermission } from './permissions.js';
 import { fileCost } from './quota.js';
 
@@ -40,7 +41,7 @@ export function createFileService(deps: CoreDeps) {
       repo.deleteGrantsOn('file', file.id);
       repo.deleteFile(file.id);
       repo.releaseSpace(file.dropzone_id, fileCost(file));
-      repo.queueBlobDeletion(file.blob_key, clock.now());
+      queueFileBlob(deps, file, clock.now());
     })();
 
   const service = {
@@ -176,10 +177,10 @@ export function createFileService(deps: CoreDeps) {
       return repo.extendPending(file.id, until) || repo.fileById(file.id)?.status === 'pending';
     },
 
-    /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob. */
+    /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob; works on a full disk (see freeingWrite). */
     async remove(p: Principal, fileId: string): Promise<void> {
       const { file } = service.get(p, fileId, 'file.delete');
-      removeRow(file);
+      freeingWrite(deps, () => removeRow(file));
       await flushBlobDeletions(deps);
     },
 

@@ -1,12 +1,19 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { CoreDeps } from './deps.js';
 import { type DropzoneService, flushBlobDeletions } from './dropzones.js';
 import type { FileService } from './files.js';
+import { freeingWrite } from './space.js';
+
+/** Listed keys between two yields to the event loop during an orphan scan. */
+const SCAN_YIELD_EVERY = 256;
 
 /** What one sweep removed. */
 export interface SweepResult {
   expiredDropzones: number;
   stalePending: number;
   blobsDeleted: number;
+  /** Leftover temp files of uploads that died with a crashed process. */
+  tempFilesRemoved: number;
 }
 
 /** What one garbage collection removed. */
@@ -17,12 +24,34 @@ export interface GcResult {
 
 /**
  * Background housekeeping: expired dropzones, pending uploads not confirmed in time, queued blob deletions,
- * and (on demand) orphaned blobs. Time comes from the injected clock, so tests drive it without waiting.
+ * and orphaned blobs (every `sweeper.gcIntervalSeconds`, and on demand). Time comes from the injected clock, so tests drive it without waiting.
  */
 export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneService; files: FileService }) {
   const { repo, clock, blobs, log, config } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
+  /** When the sweep runs the next scheduled orphan scan (`sweeper.gcIntervalSeconds`), on the injected clock. */
+  let nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
+
+  /**
+   * Deletes blobs under `objects/` that no file row references and that are older than `sweeper.gcGraceSeconds`
+   * (younger ones may belong to an upload whose row is being written). One indexed lookup per listed key, no table
+   * loaded into memory, and a yield to the event loop every {@link SCAN_YIELD_EVERY} keys.
+   */
+  async function scanOrphans(): Promise<GcResult> {
+    const cutoff = clock.now() - config.sweeper.gcGraceSeconds * 1000;
+    let orphansDeleted = 0;
+    let scanned = 0;
+    for await (const entry of blobs.list('objects/')) {
+      scanned++;
+      if (scanned % SCAN_YIELD_EVERY === 0) await yieldToEventLoop();
+      if (entry.lastModified.getTime() > cutoff || repo.fileByBlobKey(entry.key)) continue;
+      await blobs.delete(entry.key);
+      orphansDeleted++;
+    }
+    log.info('gc', { scanned, orphansDeleted });
+    return { orphansDeleted, scanned };
+  }
 
   const sweeper = {
     /** Runs one sweep now; concurrent calls share the sweep in progress. */
@@ -34,19 +63,31 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
         let stalePending = 0;
         for (let batch = repo.expiredDropzones(now); batch.length; batch = repo.expiredDropzones(now)) {
           for (const dz of batch) {
-            services.dropzones.destroy(dz.id);
+            freeingWrite(deps, () => services.dropzones.destroy(dz.id));
             expiredDropzones++;
           }
         }
         for (let batch = repo.stalePending(now); batch.length; batch = repo.stalePending(now)) {
           for (const f of batch) {
-            services.files.removeRow(f);
+            freeingWrite(deps, () => services.files.removeRow(f));
             stalePending++;
           }
         }
         const blobsDeleted = await flushBlobDeletions(deps);
-        if (expiredDropzones || stalePending || blobsDeleted) log.info('sweep', { expiredDropzones, stalePending, blobsDeleted });
-        return { expiredDropzones, stalePending, blobsDeleted };
+        const tempFilesRemoved = await sweeper.cleanupTemp();
+        // once deletions made room again, set space aside for the next full disk
+        if (deps.reserve && !deps.reserve.held() && (await deps.reserve.restore())) log.info('space reserve restored', { bytes: deps.reserve.bytes });
+        if (expiredDropzones || stalePending || blobsDeleted || tempFilesRemoved)
+          log.info('sweep', { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved });
+        if (config.sweeper.gcIntervalSeconds > 0 && clock.now() >= nextScanAt) {
+          nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
+          try {
+            await scanOrphans();
+          } catch (err) {
+            log.warn('scheduled orphan scan failed; will retry at the next interval', { err });
+          }
+        }
+        return { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved };
       })().finally(() => {
         running = undefined;
       });
@@ -55,24 +96,22 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
     },
 
     /**
-     * Deletes blobs that no file row references and that are older than `sweeper.gcGraceSeconds`
-     * (younger ones may belong to an upload whose row is being written).
+     * Removes the store's upload temp files nothing has written to for `sweeper.tempMaxIdleSeconds` (crash leftovers;
+     * uploads in flight keep writing, and this process's own are skipped). Failures are logged; resolves to the count.
      */
+    async cleanupTemp(): Promise<number> {
+      try {
+        return (await blobs.cleanupTemp?.(config.sweeper.tempMaxIdleSeconds * 1000)) ?? 0;
+      } catch (err) {
+        log.warn('temp file cleanup failed', { err });
+        return 0;
+      }
+    },
+
+    /** Runs a sweep, then deletes orphaned blobs now (see {@link scanOrphans}); what `dropzone gc` does. */
     async gc(): Promise<GcResult> {
       await sweeper.sweep();
-      const known = repo.allBlobKeys();
-      const cutoff = clock.now() - config.sweeper.gcGraceSeconds * 1000;
-      let orphansDeleted = 0;
-      let scanned = 0;
-      for await (const entry of blobs.list('objects/')) {
-        scanned++;
-        if (known.has(entry.key) || entry.lastModified.getTime() > cutoff) continue;
-        if (repo.fileByBlobKey(entry.key)) continue;
-        await blobs.delete(entry.key);
-        orphansDeleted++;
-      }
-      log.info('gc', { scanned, orphansDeleted });
-      return { orphansDeleted, scanned };
+      return scanOrphans();
     },
 
     /** Starts sweeping every `sweeper.intervalSeconds` (0: never). The timer does not keep the process alive. */

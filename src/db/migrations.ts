@@ -100,6 +100,17 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
     `,
   },
   {
+    version: 4,
+    name: 'deferred blob deletions',
+    sql: `
+      -- a key whose upload URL may still be used (S3) is deleted at once and again once the URL is dead:
+      -- the row stays until not_before; tries counts deletions done so far
+      ALTER TABLE blob_deletions ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE blob_deletions ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX blob_deletions_order ON blob_deletions(queued_at, blob_key);
+    `,
+  },
+  {
     // Issue 8: each dropzone counts its files (pending and uploaded), so a file-count limit can be enforced in the
     // same UPDATE that reserves space; and each file now costs a small overhead in used_space (core/quota.ts
     // fileCost: 1000 bytes + UTF-8 bytes of name and type). Existing files are charged the same way here, so

@@ -160,8 +160,16 @@ export function createRepositories(db: Db) {
       "DELETE FROM permissions WHERE resource_type = 'file' AND resource_id IN (SELECT id FROM files WHERE dropzone_id = ?)",
     ),
 
-    queueBlobDeletion: q<[string, number]>('INSERT OR IGNORE INTO blob_deletions (blob_key, queued_at) VALUES (?, ?)'),
-    queuedBlobDeletions: q<[]>('SELECT blob_key FROM blob_deletions ORDER BY queued_at LIMIT 500'),
+    queueBlobDeletion: q<[string, number, number]>(
+      `INSERT INTO blob_deletions (blob_key, queued_at, not_before) VALUES (?, ?, ?)
+       ON CONFLICT(blob_key) DO UPDATE SET not_before = MAX(not_before, excluded.not_before)`,
+    ),
+    blobDeletionsDue: q(
+      `SELECT blob_key, queued_at, not_before FROM blob_deletions
+       WHERE (not_before <= @now OR tries = 0) AND (queued_at, blob_key) > (@afterAt, @afterKey)
+       ORDER BY queued_at, blob_key LIMIT @limit`,
+    ),
+    markBlobDeletionTried: q<[string]>('UPDATE blob_deletions SET tries = tries + 1 WHERE blob_key = ?'),
     dequeueBlobDeletion: q<[string]>('DELETE FROM blob_deletions WHERE blob_key = ?'),
   };
 
@@ -250,8 +258,19 @@ export function createRepositories(db: Db) {
     deleteGrantsOn: (type: ResourceType, id: string) => void s.deleteGrantsOn.run(type, id),
     deleteFileGrantsOfDropzone: (dropzoneId: string) => void s.deleteFileGrantsOfDropzone.run(dropzoneId),
 
-    queueBlobDeletion: (key: string, at: number) => void s.queueBlobDeletion.run(key, at),
-    queuedBlobDeletions: () => s.queuedBlobDeletions.pluck().all() as string[],
+    /**
+     * Queues `key` for deletion; it stays queued (deleted again by later drains) until `notBefore` (default `at`).
+     * Queuing a queued key again keeps the later `notBefore`.
+     */
+    queueBlobDeletion: (key: string, at: number, notBefore = at) => void s.queueBlobDeletion.run(key, at, notBefore),
+    /**
+     * Up to `limit` queued deletions to do at `now` (due ones, and never-tried ones even before their `not_before`),
+     * in queue order after the cursor `(afterAt, afterKey)`, so a drain visits each row once.
+     */
+    blobDeletionsDue: (now: number, after: { at: number; key: string }, limit: number) =>
+      s.blobDeletionsDue.all({ now, afterAt: after.at, afterKey: after.key, limit }) as { blob_key: string; queued_at: number; not_before: number }[],
+    /** Records one deletion of a queued key that must stay queued until its `not_before`. */
+    markBlobDeletionTried: (key: string) => void s.markBlobDeletionTried.run(key),
     dequeueBlobDeletion: (key: string) => void s.dequeueBlobDeletion.run(key),
   };
 }

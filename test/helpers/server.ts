@@ -113,6 +113,8 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
         'log.level': 'silent',
         'security.adminKey': adminKey,
         'sweeper.intervalSeconds': 0,
+        // a small space reserve: every test server writes one
+        'storage.reserveBytes': 64 * 1024,
         dataDir,
         ...opts.backendSettings,
         ...opts.settings,

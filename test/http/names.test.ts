@@ -73,7 +73,7 @@ describeEachBackend('file names', (b: BackendContext) => {
         for (const f of t.blobFiles()) expect(f).toMatch(/^(objects|\.meta\/objects)\/[A-Za-z0-9_-]+(\.json)?$/);
         // and nothing else appeared next to the data directory's own entries
         expect(readdirSync(t.dataDir).sort()).toEqual(expect.arrayContaining(['blobs']));
-        for (const entry of readdirSync(t.dataDir)) expect(['blobs', 'dropzone.db', 'dropzone.db-wal', 'dropzone.db-shm']).toContain(entry);
+        for (const entry of readdirSync(t.dataDir)) expect(['blobs', 'dropzone.db', 'dropzone.db-wal', 'dropzone.db-shm', 'space-reserve']).toContain(entry);
         expect(readdirSync(join(t.dataDir, 'blobs')).every((e) => ['objects', '.meta', '.tmp'].includes(e))).toBe(true);
       }
       for (const k of await t.blobKeys()) expect(k).toMatch(/^objects\/[A-Za-z0-9_-]+$/);

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { Hono } from 'hono';
 import { BlobExistsError, BlobSizeError } from '../../blobs/blob-store.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from '../../blobs/local-store.js';
-import { ERRORS } from '../../core/errors.js';
+import { ERRORS, isStorageFull } from '../../core/errors.js';
 import type { ApiContext } from '../context.js';
 import { clientClosed } from '../error-handler.js';
 import type { AppEnv } from '../route.js';
@@ -62,7 +62,13 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     if ((file.pending_expires_at ?? Infinity) <= now || dz.delete_time <= now) return fail(403, 'AccessDenied', 'Request has expired');
     if (c.req.header('content-length') === undefined) return fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
 
-    const raw = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    const source = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    // put() destroys what it reads on failure; reading through a pipe keeps the request itself alive, so a full disk
+    // can still be answered after the rest of the (signed, bounded) body is read and discarded
+    const piped = source.pipe(new PassThrough());
+    // pipe() forwards no failure: a client that aborts must still fail the put
+    source.once('error', (err) => piped.destroy(err));
+    source.once('close', () => source.readableEnded || piped.destroy(new Error('the request body was aborted')));
     // bytes are arriving: keep the reservation alive (now, and again every quarter of the grace while they flow), so
     // the sweeper never removes an upload that is still receiving
     const renewEveryMs = (ctx.config.uploads.reservationGraceSeconds * 1000) / 4;
@@ -70,7 +76,7 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     ctx.files.renewPending(file);
     const body = Readable.from(
       (async function* () {
-        for await (const chunk of raw) {
+        for await (const chunk of piped) {
           if (ctx.clock.now() - renewedAt >= renewEveryMs) {
             renewedAt = ctx.clock.now();
             ctx.files.renewPending(file);
@@ -96,6 +102,12 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
         log.info('upload aborted by the client');
         return fail(ERRORS.CLIENT_CLOSED.status, 'RequestAborted', ERRORS.CLIENT_CLOSED.message);
       }
+      // a clear answer S3 clients treat as retryable (the temp file is gone, the space is back)
+      if (isStorageFull(err)) {
+        source.unpipe(piped);
+        await drain(source);
+        return fail(507, 'ServiceUnavailable', ERRORS.STORAGE_FULL.message);
+      }
       log.warn('upload failed', { err, fileId: file.id });
       return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
     }
@@ -106,5 +118,14 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
       return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
     }
     return new Response(null, { status: 200, headers: { ...CORS, ETag: stat.etag, 'x-amz-request-id': requestId } });
+  });
+}
+
+/** Reads `stream` to its end, discarding the bytes; resolves on end, error or close. */
+function drain(stream: Readable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.readableEnded) return resolve();
+    stream.once('end', resolve).once('error', () => resolve()).once('close', resolve);
+    stream.resume();
   });
 }
