@@ -264,7 +264,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
    */
   async function linkInto(from: string, to: string, key: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      await fsp.mkdir(path.dirname(to), { recursive: true });
+      await fsp.mkdir(path.dirname(to), { recursive: true, mode: DIR_MODE });
       try {
         await fsp.link(from, to);
         return;

@@ -18,6 +18,8 @@ describeEachBackend('blob deletions', (b: BackendContext) => {
     t = await b.start({
       settings: {
         'uploads.urlTtlSeconds': URL_TTL,
+        // pending reservations outlive the orphan scan below (they end with their URL plus this grace)
+        'uploads.reservationGraceSeconds': 3600,
         'sweeper.urlExpiryMarginSeconds': MARGIN,
         'sweeper.gcGraceSeconds': 60,
         'sweeper.gcIntervalSeconds': 1800,
