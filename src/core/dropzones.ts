@@ -191,7 +191,7 @@ export async function flushBlobDeletions({ repo, blobs, log, clock }: Pick<CoreD
       if (row.not_before <= now) repo.dequeueBlobDeletion(key);
       else repo.markBlobDeletionTried(key);
     } catch (err) {
-      log.warn('blob deletion failed; will retry', { blobKey: key, err });
+      log.warn('blob deletion failed; will retry', { err });
     }
   };
   for (;;) {

@@ -152,7 +152,7 @@ export function createFileService(deps: CoreDeps) {
       const stat = await blobs.stat(file.blob_key);
       if (!stat) throw new AppError('NOT_UPLOADED', 'The file has not been uploaded yet: PUT the bytes to the signed URL, then confirm.');
       if (stat.size !== file.size) {
-        log.warn('uploaded object has the wrong size; discarding it', { fileId: file.id, declared: file.size, actual: stat.size });
+        log.warn('uploaded object has the wrong size; discarding it', { declared: file.size, actual: stat.size });
         removeRow(file);
         await flushBlobDeletions(deps);
         throw new AppError('SIZE_MISMATCH', `The uploaded object has ${stat.size} bytes but ${file.size} were declared; it was discarded.`, {

@@ -108,7 +108,7 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
         await drain(source);
         return fail(507, 'ServiceUnavailable', ERRORS.STORAGE_FULL.message);
       }
-      log.warn('upload failed', { err, fileId: file.id });
+      log.warn('upload failed', { err });
       return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
     }
     // the file may have been deleted while the bytes streamed in: then these bytes belong to nobody
