@@ -7,6 +7,7 @@ import { newDropzoneCode, newDropzoneId, newShareId } from './ids.js';
 import { type Principal, dropzonePermissions, invisible, requirePermission } from './permissions.js';
 import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
 import { type DropzoneView, dropzoneView } from './visibility.js';
+import { FILE_BATCH_SIZE } from './file-batches.js';
 import { freeingWrite } from './space.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
@@ -127,19 +128,38 @@ export function createDropzoneService(deps: CoreDeps) {
      */
     async remove(p: Principal, id: string): Promise<void> {
       const dz = service.get(p, id, 'dropzone.own');
-      freeingWrite(deps, () => service.destroy(dz.id));
+      await service.destroy(dz.id);
       await flushBlobDeletions(deps);
     },
 
-    /** Deletes a dropzone row and everything under it, queuing blob deletions; no permission check (sweeper, fixtures). */
-    destroy(id: string): void {
-      db.transaction(() => {
-        const now = clock.now();
-        for (const f of repo.filesOfDropzone(id)) queueFileBlob(deps, f, now);
-        repo.deleteFileGrantsOfDropzone(id);
-        repo.deleteGrantsOn('dropzone', id);
-        repo.deleteDropzone(id);
-      })();
+    /**
+     * Deletes a dropzone and everything under it, queuing blob deletions; no permission check (sweeper, fixtures).
+     * Closes it first (no upload can be reserved from then on), then removes its files in transactions of at most
+     * {@link FILE_BATCH_SIZE} that yield to the event loop in between; the transaction that finds the last files also
+     * deletes the dropzone row and its grants, so no file can be left behind unqueued. Each step can free space on a
+     * full disk (freeingWrite). A crash midway leaves a closed, expired dropzone that the sweeper finishes.
+     */
+    async destroy(id: string): Promise<void> {
+      freeingWrite(deps, () => repo.closeDropzone(id, clock.now()));
+      for (;;) {
+        const done = freeingWrite(deps, () =>
+          db.transaction(() => {
+            const batch = repo.filesOfDropzoneAfter(id, undefined, FILE_BATCH_SIZE);
+            const now = clock.now();
+            for (const f of batch) {
+              queueFileBlob(deps, f, now);
+              repo.deleteGrantsOn('file', f.id);
+              repo.deleteFile(f.id);
+            }
+            if (batch.length === FILE_BATCH_SIZE) return false;
+            repo.deleteGrantsOn('dropzone', id);
+            repo.deleteDropzone(id);
+            return true;
+          })(),
+        );
+        if (done) return;
+        await yieldToEventLoop();
+      }
     },
   };
   return service;

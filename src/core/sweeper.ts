@@ -63,7 +63,7 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
         let stalePending = 0;
         for (let batch = repo.expiredDropzones(now); batch.length; batch = repo.expiredDropzones(now)) {
           for (const dz of batch) {
-            freeingWrite(deps, () => services.dropzones.destroy(dz.id));
+            await services.dropzones.destroy(dz.id);
             expiredDropzones++;
           }
         }

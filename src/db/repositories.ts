@@ -111,12 +111,13 @@ export function createRepositories(db: Db) {
     ),
     releaseSpace: q<[number, string]>('UPDATE dropzones SET used_space = MAX(0, used_space - ?), file_count = MAX(0, file_count - 1) WHERE id = ?'),
     deleteDropzone: q<[string]>('DELETE FROM dropzones WHERE id = ?'),
+    closeDropzone: q<[number, string]>('UPDATE dropzones SET delete_time = MIN(delete_time, ?) WHERE id = ?'),
+    deleteAllGrants: q<[]>('DELETE FROM permissions'),
+    deleteNonAdminKeys: q<[]>('DELETE FROM api_keys WHERE is_admin = 0'),
     expiredDropzones: q<[number]>('SELECT * FROM dropzones WHERE delete_time <= ? ORDER BY delete_time LIMIT 100'),
 
     fileById: q<[string]>('SELECT * FROM files WHERE id = ?'),
     fileByBlobKey: q<[string]>('SELECT * FROM files WHERE blob_key = ?'),
-    filesOfDropzone: q<[string]>('SELECT * FROM files WHERE dropzone_id = ? ORDER BY created_at, id'),
-    uploadedFilesOfDropzone: q<[string]>("SELECT * FROM files WHERE dropzone_id = ? AND status = 'uploaded' ORDER BY created_at, id"),
     filesOfDropzoneAfter: q(
       `SELECT * FROM files WHERE dropzone_id = @dropzoneId AND (@uploadedOnly = 0 OR status = 'uploaded')
          AND (created_at, id) > (@createdAt, @id)
@@ -138,7 +139,6 @@ export function createRepositories(db: Db) {
     ),
     deleteFile: q<[string]>('DELETE FROM files WHERE id = ?'),
     stalePending: q<[number]>("SELECT * FROM files WHERE status = 'pending' AND pending_expires_at <= ? LIMIT 500"),
-    allBlobKeys: q<[]>('SELECT blob_key FROM files'),
 
     grantsOn: q<[ResourceType, string]>(
       'SELECT principal, permission FROM permissions WHERE resource_type = ? AND resource_id = ? ORDER BY principal, permission',
@@ -156,9 +156,6 @@ export function createRepositories(db: Db) {
       'DELETE FROM permissions WHERE resource_type = ? AND resource_id = ? AND principal = ? AND permission = ?',
     ),
     deleteGrantsOn: q<[ResourceType, string]>('DELETE FROM permissions WHERE resource_type = ? AND resource_id = ?'),
-    deleteFileGrantsOfDropzone: q<[string]>(
-      "DELETE FROM permissions WHERE resource_type = 'file' AND resource_id IN (SELECT id FROM files WHERE dropzone_id = ?)",
-    ),
 
     queueBlobDeletion: q<[string, number, number]>(
       `INSERT INTO blob_deletions (blob_key, queued_at, not_before) VALUES (?, ?, ?)
@@ -210,12 +207,16 @@ export function createRepositories(db: Db) {
     /** Releases one file's reservation: `bytes` from used_space and 1 from file_count. */
     releaseSpace: (id: string, bytes: number) => void s.releaseSpace.run(bytes, id),
     deleteDropzone: (id: string) => void s.deleteDropzone.run(id),
+    /** Ends a dropzone's life now (delete_time = min(delete_time, at)): no upload can be reserved in it any more. */
+    closeDropzone: (id: string, at: number) => void s.closeDropzone.run(at, id),
+    /** Every grant on every resource (fixture reset). */
+    deleteAllGrants: () => void s.deleteAllGrants.run(),
+    /** Every API key but the admin's (fixture reset). */
+    deleteNonAdminKeys: () => void s.deleteNonAdminKeys.run(),
     expiredDropzones: (now: number) => s.expiredDropzones.all(now) as DropzoneRow[],
 
     fileById: (id: string) => s.fileById.get(id) as FileRow | undefined,
     fileByBlobKey: (key: string) => s.fileByBlobKey.get(key) as FileRow | undefined,
-    filesOfDropzone: (dropzoneId: string) => s.filesOfDropzone.all(dropzoneId) as FileRow[],
-    uploadedFilesOfDropzone: (dropzoneId: string) => s.uploadedFilesOfDropzone.all(dropzoneId) as FileRow[],
     /**
      * At most `limit` files of a dropzone (only uploaded ones with `uploadedOnly`) that come after `after` in the
      * order (created_at, id); from the start without `after`. Keyset pagination, for walks in bounded batches.
@@ -245,8 +246,6 @@ export function createRepositories(db: Db) {
     extendPending: (id: string, until: number) => s.extendPending.run(until, id, until).changes > 0,
     deleteFile: (id: string) => void s.deleteFile.run(id),
     stalePending: (now: number) => s.stalePending.all(now) as FileRow[],
-    /** Every blob key that still has a row (for garbage collection). */
-    allBlobKeys: () => new Set(s.allBlobKeys.pluck().all() as string[]),
 
     grantsOn: (type: ResourceType, id: string) => s.grantsOn.all(type, id) as { principal: string; permission: string }[],
     grantsFor: (type: ResourceType, id: string, publicId: string) => (s.grantsFor.pluck().all(type, id, publicId) as string[]),
@@ -256,7 +255,6 @@ export function createRepositories(db: Db) {
     deleteGrant: (type: ResourceType, id: string, principal: string, permission: string) =>
       void s.deleteGrant.run(type, id, principal, permission),
     deleteGrantsOn: (type: ResourceType, id: string) => void s.deleteGrantsOn.run(type, id),
-    deleteFileGrantsOfDropzone: (dropzoneId: string) => void s.deleteFileGrantsOfDropzone.run(dropzoneId),
 
     /**
      * Queues `key` for deletion; it stays queued (deleted again by later drains) until `notBefore` (default `at`).

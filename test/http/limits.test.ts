@@ -237,4 +237,19 @@ describe('file lists and ZIPs read files in bounded batches and yield to other r
     expect(list.text).not.toContain(dz._id);
     expectBatched(seen, (2 * N) / 3);
   });
+
+  it('DELETE /dropzones/:id (runs last: it removes the dropzone): its files go in batches, every blob queued, nothing left', async () => {
+    const { repo } = t.server.app.ctx;
+    const keys = (await t.req('GET', `/dropzones/${dz._id}/files`, { key: t.adminKey })).body.data.map((f: any) => f._id);
+    expect(keys).toHaveLength(N);
+    let del: any;
+    const seen = await observeReads(async () => {
+      del = await t.req('DELETE', `/dropzones/${dz._id}`, { key: t.adminKey });
+    });
+    expect(del.status).toBe(200);
+    expectBatched(seen, N);
+    expect(repo.dropzoneById(dz._id)).toBeUndefined();
+    for (const id of keys) expect(repo.fileById(id)).toBeUndefined();
+    expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).status).toBe(404);
+  });
 });

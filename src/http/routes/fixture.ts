@@ -1,6 +1,6 @@
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
-import { flushBlobDeletions } from '../../core/dropzones.js';
+import { resetFixture } from '../../core/fixture.js';
 import type { AdjustableClock } from '../../core/clock.js';
 import { AppError } from '../../core/errors.js';
 import { apiKeySecretOf } from '../auth.js';
@@ -35,13 +35,7 @@ export function mountFixtureRoutes(app: Hono<AppEnv>, ctx: ApiContext, clock: Ad
   app.post('/__fixture/reset', async (c) => {
     guard(c);
     await readJsonBody(c, resetBody, true);
-    const { repo } = ctx;
-    repo.db.transaction(() => {
-      for (const dz of repo.allDropzones()) ctx.dropzones.destroy(dz.id);
-      repo.db.prepare('DELETE FROM permissions').run();
-      repo.db.prepare('DELETE FROM api_keys WHERE is_admin = 0').run();
-    })();
-    const blobsDeleted = await flushBlobDeletions(ctx);
+    const blobsDeleted = await resetFixture(ctx, ctx.dropzones);
     log.info('reset', { blobsDeleted });
     return c.json({ status: 'success', data: { reset: true } });
   });
