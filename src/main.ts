@@ -1,9 +1,15 @@
 import { ConfigError } from './config/load.js';
 import { backupCommand } from './cli/backup.js';
+import { clientCommand } from './cli/client-common.js';
 import { type CliIo, UsageError, processIo } from './cli/common.js';
 import { gcCommand } from './cli/gc.js';
 import { keysCommand } from './cli/keys.js';
+import { lsCommand } from './cli/ls.js';
+import { pullCommand } from './cli/pull.js';
+import { pushCommand } from './cli/push.js';
+import { rmCommand } from './cli/rm.js';
 import { serveCommand } from './cli/serve.js';
+import { shareCommand } from './cli/share.js';
 import { versionCommand } from './cli/version.js';
 
 /** Top-level help. */
@@ -16,6 +22,17 @@ Commands:
   gc                remove orphaned blobs and expired uploads now
   version           print the version
 
+Client commands (talk to a server: --url/--key or DROPZONE_URL/DROPZONE_API_KEY):
+  push <files…> --to <dropzone id | page URL>
+                    upload files, several at a time, with progress
+  pull <dropzone id> [--zip]
+                    download every file (or one ZIP) into a directory
+  ls [<dropzone id>]
+                    list dropzones, or the files of one
+  rm <file id…>     delete files (--dropzone <id>: a whole dropzone)
+  share <file id> --public
+                    make a file public and print its link
+
 Run 'dropzone <command> --help' for a command's options.`;
 
 const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
@@ -24,6 +41,11 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   backup: backupCommand,
   gc: gcCommand,
   version: versionCommand,
+  push: clientCommand(pushCommand),
+  pull: clientCommand(pullCommand),
+  ls: clientCommand(lsCommand),
+  rm: clientCommand(rmCommand),
+  share: clientCommand(shareCommand),
 };
 
 /**

@@ -12,6 +12,18 @@ export interface CliIo {
   out: (line: string) => void;
   err: (line: string) => void;
   env: Record<string, string | undefined>;
+  /**
+   * A terminal to draw live progress bars on (the process's stderr when it is a TTY); absent when output goes to a
+   * file or a pipe, where commands print plain lines instead.
+   */
+  tty?: TerminalStream;
+}
+
+/** A writable terminal stream, as progress bars need it. */
+export interface TerminalStream {
+  write(chunk: string): boolean;
+  isTTY?: boolean;
+  columns?: number;
 }
 
 /** The process's stdout/stderr/env. */
@@ -19,6 +31,7 @@ export const processIo = (): CliIo => ({
   out: (l) => process.stdout.write(l + '\n'),
   err: (l) => process.stderr.write(l + '\n'),
   env: process.env,
+  ...(process.stderr.isTTY ? { tty: process.stderr } : {}),
 });
 
 /** Flags every command that reads configuration accepts. */

@@ -34,8 +34,8 @@ export interface ConfigSources {
   overridesSource?: string;
 }
 
-/** `DROPZONE_*` variables that are not settings (read elsewhere). */
-const IGNORED_ENV = new Set(['DROPZONE_CONFIG', 'DROPZONE_NATIVE_CACHE']);
+/** `DROPZONE_*` variables that are not settings (read elsewhere: the executable, the command-line client). */
+const IGNORED_ENV = new Set(['DROPZONE_CONFIG', 'DROPZONE_NATIVE_CACHE', 'DROPZONE_URL', 'DROPZONE_API_KEY']);
 
 /** Short environment names for the settings people set most. */
 export const ENV_ALIASES: Record<string, string> = {

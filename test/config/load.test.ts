@@ -221,6 +221,12 @@ describe('unknown keys are rejected', () => {
     expect(() => loadConfig({ env: { HOME: '/root', DROPZONEX: '1' } })).not.toThrow();
   });
 
+  it('the command-line client\'s DROPZONE_URL and DROPZONE_API_KEY do not stop the server', () => {
+    // Someone who exports them for `dropzone push` must still be able to run `dropzone serve` in the same shell.
+    const config = loadConfig({ env: { DROPZONE_URL: 'http://127.0.0.1:3000', DROPZONE_API_KEY: 'dzk_client_secret', DROPZONE_PORT: '4321' } });
+    expect(config.server.port).toBe(4321);
+  });
+
   it('--set', () => {
     const e = configError(() => configFrom({ set: ['server.prot=1'] }, io()));
     expect(e.message).toMatch(/unknown setting server\.prot \(from --set\)/);
