@@ -24,29 +24,41 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
 
+  /** One sweep: expired dropzones, stale pending uploads, queued blob deletions. */
+  const sweepOnce = async (): Promise<SweepResult> => {
+    const now = clock.now();
+    let expiredDropzones = 0;
+    let stalePending = 0;
+    for (let batch = repo.expiredDropzones(now); batch.length; batch = repo.expiredDropzones(now)) {
+      for (const dz of batch) {
+        services.dropzones.destroy(dz.id);
+        expiredDropzones++;
+      }
+    }
+    for (let batch = repo.stalePending(now); batch.length; batch = repo.stalePending(now)) {
+      for (const f of batch) {
+        services.files.removeRow(f);
+        stalePending++;
+      }
+    }
+    const blobsDeleted = await flushBlobDeletions(deps);
+    if (expiredDropzones || stalePending || blobsDeleted) log.info('sweep', { expiredDropzones, stalePending, blobsDeleted });
+    return { expiredDropzones, stalePending, blobsDeleted };
+  };
+
   const sweeper = {
     /** Runs one sweep now; concurrent calls share the sweep in progress. */
     sweep(): Promise<SweepResult> {
       if (running) return running as Promise<SweepResult>;
       const p = (async () => {
-        const now = clock.now();
-        let expiredDropzones = 0;
-        let stalePending = 0;
-        for (let batch = repo.expiredDropzones(now); batch.length; batch = repo.expiredDropzones(now)) {
-          for (const dz of batch) {
-            services.dropzones.destroy(dz.id);
-            expiredDropzones++;
-          }
+        try {
+          const result = await sweepOnce();
+          deps.observer?.sweepFinished?.(result);
+          return result;
+        } catch (err) {
+          deps.observer?.sweepFailed?.();
+          throw err;
         }
-        for (let batch = repo.stalePending(now); batch.length; batch = repo.stalePending(now)) {
-          for (const f of batch) {
-            services.files.removeRow(f);
-            stalePending++;
-          }
-        }
-        const blobsDeleted = await flushBlobDeletions(deps);
-        if (expiredDropzones || stalePending || blobsDeleted) log.info('sweep', { expiredDropzones, stalePending, blobsDeleted });
-        return { expiredDropzones, stalePending, blobsDeleted };
       })().finally(() => {
         running = undefined;
       });
@@ -72,6 +84,7 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
         orphansDeleted++;
       }
       log.info('gc', { scanned, orphansDeleted });
+      deps.observer?.gcFinished?.({ orphansDeleted, scanned });
       return { orphansDeleted, scanned };
     },
 
