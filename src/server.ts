@@ -89,6 +89,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     void admin;
 
     const server = createAdaptorServer({ fetch: created.hono.fetch });
+    created.metrics?.trackConnections(server);
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
       server.listen(config.server.port, config.server.host, () => {
