@@ -172,6 +172,32 @@ describeEachBackend('GET /metrics', (b: BackendContext) => {
       expect(value(m2, 'dropzone_sweeper_removed_total', { item: 'expired_dropzones' })).toBe(1);
       expect(value(m2, 'dropzone_sweeper_removed_total', { item: 'stale_uploads' })).toBe(1);
       expect(value(m2, 'dropzone_dropzones')).toBe(0);
+
+      // garbage collection: an object no file refers to, older than sweeper.gcGraceSeconds
+      await s.server.app.ctx.blobs.put('objects/orphan-for-metrics', Readable.from([Buffer.from('orphan')]));
+      s.clock.advance(2 * 3600 * 1000);
+      expect((await s.server.app.ctx.sweeper.gc()).orphansDeleted).toBe(1);
+      const m3 = await scrape(s);
+      expect(value(m3, 'dropzone_sweeper_removed_total', { item: 'orphan_blobs' })).toBe(1);
+      expect(value(m3, 'dropzone_sweeper_runs_total', { result: 'ok' })).toBe(3); // gc sweeps first
+
+      // a failing sweep is counted as an error (and retried next time)
+      await s.createDropzone(s.adminKey, { gb: 1, days: 30 });
+      s.clock.advance(31 * DAY_MS);
+      const ctx = s.server.app.ctx;
+      const destroy = ctx.dropzones.destroy;
+      ctx.dropzones.destroy = () => {
+        throw new Error('disk I/O error');
+      };
+      try {
+        await expect(ctx.sweeper.sweep()).rejects.toThrow('disk I/O error');
+      } finally {
+        ctx.dropzones.destroy = destroy;
+      }
+      const m4 = await scrape(s);
+      expect(value(m4, 'dropzone_sweeper_runs_total', { result: 'error' })).toBe(1);
+      expect(value(m4, 'dropzone_sweeper_runs_total', { result: 'ok' })).toBe(3);
+      expect(value(m4, 'dropzone_dropzones')).toBe(1);
     } finally {
       await s.close();
     }
