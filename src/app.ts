@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import type { BlobStore } from './blobs/blob-store.js';
-import type { LocalBlobStore } from './blobs/local-store.js';
+import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from './blobs/local-store.js';
+import { observeBlobStore } from './blobs/observed-store.js';
 import type { Config } from './config/schema.js';
 import { createApiKeyService } from './core/api-keys.js';
 import type { AdjustableClock } from './core/clock.js';
@@ -28,8 +29,10 @@ import { permissionRoutes } from './http/routes/permissions.js';
 import { mountFixtureRoutes } from './http/routes/fixture.js';
 import { mountUploadRoutes } from './http/routes/uploads.js';
 import { mountPageRoutes } from './http/routes/page.js';
+import { mountMetricsRoute } from './http/routes/metrics.js';
 import { apiKeySchema, dropzoneSchema, errorSchema, fileItemSchema } from './http/schemas.js';
 import type { Logger } from './log/logger.js';
+import { type Metrics, createMetrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
 
 /** The API's mount point. */
@@ -54,12 +57,17 @@ export interface AppDeps {
 export interface App {
   hono: Hono<AppEnv>;
   ctx: ApiContext;
+  /** The Prometheus metrics when `metrics.enabled` (the server feeds them its connections). */
+  metrics?: Metrics;
 }
 
 /** Builds the Hono app and its services from injected dependencies; no I/O at import or build time. */
 export function createApp(deps: AppDeps): App {
   const { config, log } = deps;
-  const core: CoreDeps = { config, repo: createRepositories(deps.db), blobs: deps.blobs, clock: deps.clock, log, reserve: deps.reserve };
+  const repo = createRepositories(deps.db);
+  const metrics = config.metrics.enabled ? createMetrics(repo) : undefined;
+  const blobs = metrics ? observeBlobStore(deps.blobs, (op) => metrics.blobStoreError(op)) : deps.blobs;
+  const core: CoreDeps = { config, repo, blobs, clock: deps.clock, log, reserve: deps.reserve, observer: metrics?.observer };
   // Without a configured public URL, links (signed URLs, upload pages) follow the host the client used.
   const origins = new AsyncLocalStorage<string>();
   const publicUrl = () => config.server.publicUrl.replace(/\/+$/, '') || origins.getStore() || deps.publicUrl();
@@ -80,6 +88,7 @@ export function createApp(deps: AppDeps): App {
   app.onError(errorHandler(log.child('http')));
   app.notFound(notFoundHandler);
   app.use('*', requestLog(log.child('http')));
+  if (metrics) app.use('*', metrics.requests);
   app.use('*', (c, next) => {
     if (config.server.publicUrl) return next();
     const origin = requestOrigin(c.req.raw.headers, config.server.trustProxy, new URL(c.req.url).protocol);
@@ -102,8 +111,12 @@ export function createApp(deps: AppDeps): App {
     }
   });
 
+  if (metrics) mountMetricsRoute(app, metrics, config.metrics.token);
   if (config.fixture.enabled) mountFixtureRoutes(app, ctx, deps.clock);
-  if (ctx.blobs.kind === 'local') mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
+  if (ctx.blobs.kind === 'local') {
+    if (metrics) app.use(`${LOCAL_BLOB_URL_PREFIX}*`, metrics.uploadsInFlight);
+    mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
+  }
   const pageApi = mountPageRoutes(app, ctx); // the public dropzone page /d/:code, its page API and /assets/*
 
   const apiCors = cors({
@@ -141,7 +154,7 @@ export function createApp(deps: AppDeps): App {
   });
   for (const g of groups) mountRoutes(app, g.base, g.defs);
 
-  return { hono: app, ctx };
+  return { hono: app, ctx, metrics };
 }
 
 /** `proto://host` of a request; `X-Forwarded-Proto/Host` count only when the proxy is trusted. Hosts with odd characters are ignored. */

@@ -187,6 +187,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // No byte in either direction for this long while a request is in progress: the socket is closed (Node's default
     // when nobody listens for 'timeout'). Stalled uploads end here; slow but moving ones are never cut.
     server.timeout = config.server.idleTimeoutSeconds * 1000;
+    created.metrics?.trackConnections(server);
     await new Promise<void>((res, rej) => {
       server.once('error', rej);
       const listening = () => {

@@ -156,6 +156,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        /** Serve `GET /metrics` in the Prometheus text format; off: 404. */
+        enabled: z.boolean().default(false),
+        /** Bearer token a scraper must send (`Authorization: Bearer …`); empty: no token needed. */
+        token: z.string().default(''),
+      })
+      .strict()
+      .prefault({}),
     fixture: z
       .object({
         /** Expose `/__fixture/reset` and `/__fixture/clock`. Never on by default. */

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Repositories } from '../db/repositories.js';
 import type { Logger } from '../log/logger.js';
 import type { Clock } from './clock.js';
+import type { GcResult, SweepResult } from './sweeper.js';
 
 /**
  * Space set aside on the data directory's filesystem, released so that a deletion can commit on a full disk
@@ -28,4 +29,21 @@ export interface CoreDeps {
   log: Logger;
   /** The data directory's space reserve; absent for commands that never need it. */
   reserve?: SpaceReserve;
+  /** Told about domain events (metrics subscribe here); absent: nobody listens. */
+  observer?: CoreObserver;
+}
+
+/**
+ * Domain events an observer may count. Every hook is optional, is called after the event is committed, and must
+ * neither throw nor block. Keeps the domain free of any metrics library.
+ */
+export interface CoreObserver {
+  /** A pending upload of `size` bytes became an uploaded file (once per file, however often it is confirmed). */
+  uploadConfirmed?(size: number): void;
+  /** A sweep finished and removed what `result` says. */
+  sweepFinished?(result: SweepResult): void;
+  /** A sweep failed (it is retried on the next interval). */
+  sweepFailed?(): void;
+  /** A garbage collection finished and removed what `result` says. */
+  gcFinished?(result: GcResult): void;
 }

@@ -160,7 +160,8 @@ export function createFileService(deps: CoreDeps) {
           actual: stat.size,
         });
       }
-      repo.markUploaded(file.id, stat.etag, clock.now());
+      // counted only by the confirm that made the change (a concurrent second confirm changes nothing)
+      if (repo.markUploaded(file.id, stat.etag, clock.now())) deps.observer?.uploadConfirmed?.(file.size);
       // deleted (file or dropzone) while the store was being checked
       const confirmed = repo.fileById(file.id);
       if (!confirmed) throw notFound();

@@ -53,41 +53,57 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
     return { orphansDeleted, scanned };
   }
 
+  /** One sweep: expired dropzones, stale pending uploads, queued blob deletions, crash leftovers, the scheduled orphan scan. */
+  const sweepOnce = async (scheduledScan: boolean): Promise<SweepResult> => {
+    const now = clock.now();
+    let expiredDropzones = 0;
+    let stalePending = 0;
+    for (let batch = repo.expiredDropzones(now); batch.length; batch = repo.expiredDropzones(now)) {
+      for (const dz of batch) {
+        await services.dropzones.destroy(dz.id);
+        expiredDropzones++;
+      }
+    }
+    for (let batch = repo.stalePending(now); batch.length; batch = repo.stalePending(now)) {
+      for (const f of batch) {
+        freeingWrite(deps, () => services.files.removeRow(f));
+        stalePending++;
+      }
+    }
+    const blobsDeleted = await flushBlobDeletions(deps);
+    const tempFilesRemoved = await sweeper.cleanupTemp();
+    // once deletions made room again, set space aside for the next full disk
+    if (deps.reserve && !deps.reserve.held() && (await deps.reserve.restore())) log.info('space reserve restored', { bytes: deps.reserve.bytes });
+    if (expiredDropzones || stalePending || blobsDeleted || tempFilesRemoved)
+      log.info('sweep', { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved });
+    if (scheduledScan && config.sweeper.gcIntervalSeconds > 0 && clock.now() >= nextScanAt) {
+      nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
+      try {
+        const scan = await scanOrphans(); // (not inside the optional call: without an observer it would never run)
+        deps.observer?.gcFinished?.(scan);
+      } catch (err) {
+        log.warn('scheduled orphan scan failed; will retry at the next interval', { err });
+      }
+    }
+    return { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved };
+  };
+
   const sweeper = {
-    /** Runs one sweep now; concurrent calls share the sweep in progress. */
-    sweep(): Promise<SweepResult> {
+    /**
+     * Runs one sweep now (with the orphan scan when it is due, unless `scan` is false); concurrent calls share the
+     * sweep in progress.
+     */
+    sweep(opts: { scan?: boolean } = {}): Promise<SweepResult> {
       if (running) return running as Promise<SweepResult>;
       const p = (async () => {
-        const now = clock.now();
-        let expiredDropzones = 0;
-        let stalePending = 0;
-        for (let batch = repo.expiredDropzones(now); batch.length; batch = repo.expiredDropzones(now)) {
-          for (const dz of batch) {
-            await services.dropzones.destroy(dz.id);
-            expiredDropzones++;
-          }
+        try {
+          const result = await sweepOnce(opts.scan ?? true);
+          deps.observer?.sweepFinished?.(result);
+          return result;
+        } catch (err) {
+          deps.observer?.sweepFailed?.();
+          throw err;
         }
-        for (let batch = repo.stalePending(now); batch.length; batch = repo.stalePending(now)) {
-          for (const f of batch) {
-            freeingWrite(deps, () => services.files.removeRow(f));
-            stalePending++;
-          }
-        }
-        const blobsDeleted = await flushBlobDeletions(deps);
-        const tempFilesRemoved = await sweeper.cleanupTemp();
-        // once deletions made room again, set space aside for the next full disk
-        if (deps.reserve && !deps.reserve.held() && (await deps.reserve.restore())) log.info('space reserve restored', { bytes: deps.reserve.bytes });
-        if (expiredDropzones || stalePending || blobsDeleted || tempFilesRemoved)
-          log.info('sweep', { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved });
-        if (config.sweeper.gcIntervalSeconds > 0 && clock.now() >= nextScanAt) {
-          nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
-          try {
-            await scanOrphans();
-          } catch (err) {
-            log.warn('scheduled orphan scan failed; will retry at the next interval', { err });
-          }
-        }
-        return { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved };
       })().finally(() => {
         running = undefined;
       });
@@ -110,8 +126,10 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
 
     /** Runs a sweep, then deletes orphaned blobs now (see {@link scanOrphans}); what `dropzone gc` does. */
     async gc(): Promise<GcResult> {
-      await sweeper.sweep();
-      return scanOrphans();
+      await sweeper.sweep({ scan: false });
+      const result = await scanOrphans();
+      deps.observer?.gcFinished?.(result);
+      return result;
     },
 
     /** Starts sweeping every `sweeper.intervalSeconds` (0: never). The timer does not keep the process alive. */

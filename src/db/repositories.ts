@@ -139,6 +139,8 @@ export function createRepositories(db: Db) {
     ),
     deleteFile: q<[string]>('DELETE FROM files WHERE id = ?'),
     stalePending: q<[number]>("SELECT * FROM files WHERE status = 'pending' AND pending_expires_at <= ? LIMIT 500"),
+    fileTotals: q<[]>('SELECT status, COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files GROUP BY status'),
+    dropzoneTotals: q<[]>('SELECT COUNT(*) AS dropzones, COALESCE(SUM(max_size), 0) AS capacity FROM dropzones'),
 
     grantsOn: q<[ResourceType, string]>(
       'SELECT principal, permission FROM permissions WHERE resource_type = ? AND resource_id = ? ORDER BY principal, permission',
@@ -246,6 +248,10 @@ export function createRepositories(db: Db) {
     extendPending: (id: string, until: number) => s.extendPending.run(until, id, until).changes > 0,
     deleteFile: (id: string) => void s.deleteFile.run(id),
     stalePending: (now: number) => s.stalePending.all(now) as FileRow[],
+    /** Number and bytes of files per status (one aggregate query; statuses without files are absent). */
+    fileTotals: () => s.fileTotals.all() as { status: FileRow['status']; files: number; bytes: number }[],
+    /** Number of dropzones and the sum of their sizes in bytes (one aggregate query). */
+    dropzoneTotals: () => s.dropzoneTotals.get() as { dropzones: number; capacity: number },
 
     grantsOn: (type: ResourceType, id: string) => s.grantsOn.all(type, id) as { principal: string; permission: string }[],
     grantsFor: (type: ResourceType, id: string, publicId: string) => (s.grantsFor.pluck().all(type, id, publicId) as string[]),

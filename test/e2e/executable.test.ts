@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { getMetricsFromIterator } from 'prom2javascript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, api, expectNoSecretsInLogs, serve, stop, uploadFlow, type Served } from './flow.js';
 
@@ -138,11 +139,26 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
     expect(s.stderr()).not.toMatch(/ExperimentalWarning|Error/);
     expectNoSecretsInLogs(s.stderr(), { adminKey: s.adminKey!, dropzoneIds: [a.dropzoneId, b.dropzoneId], signedUrls: [a.signedUrl, b.signedUrl] });
 
-    // Second start on the same data: no new admin key, the uploaded file is still there.
-    const again = await serve('/usr/bin/env', cleanEnvArgs(['serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir]), { cwd: path.dirname(exe), timeoutMs: 30_000 });
+    // Second start on the same data, with metrics behind a token: no new admin key, the uploaded file is still there.
+    const metricsToken = 'e2e-metrics-token-0123456789';
+    const again = await serve(
+      '/usr/bin/env',
+      cleanEnvArgs(['serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--set', 'metrics.enabled=true'], [`DROPZONE_METRICS_TOKEN=${metricsToken}`]),
+      { cwd: path.dirname(exe), timeoutMs: 30_000 },
+    );
     running.push(again);
     const got = await fetch(`${again.url}/api/v1/files/${a.fileId}/download`, { headers: { 'x-api-key': s.adminKey! } });
     expect(Buffer.from(await got.arrayBuffer()).equals(a.bytes)).toBe(true);
+    // prom-client is bundled: /metrics answers the Prometheus text format (parsed; NaN lag samples aside) and counted the download.
+    expect((await fetch(`${again.url}/metrics`)).status).toBe(401);
+    const scraped = await fetch(`${again.url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+    expect(scraped.status).toBe(200);
+    const metrics = await getMetricsFromIterator((await scraped.text()).split('\n').filter((l) => !/^nodejs_eventloop_lag_\w+ Nan$/.test(l))[Symbol.iterator]());
+    expect(metrics.dropzone_http_requests_total.data).toContainEqual({ labels: { method: 'GET', route: '/api/v1/files/:fileId/download', status: '200' }, value: 1 });
+    expect(metrics.dropzone_files.data).toContainEqual({ labels: { status: 'uploaded' }, value: 2 });
+    expect(metrics.dropzone_http_sent_bytes_total.data[0]).toMatchObject({ value: expect.any(Number) });
+    expect((metrics.dropzone_http_sent_bytes_total.data[0] as { value: number }).value).toBeGreaterThan(a.bytes.length);
+    expect(metrics.process_resident_memory_bytes.type).toBe('gauge');
     expect(again.stdout()).not.toMatch(/Admin API key/);
     expect(await stop(again)).toBe(0);
   });
