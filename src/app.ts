@@ -27,6 +27,7 @@ import { permissionRoutes } from './http/routes/permissions.js';
 import { mountFixtureRoutes } from './http/routes/fixture.js';
 import { mountUploadRoutes } from './http/routes/uploads.js';
 import { mountPageRoutes } from './http/routes/page.js';
+import { mountDocsRoutes } from './http/routes/docs.js';
 import { apiKeySchema, dropzoneSchema, errorSchema, fileItemSchema } from './http/schemas.js';
 import type { Logger } from './log/logger.js';
 import { VERSION } from './version.js';
@@ -98,6 +99,7 @@ export function createApp(deps: AppDeps): App {
   if (config.fixture.enabled) mountFixtureRoutes(app, ctx, deps.clock);
   if (ctx.blobs.kind === 'local') mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
   mountPageRoutes(app, ctx); // the public dropzone page /d/:code, its page API and /assets/*
+  mountDocsRoutes(app, ctx); // the API reference /api/docs and /assets/vendor/*
 
   const apiCors = cors({
     origin: config.server.corsOrigins.includes('*') ? '*' : [...config.server.corsOrigins],
