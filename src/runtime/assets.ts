@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import vendorAssets from './vendor-assets.json' with { type: 'json' };
 
 /**
  * The subset of Node's `node:sea` module used here. Declared locally because `@types/node` 20 lacks
@@ -18,6 +19,16 @@ export interface SeaModule {
 
 /** Prefix under which `build.mjs` embeds the files of `public/`. */
 export const PUBLIC_ASSET_PREFIX = 'public/';
+
+/** Prefix under which `build.mjs` embeds the vendor files of {@link VENDOR_ASSETS}: `vendor/<package>/<file>`. */
+export const VENDOR_ASSET_PREFIX = 'vendor/';
+
+/**
+ * Browser files of npm dependencies the server serves (package name → files at the package's root), from
+ * `vendor-assets.json`, which `build.mjs` reads too so the executable embeds exactly these. Nothing else of a
+ * package (source maps, package.json, …) is ever served.
+ */
+export const VENDOR_ASSETS: Readonly<Record<string, readonly string[]>> = vendorAssets;
 
 let seaCache: SeaModule | null | undefined;
 
@@ -106,6 +117,41 @@ export function readAsset(relPath: string): Buffer | null {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
     throw e;
+  }
+}
+
+/**
+ * Reads the vendor file `<file>` of the npm package `pkg`, when {@link VENDOR_ASSETS} lists it: from the executable's
+ * embedded assets inside SEA (`vendor/<pkg>/<file>`), otherwise from the package as Node resolves it from this module
+ * (the repository's or the installing project's `node_modules`). Returns null for anything not listed or missing.
+ */
+export function readVendorAsset(pkg: string, file: string): Buffer | null {
+  if (!Object.hasOwn(VENDOR_ASSETS, pkg) || !VENDOR_ASSETS[pkg]!.includes(file)) return null;
+  const sea = getSea();
+  if (sea) {
+    try {
+      return Buffer.from(sea.getAsset(`${VENDOR_ASSET_PREFIX}${pkg}/${file}`));
+    } catch {
+      return null;
+    }
+  }
+  const dir = vendorPackageDir(pkg);
+  if (dir === null) return null;
+  try {
+    return fs.readFileSync(path.join(dir, file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
+    throw e;
+  }
+}
+
+/** The root folder of the installed npm package `pkg` as resolved from this module, or null when it is not installed. */
+export function vendorPackageDir(pkg: string): string | null {
+  try {
+    return path.dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`));
+  } catch {
+    return null;
   }
 }
 

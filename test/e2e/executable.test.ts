@@ -124,6 +124,18 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
       expect(res.status, asset).toBe(200);
       expect((await res.text()).length, asset).toBeGreaterThan(100);
     }
+    // The API reference and its vendor files (swagger-ui-dist) are embedded too: no node_modules next to the executable.
+    const docs = await fetch(`${s.url}/api/docs`);
+    expect(docs.status).toBe(200);
+    expect(docs.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(await docs.text()).toContain('../assets/vendor/swagger-ui-dist/swagger-ui-bundle.js');
+    for (const asset of ['vendor/swagger-ui-dist/swagger-ui-bundle.js', 'vendor/swagger-ui-dist/swagger-ui.css', 'docs.js']) {
+      const res = await fetch(`${s.url}/assets/${asset}`);
+      expect(res.status, asset).toBe(200);
+      const body = Buffer.from(await res.arrayBuffer());
+      if (asset.startsWith('vendor/')) expect(body.equals(fs.readFileSync(path.join(ROOT, 'node_modules', asset.slice('vendor/'.length)))), asset).toBe(true);
+    }
+    expect((await fetch(`${s.url}/assets/vendor/swagger-ui-dist/package.json`)).status).toBe(404);
     const openapi = await fetch(`${s.url}/api/v1/openapi.json`);
     expect(openapi.status).toBe(200);
     expect((await openapi.json()).openapi).toMatch(/^3\./);

@@ -40,7 +40,7 @@ describe('the npm package', () => {
   });
 
   it('ships compiled JavaScript, type declarations, the page assets and no sources or tests', () => {
-    expect(files).toEqual(expect.arrayContaining(['lib/index.js', 'lib/index.d.ts', 'lib/bin.js', 'public/page.html', 'package.json']));
+    expect(files).toEqual(expect.arrayContaining(['lib/index.js', 'lib/index.d.ts', 'lib/bin.js', 'lib/runtime/vendor-assets.json', 'public/page.html', 'public/docs.html', 'public/docs.js', 'package.json']));
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
   });
 
@@ -54,6 +54,12 @@ describe('the npm package', () => {
       expect(me.status).toBe(200);
       const doc = await api(s.url, 'GET', '/openapi.json');
       expect(doc.body.info.version).toBe(version);
+      // The API reference's vendor files resolve from the installing project's node_modules (swagger-ui-dist).
+      expect((await fetch(`${s.url}/api/docs`)).status).toBe(200);
+      const bundle = await fetch(`${s.url}/assets/vendor/swagger-ui-dist/swagger-ui-bundle.js`);
+      expect(bundle.status).toBe(200);
+      const installed = path.join(project, 'node_modules', 'swagger-ui-dist', 'swagger-ui-bundle.js');
+      expect(Buffer.from(await bundle.arrayBuffer()).equals(fs.readFileSync(installed))).toBe(true);
     } finally {
       expect(await stop(s)).toBe(0);
     }

@@ -365,7 +365,8 @@ function contentSecurityPolicy(ctx: ApiContext): string {
   ].join('; ');
 }
 
-function htmlResponse(c: Context, csp: string, status: number, html: string): Response {
+/** An HTML answer with the pages' security headers: the given CSP, no caching, no referrer, no sniffing, no framing. */
+export function htmlResponse(c: Context, csp: string, status: number, html: string): Response {
   return c.body(html, status as never, {
     'Content-Type': 'text/html; charset=utf-8',
     'Content-Security-Policy': csp,
