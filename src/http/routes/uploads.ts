@@ -69,6 +69,9 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     // pipe() forwards no failure: a client that aborts must still fail the put
     source.once('error', (err) => piped.destroy(err));
     source.once('close', () => source.readableEnded || piped.destroy(new Error('the request body was aborted')));
+    // the reader below sees piped's errors while it reads; once put() has stopped reading (it failed first), a late
+    // client abort would be an unhandled 'error' event on piped: it is the client's abort, already answered
+    piped.on('error', () => undefined);
     // bytes are arriving: keep the reservation alive (now, and again every quarter of the grace while they flow), so
     // the sweeper never removes an upload that is still receiving
     const renewEveryMs = (ctx.config.uploads.reservationGraceSeconds * 1000) / 4;
