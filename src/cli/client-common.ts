@@ -52,7 +52,7 @@ const ID_LIKE = /^-[A-Za-z0-9_-]{15,}$/;
  * {@link parse} for client commands, where ids may start with `-`: an option's value is taken as the next argument
  * whatever it looks like (`--to -Xy…`), and an id-like argument that names no option is a positional.
  */
-export function parseClientArgs<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+export function parseClientArgs<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O): ReturnType<typeof parse<O>> {
   const byName = new Map<string, { long: string; type: string }>();
   for (const [name, o] of Object.entries(options)) {
     byName.set(`--${name}`, { long: name, type: o.type });
