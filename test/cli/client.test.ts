@@ -11,7 +11,9 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseClientArgs } from '../../src/cli/client-common.js';
 import type { CliIo } from '../../src/cli/common.js';
+import { formatBytes } from '../../src/cli/progress.js';
 import { DropzoneClient } from '../../src/client/api.js';
+import { fileCost } from '../../src/core/quota.js';
 import { apiTarget } from '../../src/client/targets.js';
 import { uploadFile } from '../../src/client/transfer.js';
 import { main } from '../../src/main.js';
@@ -105,7 +107,10 @@ describeEachBackend('dropzone push / pull', (b) => {
     expect(r.out).toContain(`→ ${ids['a.txt']}`);
     expect((await download(t, key, ids['a.txt'])).toString()).toBe('hello world\n');
     expect((await download(t, key, ids['big.bin'])).equals(big)).toBe(true);
-    expect((await t.req('GET', `/dropzones/${dz._id}`, { key })).body.data.usedSpace).toBe(12 + big.length);
+    // each file costs its size plus the per-file overhead
+    expect(files.map((f) => f.size).sort((a, b) => a - b)).toEqual([12, big.length]);
+    const cost = files.reduce((n, f) => n + fileCost({ size: f.size, name: f.name, type: f.type }), 0);
+    expect((await t.req('GET', `/dropzones/${dz._id}`, { key })).body.data.usedSpace).toBe(cost);
   });
 
   it('on a terminal: a live bar per file with percent, bytes, speed and ETA; results after the bars', async () => {
@@ -218,7 +223,8 @@ describe('dropzone ls / rm / share', () => {
     const list = await run(['ls'], env);
     expect(list.code).toBe(0);
     expect(list.out).toMatch(/^ID\s+USED\s+EXPIRES \(UTC\)\s+NAME$/m);
-    expect(list.out).toMatch(new RegExp(`^${dz._id}\\s+10 B / 1 GB\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d\\s+holiday$`, 'm'));
+    const used = formatBytes((await t.req('GET', `/dropzones/${dz._id}`, { key })).body.data.usedSpace);
+    expect(list.out).toMatch(new RegExp(`^${dz._id}\\s+${used} / 1 GB\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d\\s+holiday$`, 'm'));
     const files = await run(['ls', dz._id], env);
     expect(files.out).toMatch(new RegExp(`^${fileId}\\s+10 B\\s+uploaded\\s+photo\\.jpg$`, 'm'));
     expect(JSON.parse((await run(['ls', dz._id, '--json'], env)).out)[0]._id).toBe(fileId);
