@@ -1,6 +1,8 @@
 import type { ParseArgsConfig } from 'node:util';
 import { ApiError, DropzoneClient } from '../client/api.js';
+import { runPool } from '../client/transfer.js';
 import { type CliIo, UsageError, parse } from './common.js';
+import { type TransferView, createRenderer } from './progress.js';
 
 /** Flags of every command that talks to a server (`push`, `pull`, `ls`, `rm`, `share`). */
 export const CLIENT_FLAGS = {
@@ -84,4 +86,36 @@ export function clientCommand(fn: (args: string[], io: CliIo) => Promise<number>
       throw e;
     }
   };
+}
+
+/**
+ * Runs `transfer` for every item, `parallel` at a time, each with its own progress view (labelled `labelOf(item, i)`),
+ * so a failing item is reported on its own line and the others go on. Prints the failure summary and resolves to the
+ * exit code: 0 when all succeeded, 1 when any failed. `verb` is the past tense the renderer and summary use.
+ */
+export async function transferAll<T>(
+  io: CliIo,
+  items: T[],
+  opts: { parallel: number; verb: 'uploaded' | 'downloaded'; labelOf: (item: T, index: number) => string },
+  transfer: (item: T, index: number, view: TransferView) => Promise<string>,
+): Promise<number> {
+  const progress = createRenderer(io, opts.verb);
+  let results;
+  try {
+    results = await runPool(items, opts.parallel, async (item, i) => {
+      const view = progress.item(opts.labelOf(item, i));
+      try {
+        view.succeed(await transfer(item, i, view));
+      } catch (e) {
+        view.fail(problem(e));
+        throw e;
+      }
+    });
+  } finally {
+    progress.stop();
+  }
+  const failed = results.filter((r) => r.status === 'rejected').length;
+  if (failed === 0) return 0;
+  io.err(`${failed} of ${items.length} file(s) failed; ${items.length - failed} ${opts.verb}.`);
+  return 1;
 }

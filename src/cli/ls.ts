@@ -1,6 +1,6 @@
 import { CLIENT_FLAGS, CLIENT_FLAGS_HELP, parseClientArgs, clientFrom } from './client-common.js';
 import { type CliIo, UsageError } from './common.js';
-import { formatBytes } from './progress.js';
+import { formatBytes } from '../util/units.js';
 
 /** Help of `dropzone ls`. */
 export const LS_HELP = `Usage: dropzone ls [<dropzone id>] [options]

@@ -2,6 +2,7 @@
  * Progress of several transfers at once, for `dropzone push` and `pull`: on a terminal one live bar per file
  * (bytes, percent, speed, ETA; drawn by cli-progress), otherwise plain lines that read well in a log.
  */
+import { formatBytes } from '../util/units.js';
 import cliProgress from 'cli-progress';
 import type { CliIo, TerminalStream } from './common.js';
 
@@ -21,19 +22,6 @@ export interface TransferView {
 export interface ProgressRenderer {
   item(label: string): TransferView;
   stop(): void;
-}
-
-/** `1.5 MB` (decimal units, like the API's GB). */
-export function formatBytes(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1000;
-    i++;
-  } while (v >= 1000 && i < units.length - 1);
-  return `${v >= 100 ? Math.round(v) : v.toFixed(1).replace(/\.0$/, '')} ${units[i]}`;
 }
 
 /** Bytes per second over `ms`, as `1.2 MB/s` (`–` before any time passed). */

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { TransferError, localName, localNames, runPool, saveResponse } from '../client/transfer.js';
-import { CLIENT_FLAGS, CLIENT_FLAGS_HELP, parseClientArgs, clientFrom, parallelism, problem } from './client-common.js';
+import { TransferError, localName, localNames, saveResponse } from '../client/transfer.js';
+import { CLIENT_FLAGS, CLIENT_FLAGS_HELP, parseClientArgs, clientFrom, parallelism, problem, transferAll } from './client-common.js';
 import { type CliIo, UsageError } from './common.js';
 import { createRenderer } from './progress.js';
 
@@ -79,29 +79,11 @@ export async function pullCommand(args: string[], io: CliIo): Promise<number> {
   }
   mkdirSync(out, { recursive: true });
   const names = localNames(files);
-  const progress = createRenderer(io, 'downloaded');
-  let results;
-  try {
-    results = await runPool(files, parallel, async (file, i) => {
-      const view = progress.item(names[i]);
-      const dest = join(out, names[i]);
-      try {
-        if (existsSync(dest) && !force) throw new TransferError(`${dest} exists; pass --force to overwrite it`);
-        const res = await client.download(file._id);
-        await saveResponse(res, dest, { force, start: (t) => view.start(t), progress: (d) => view.update(d) });
-        view.succeed(`→ ${dest}`);
-      } catch (e) {
-        view.fail(problem(e));
-        throw e;
-      }
-    });
-  } finally {
-    progress.stop();
-  }
-  const failed = results.filter((r) => r.status === 'rejected').length;
-  if (failed > 0) {
-    io.err(`${failed} of ${files.length} file(s) failed; ${files.length - failed} downloaded.`);
-    return 1;
-  }
-  return 0;
+  return transferAll(io, files, { parallel, verb: 'downloaded', labelOf: (_file, i) => names[i] }, async (file, i, view) => {
+    const dest = join(out, names[i]);
+    if (existsSync(dest) && !force) throw new TransferError(`${dest} exists; pass --force to overwrite it`);
+    const res = await client.download(file._id);
+    await saveResponse(res, dest, { force, start: (t) => view.start(t), progress: (d) => view.update(d) });
+    return `→ ${dest}`;
+  });
 }

@@ -1,9 +1,8 @@
 import { DropzoneClient } from '../client/api.js';
 import { type UploadTarget, apiTarget, pageTarget, parsePageUrl } from '../client/targets.js';
-import { runPool, uploadFile } from '../client/transfer.js';
-import { CLIENT_FLAGS, CLIENT_FLAGS_HELP, parseClientArgs, clientFrom, parallelism, problem } from './client-common.js';
+import { uploadFile } from '../client/transfer.js';
+import { CLIENT_FLAGS, CLIENT_FLAGS_HELP, parseClientArgs, clientFrom, parallelism, transferAll } from './client-common.js';
 import { type CliIo, UsageError } from './common.js';
-import { createRenderer } from './progress.js';
 
 /** Help of `dropzone push`. */
 export const PUSH_HELP = `Usage: dropzone push <files…> --to <dropzone id | page URL> [options]
@@ -39,26 +38,8 @@ export async function pushCommand(args: string[], io: CliIo): Promise<number> {
     target = apiTarget(client, values.to);
   }
 
-  const progress = createRenderer(io, 'uploaded');
-  let results;
-  try {
-    results = await runPool(positionals, parallel, async (file) => {
-      const view = progress.item(file);
-      try {
-        const { fileId } = await uploadFile(target, file, { start: (t) => view.start(t), progress: (d) => view.update(d) });
-        view.succeed(`→ ${fileId}`);
-      } catch (e) {
-        view.fail(problem(e));
-        throw e;
-      }
-    });
-  } finally {
-    progress.stop();
-  }
-  const failed = results.filter((r) => r.status === 'rejected').length;
-  if (failed > 0) {
-    io.err(`${failed} of ${positionals.length} file(s) failed; ${positionals.length - failed} uploaded.`);
-    return 1;
-  }
-  return 0;
+  return transferAll(io, positionals, { parallel, verb: 'uploaded', labelOf: (file) => file }, async (file, _i, view) => {
+    const { fileId } = await uploadFile(target, file, { start: (t) => view.start(t), progress: (d) => view.update(d) });
+    return `→ ${fileId}`;
+  });
 }

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseClientArgs } from '../../src/cli/client-common.js';
 import type { CliIo } from '../../src/cli/common.js';
-import { formatBytes } from '../../src/cli/progress.js';
+import { formatBytes } from '../../src/util/units.js';
 import { DropzoneClient } from '../../src/client/api.js';
 import { fileCost } from '../../src/core/quota.js';
 import { apiTarget } from '../../src/client/targets.js';

@@ -3,7 +3,7 @@ import type { Hono } from 'hono';
 import { readAsset, readVendorAsset } from '../../runtime/assets.js';
 import type { ApiContext } from '../context.js';
 import type { AppEnv } from '../route.js';
-import { htmlResponse } from './page.js';
+import { htmlResponse, originOf, strictCsp } from '../html.js';
 
 /**
  * The interactive API reference, served entirely by this server (and embedded in the executable):
@@ -54,20 +54,6 @@ function contentType(file: string): string {
 
 /** Everything from this server; try-it-out may also call the configured public URL's origin (the document's server). */
 function contentSecurityPolicy(ctx: ApiContext): string {
-  const connect = new Set(["'self'"]);
-  try {
-    if (ctx.config.server.publicUrl) connect.add(new URL(ctx.config.server.publicUrl).origin);
-  } catch {
-    // an unparsable public URL adds nothing
-  }
-  return [
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    `connect-src ${[...connect].join(' ')}`,
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join('; ');
+  const pub = ctx.config.server.publicUrl && originOf(ctx.config.server.publicUrl);
+  return strictCsp(pub ? [pub] : []);
 }

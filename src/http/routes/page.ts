@@ -10,6 +10,8 @@ import { visitorId } from '../client-address.js';
 import type { ApiContext } from '../context.js';
 import { streamJsonList } from '../json-stream.js';
 import { ok } from '../presenters.js';
+import { formatBytes } from '../../util/units.js';
+import { htmlResponse, originOf, strictCsp } from '../html.js';
 import { type AppEnv, type RouteDef, defineRoute, mountRoutes } from '../route.js';
 import { envelope, errorResponse, uploadRequestBody } from '../schemas.js';
 import { z } from 'zod';
@@ -326,18 +328,11 @@ export function escapeHtml(s: string): string {
 }
 
 /**
- * CSP: everything from this server only. `connect-src` also names the origin of a configured public URL and,
- * for the S3 backend, the bucket's origin, because the browser PUTs the bytes straight to the signed URL.
+ * CSP: everything from this server only (see strictCsp). `connect-src` also names the origin of a configured public URL
+ * and, for the S3 backend, the bucket's origin, because the browser PUTs the bytes straight to the signed URL.
  */
 function contentSecurityPolicy(ctx: ApiContext): string {
-  const connect = new Set(["'self'"]);
-  const originOf = (u: string) => {
-    try {
-      return new URL(u).origin;
-    } catch {
-      return undefined;
-    }
-  };
+  const connect = new Set<string>();
   const pub = ctx.config.server.publicUrl && originOf(ctx.config.server.publicUrl);
   if (pub) connect.add(pub);
   if (ctx.config.storage.backend === 's3') {
@@ -353,42 +348,7 @@ function contentSecurityPolicy(ctx: ApiContext): string {
       connect.add(`https://${s3.bucket}.s3.${s3.region}.amazonaws.com`).add(`https://s3.${s3.region}.amazonaws.com`).add(`https://${s3.bucket}.s3.amazonaws.com`);
     }
   }
-  return [
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    `connect-src ${[...connect].join(' ')}`,
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join('; ');
-}
-
-/** An HTML answer with the pages' security headers: the given CSP, no caching, no referrer, no sniffing, no framing. */
-export function htmlResponse(c: Context, csp: string, status: number, html: string): Response {
-  return c.body(html, status as never, {
-    'Content-Type': 'text/html; charset=utf-8',
-    'Content-Security-Policy': csp,
-    'Cache-Control': 'no-store',
-    'Referrer-Policy': 'no-referrer',
-    'X-Content-Type-Options': 'nosniff',
-    'X-Frame-Options': 'DENY',
-  });
-}
-
-
-/** `1.5 MB` (decimal units, like the API's GB). */
-export function formatBytes(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1000;
-    i++;
-  } while (v >= 1000 && i < units.length - 1);
-  return `${v >= 100 ? Math.round(v) : v.toFixed(1).replace(/\.0$/, '')} ${units[i]}`;
+  return strictCsp(connect);
 }
 
 /** `12 days`, `5 hours`, `3 minutes`, or `less than a minute`. */
