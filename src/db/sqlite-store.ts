@@ -6,6 +6,7 @@ import type {
   MetadataOps,
   MetadataStore,
   MetadataTx,
+  NewApiKey,
   StoredFile,
 } from '../core/ports/metadata-store.js';
 import type { Db } from './database.js';
@@ -99,38 +100,37 @@ const toFile = (r: FileRow): StoredFile => ({
   pendingHolder: r.pending_holder,
 });
 
+const keyRow = (k: NewApiKey) => ({
+  public_id: k.publicId,
+  secret_hash: k.secretHash,
+  name: k.name,
+  balance_micro: k.balanceMicro,
+  permissions: JSON.stringify(k.permissions),
+  created_by: k.createdBy,
+  created_at: k.createdAt,
+});
+
 const opt = <R, T>(map: (r: R) => T, r: R | undefined): T | undefined => (r === undefined ? undefined : map(r));
 
 /** The operations as synchronous functions over one connection (the prepared statements of `repositories.ts`). */
 function syncOps(db: Db) {
   const repo = createRepositories(db);
-  const initSetting = db.prepare<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING');
   const creditKey = db.prepare<[number, number]>('UPDATE api_keys SET balance_micro = balance_micro + ? WHERE id = ? AND balance_micro IS NOT NULL');
   const ops = {
     getSetting: (key: string) => repo.getSetting(key),
     setSetting: (key: string, value: string) => repo.setSetting(key, value),
-    initSetting: (key: string, value: string) => {
-      initSetting.run(key, value);
-      return repo.getSetting(key)!;
-    },
+    initSetting: (key: string, value: string) => repo.initSetting(key, value),
 
     keyByHash: (hash: string) => opt(toKey, repo.keyByHash(hash)),
     keyByPublicId: (publicId: string) => opt(toKey, repo.keyByPublicId(publicId)),
     keyById: (id: number) => opt(toKey, repo.keyById(id)),
     adminKey: () => opt(toKey, repo.adminKey()),
     listKeys: () => repo.listKeys().map(toKey),
-    insertKey: (k: Parameters<MetadataOps['insertKey']>[0]) => {
-      const id = repo.insertKey({
-        public_id: k.publicId,
-        secret_hash: k.secretHash,
-        name: k.name,
-        balance_micro: k.balanceMicro,
-        permissions: JSON.stringify(k.permissions),
-        is_admin: k.isAdmin ? 1 : 0,
-        created_by: k.createdBy,
-        created_at: k.createdAt,
-      });
-      return toKey(repo.keyById(id)!);
+    insertKey: (k: NewApiKey) => toKey(repo.keyById(repo.insertKey({ ...keyRow(k), is_admin: k.isAdmin ? 1 : 0 }))!),
+    ensureAdminKey: (k: NewApiKey) => {
+      const id = repo.insertAdminKey(keyRow(k));
+      if (id !== undefined) return { key: toKey(repo.keyById(id)!), created: true };
+      return { key: toKey(repo.adminKey()!), created: false };
     },
     revokeKey: (publicId: string, at: number) => repo.revokeKey(publicId, at),
     setKeySecret: (id: number, secretHash: string) => repo.setKeySecret(id, secretHash),

@@ -206,6 +206,47 @@ export function metadataStoreContract(name: string, setup: () => Promise<Metadat
       });
     });
 
+    describe('invariants kept by the database', () => {
+      it('one live dropzone per owner and name, also when many create it at once', async () => {
+        const owner = await store.insertKey(newKey());
+        const all = await stores();
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => all[i % all.length].insertDropzone(newDropzone({ ownerKeyId: owner.id, name: 'same' }))),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store.dropzonesForKey(owner.id, owner.publicId)).length).toBe(1);
+        // other owners, and unnamed dropzones, are not affected
+        const other = await store.insertKey(newKey());
+        expect(await store.insertDropzone(newDropzone({ ownerKeyId: other.id, name: 'same' }))).toBe(true);
+        expect(await store.insertDropzone(newDropzone({ ownerKeyId: owner.id }))).toBe(true);
+        expect(await store.insertDropzone(newDropzone({ ownerKeyId: owner.id }))).toBe(true);
+      });
+
+      it('an expired dropzone awaiting the sweeper gives its name back', async () => {
+        const owner = await store.insertKey(newKey());
+        const old = newDropzone({ ownerKeyId: owner.id, name: 'n' });
+        expect(await store.insertDropzone(old)).toBe(true);
+        const fresh = newDropzone({ ownerKeyId: owner.id, name: 'n', createdAt: old.deleteTime, startTime: old.deleteTime, deleteTime: old.deleteTime + 1000 });
+        expect(await store.insertDropzone(fresh)).toBe(true);
+        expect((await store.dropzoneByOwnerName(owner.id, 'n'))?.id).toBe(fresh.id);
+        expect(await store.dropzoneById(old.id)).toMatchObject({ name: 'n' });
+      });
+
+      it('one active admin key, also when many bootstrap at once', async () => {
+        const all = await stores();
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => all[i % all.length].ensureAdminKey(newKey({ isAdmin: true }))));
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+        expect(new Set(results.map((r) => r.key.id)).size).toBe(1);
+        expect(results[0].key.isAdmin).toBe(true);
+        expect((await store.listKeys()).filter((k) => k.isAdmin)).toHaveLength(1);
+        // once revoked, a new admin can be bootstrapped
+        await store.revokeKey(results[0].key.publicId, T0 + 1);
+        const next = await store.ensureAdminKey(newKey({ isAdmin: true }));
+        expect(next.created).toBe(true);
+        expect((await store.adminKey())?.id).toBe(next.key.id);
+      });
+    });
+
     describe('files', () => {
       it('confirms a pending file once and pages files in (createdAt, id) order', async () => {
         const d = newDropzone();

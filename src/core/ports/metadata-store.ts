@@ -133,6 +133,11 @@ export interface MetadataOps {
   listKeys(): Promise<ApiKey[]>;
   /** Inserts a key and answers it with its generated id. */
   insertKey(key: NewApiKey): Promise<ApiKey>;
+  /**
+   * Inserts `key` as the admin key unless an active admin exists (there is at most one, whatever the concurrency);
+   * answers the active admin and whether it was inserted now.
+   */
+  ensureAdminKey(key: NewApiKey): Promise<{ key: ApiKey; created: boolean }>;
   /** Revokes an active key; false when there was no active key with that publicId. */
   revokeKey(publicId: string, at: number): Promise<boolean>;
   setKeySecret(id: number, secretHash: string): Promise<void>;
@@ -153,7 +158,11 @@ export interface MetadataOps {
   dropzonesForKey(keyId: number, publicId: string): Promise<Dropzone[]>;
   /** Every dropzone, oldest first. */
   allDropzones(): Promise<Dropzone[]>;
-  insertDropzone(dz: NewDropzone): Promise<void>;
+  /**
+   * Inserts a dropzone; false (nothing inserted) when its owner already has a named dropzone of the same name alive at
+   * `dz.createdAt`. Expired dropzones give their name up; concurrent inserts of one name: exactly one wins.
+   */
+  insertDropzone(dz: NewDropzone): Promise<boolean>;
   resizeDropzone(change: DropzoneResize): Promise<void>;
   /**
    * Reserves room for one file: adds `bytes` to usedSpace and 1 to fileCount, only if usedSpace stays within maxSize,
