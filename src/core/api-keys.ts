@@ -22,7 +22,7 @@ export interface CreateKeyInput {
 const CONFIGURED_MARKER = 'configured:';
 
 /** API keys: admin bootstrap, authentication, creation, GB-month transfers, revocation. */
-export function createApiKeyService({ repo, clock, config }: CoreDeps) {
+export function createApiKeyService({ repo, clock, config }: Pick<CoreDeps, 'repo' | 'clock' | 'config'>) {
   const db = repo.db;
   const configuredDigest = config.security.adminKey ? createHash('sha256').update(config.security.adminKey, 'utf8').digest() : undefined;
   /** True when `secret` is the configured admin secret (constant time). */

@@ -67,7 +67,7 @@ describe('admin bootstrap when another process bootstraps at the same time', () 
     const clock = manualClock(Date.UTC(2026, 0, 1));
     const repo = createRepositories(db);
     const config = loadConfig({ env: {}, overrides: { dataDir: dir } });
-    const other = createApiKeyService({ config, repo, blobs: {} as BlobStore, clock, log: createLogger('silent') });
+    const other = createApiKeyService({ config, repo, clock });
     const first = other.ensureAdmin();
     expect(first.generatedSecret).toEqual(expect.any(String));
     // this process looked for an admin before the other one's commit was visible to it
@@ -82,7 +82,7 @@ describe('admin bootstrap when another process bootstraps at the same time', () 
         return repo.adminKey();
       },
     };
-    const mine = createApiKeyService({ config, repo: racing, blobs: {} as BlobStore, clock, log: createLogger('silent') }).ensureAdmin();
+    const mine = createApiKeyService({ config, repo: racing, clock }).ensureAdmin();
     expect(mine.admin.id).toBe(first.admin.id);
     expect(mine.generatedSecret).toBeUndefined();
     expect(repo.listKeys().filter((k) => k.is_admin === 1)).toHaveLength(1);
