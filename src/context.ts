@@ -57,7 +57,7 @@ export function createContext(deps: ContextDeps): AppContext {
   const repo = createRepositories(deps.db);
   // the same connection: the store must not close it, its opener does
   const meta = createSqliteStore(deps.db, { ownsConnection: false, onHookError: (err) => log.warn('after-commit hook failed', { err }) });
-  const metrics = config.metrics.enabled ? createMetrics(repo) : undefined;
+  const metrics = config.metrics.enabled ? createMetrics(meta) : undefined;
   const blobs = metrics ? observeBlobStore(deps.blobs, (op) => metrics.blobStoreError(op)) : deps.blobs;
   const core: CoreDeps = { config, repo, blobs, clock, log, reserve, observer: metrics?.observer };
   const dropzones = createDropzoneService(core);
