@@ -2,20 +2,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
-import type { BlobStore } from './blobs/blob-store.js';
+import type { AppContext } from './context.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from './blobs/local-store.js';
-import { observeBlobStore } from './blobs/observed-store.js';
-import type { Config } from './config/schema.js';
-import { createApiKeyService } from './core/api-keys.js';
-import type { AdjustableClock } from './core/clock.js';
-import type { CoreDeps, SpaceReserve } from './core/deps.js';
 import { isStorageFull } from './core/errors.js';
-import { createDropzoneService } from './core/dropzones.js';
-import { createFileService } from './core/files.js';
-import { createGrantService } from './core/grants.js';
-import { createSweeper } from './core/sweeper.js';
-import type { Db } from './db/database.js';
-import { createRepositories } from './db/repositories.js';
 import { authMiddleware } from './http/auth.js';
 import type { ApiContext } from './http/context.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
@@ -33,7 +22,7 @@ import { mountMetricsRoute } from './http/routes/metrics.js';
 import { mountDocsRoutes } from './http/routes/docs.js';
 import { apiKeySchema, dropzoneSchema, errorSchema, fileItemSchema } from './http/schemas.js';
 import type { Logger } from './log/logger.js';
-import { type Metrics, createMetrics } from './metrics/metrics.js';
+import type { Metrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
 
 /** The API's mount point. */
@@ -41,20 +30,13 @@ export const API_BASE = '/api/v1';
 /** Version reported by the OpenAPI document and `dropzone version` (package.json's). */
 export { VERSION } from './version.js';
 
-/** What {@link createApp} is built from. Nothing is opened or read here: the caller owns db and blobs. */
-export interface AppDeps {
-  config: Config;
-  db: Db;
-  blobs: BlobStore;
-  clock: AdjustableClock;
-  log: Logger;
-  /** The data directory's space reserve (released so deletions commit on a full disk); none when omitted. */
-  reserve?: SpaceReserve;
+/** What {@link createApp} needs besides the context. */
+export interface AppOptions {
   /** The public base URL, no trailing slash; may change until the server listens (port 0). */
   publicUrl: () => string;
 }
 
-/** The built application: the Hono app plus the services behind it (for the CLI, fixtures and tests). */
+/** The built application: the Hono app plus the context behind it (for fixtures and tests). */
 export interface App {
   hono: Hono<AppEnv>;
   ctx: ApiContext;
@@ -62,28 +44,16 @@ export interface App {
   metrics?: Metrics;
 }
 
-/** Builds the Hono app and its services from injected dependencies; no I/O at import or build time. */
-export function createApp(deps: AppDeps): App {
-  const { config, log } = deps;
-  const repo = createRepositories(deps.db);
-  const metrics = config.metrics.enabled ? createMetrics(repo) : undefined;
-  const blobs = metrics ? observeBlobStore(deps.blobs, (op) => metrics.blobStoreError(op)) : deps.blobs;
-  const core: CoreDeps = { config, repo, blobs, clock: deps.clock, log, reserve: deps.reserve, observer: metrics?.observer };
+/**
+ * Builds the Hono app over a context built once by `createContext` (src/context.ts); no I/O at import or build time.
+ * The caller owns the context's stores.
+ */
+export function createApp(context: AppContext, opts: AppOptions): App {
+  const { config, log, metrics } = context;
   // Without a configured public URL, links (signed URLs, upload pages) follow the host the client used.
   const origins = new AsyncLocalStorage<string>();
-  const publicUrl = () => config.server.publicUrl.replace(/\/+$/, '') || origins.getStore() || deps.publicUrl();
-  const dropzones = createDropzoneService(core);
-  const files = createFileService(core);
-  const keys = createApiKeyService(core);
-  const ctx: ApiContext = {
-    ...core,
-    keys,
-    dropzones,
-    files,
-    grants: createGrantService(core, keys),
-    sweeper: createSweeper(core, { dropzones, files }),
-    publicUrl,
-  };
+  const publicUrl = () => config.server.publicUrl.replace(/\/+$/, '') || origins.getStore() || opts.publicUrl();
+  const ctx: ApiContext = { ...context, publicUrl };
 
   const app = new Hono<AppEnv>();
   app.onError(errorHandler(log.child('http')));
@@ -113,7 +83,7 @@ export function createApp(deps: AppDeps): App {
   });
 
   if (metrics) mountMetricsRoute(app, metrics, config.metrics.token);
-  if (config.fixture.enabled) mountFixtureRoutes(app, ctx, deps.clock);
+  if (config.fixture.enabled) mountFixtureRoutes(app, ctx, context.clock);
   if (ctx.blobs.kind === 'local') {
     if (metrics) app.use(`${LOCAL_BLOB_URL_PREFIX}*`, metrics.uploadsInFlight);
     mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);

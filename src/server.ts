@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { type App, createApp } from './app.js';
+import { createContext } from './context.js';
 import type { BlobStore } from './blobs/blob-store.js';
 import { createLocalBlobStore } from './blobs/local-store.js';
 import type { Config } from './config/schema.js';
@@ -166,7 +167,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           `until space is freed on the disk of ${resolve(config.dataDir)}`,
       );
     }
-    const created = createApp({ config, db, blobs, clock, log, publicUrl, reserve });
+    const created = createApp(createContext({ config, db, blobs, clock, log, reserve }), { publicUrl });
     app = created;
     let generatedSecret: string | undefined;
     try {

@@ -1,4 +1,4 @@
-import { createApp } from '../app.js';
+import { createContext } from '../context.js';
 import { systemClock } from '../core/clock.js';
 import { createLogger } from '../log/logger.js';
 import { createBlobStore, openDataDir } from '../server.js';
@@ -35,7 +35,7 @@ export async function gcCommand(args: string[], io: CliIo): Promise<number> {
       io.err((e as Error).message);
       return 1;
     }
-    const { ctx } = createApp({ config, db, blobs, clock, log: createLogger('warn'), publicUrl: () => 'http://localhost' });
+    const ctx = createContext({ config, db, blobs, clock, log: createLogger('warn') });
     const swept = await ctx.sweeper.sweep();
     const gc = await ctx.sweeper.gc();
     io.out(

@@ -38,7 +38,7 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
   const db = openDataDir(config);
   try {
     const repo = createRepositories(db);
-    const keys = createApiKeyService({ config, repo, clock: systemClock(), log: createLogger('silent'), blobs: undefined as never });
+    const keys = createApiKeyService({ config, repo, clock: systemClock() });
     switch (sub) {
       case 'create': {
         const gb = values['gb-months'] === undefined ? 0 : Number(values['gb-months']);

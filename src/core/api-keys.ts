@@ -22,7 +22,7 @@ export interface CreateKeyInput {
 const CONFIGURED_MARKER = 'configured:';
 
 /** API keys: admin bootstrap, authentication, creation, GB-month transfers, revocation. */
-export function createApiKeyService({ repo, clock, config }: CoreDeps) {
+export function createApiKeyService({ repo, clock, config }: Pick<CoreDeps, 'repo' | 'clock' | 'config'>) {
   const db = repo.db;
   const configuredDigest = config.security.adminKey ? createHash('sha256').update(config.security.adminKey, 'utf8').digest() : undefined;
   /** True when `secret` is the configured admin secret (constant time). */
@@ -67,8 +67,18 @@ export function createApiKeyService({ repo, clock, config }: CoreDeps) {
           return { admin: repo.keyById(admin.id)!, generatedSecret };
         }
         if (!configured) generatedSecret = newApiKeySecret();
-        admin = insert('admin', generatedSecret ? hashSecret(generatedSecret) : marker(), balance, [...KEY_PERMISSIONS], true, null);
-        return { admin, generatedSecret };
+        // the database keeps one active admin: when another process bootstrapped one meanwhile, that one stands
+        const id = repo.insertAdminKey({
+          public_id: newPublicId(),
+          secret_hash: generatedSecret ? hashSecret(generatedSecret) : marker(),
+          name: 'admin',
+          balance_micro: balance,
+          permissions: JSON.stringify([...KEY_PERMISSIONS]),
+          created_by: null,
+          created_at: clock.now(),
+        });
+        if (id === undefined) return { admin: repo.adminKey()! };
+        return { admin: repo.keyById(id)!, generatedSecret };
       })();
     },
 

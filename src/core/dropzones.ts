@@ -17,6 +17,9 @@ export interface DropzoneSizeInput {
   name?: string;
 }
 
+/** Thrown inside a create whose name another writer took meanwhile (never leaves this module). */
+const NAME_TAKEN = new Error('dropzone name taken meanwhile');
+
 /** Dropzones: creation with GB-month charging, extension, lookup under permissions, deletion with its blobs. */
 export function createDropzoneService(deps: CoreDeps) {
   const { repo, clock, config } = deps;
@@ -60,36 +63,14 @@ export function createDropzoneService(deps: CoreDeps) {
      * INSUFFICIENT_GB_MONTHS, and whatever {@link update} throws.
      */
     create(key: ApiKeyRow, input: { gb: number; days: number; name?: string }): { dz: DropzoneRow; created: boolean } {
-      return db.transaction(() => {
-        if (input.name) {
-          const existing = repo.dropzoneByOwnerName(key.id, input.name);
-          // an expired dropzone awaiting the sweeper is gone for its owner: the name starts afresh
-          if (existing && existing.delete_time > clock.now()) return { dz: service.update({ key }, existing.id, { gb: input.gb, days: input.days }), created: false };
-        }
-        checkBounds(config.limits, input.gb, input.days);
-        chargeKey(deps, repo.keyById(key.id)!, costMicro(input.gb, input.days));
-        const now = clock.now();
-        const maxSize = gbToBytes(input.gb);
-        const id = newDropzoneId();
-        repo.insertDropzone({
-          id,
-          share_id: newShareId(),
-          code: newDropzoneCode(),
-          name: input.name ?? null,
-          owner_key_id: key.id,
-          tier: 'standard',
-          hidden: 0,
-          size_gb: input.gb,
-          days: input.days,
-          max_size: maxSize,
-          max_file_size: maxFileSizeFor(maxSize),
-          start_time: now,
-          delete_time: now + Math.round(input.days * DAY_MS),
-          created_at: now,
-          updated_at: now,
-        });
-        return { dz: repo.dropzoneById(id)!, created: true };
-      })();
+      // another process may create the same name between the lookup and the insert: the database refuses the second
+      // live holder of a name, this transaction rolls back (no charge), and a second attempt updates the winner
+      try {
+        return createOnce(key, input);
+      } catch (e) {
+        if (e !== NAME_TAKEN) throw e;
+        return createOnce(key, input);
+      }
     },
 
     /**
@@ -162,6 +143,41 @@ export function createDropzoneService(deps: CoreDeps) {
       }
     },
   };
+
+  /** One attempt of {@link create}; throws NAME_TAKEN when another writer took the name since the lookup. */
+  const createOnce = (key: ApiKeyRow, input: { gb: number; days: number; name?: string }): { dz: DropzoneRow; created: boolean } =>
+    db.transaction(() => {
+      if (input.name) {
+        const existing = repo.dropzoneByOwnerName(key.id, input.name);
+        // an expired dropzone awaiting the sweeper is gone for its owner: the name starts afresh
+        if (existing && existing.delete_time > clock.now()) return { dz: service.update({ key }, existing.id, { gb: input.gb, days: input.days }), created: false };
+      }
+      checkBounds(config.limits, input.gb, input.days);
+      chargeKey(deps, repo.keyById(key.id)!, costMicro(input.gb, input.days));
+      const now = clock.now();
+      const maxSize = gbToBytes(input.gb);
+      const id = newDropzoneId();
+      const inserted = repo.insertDropzone({
+        id,
+        share_id: newShareId(),
+        code: newDropzoneCode(),
+        name: input.name ?? null,
+        owner_key_id: key.id,
+        tier: 'standard',
+        hidden: 0,
+        size_gb: input.gb,
+        days: input.days,
+        max_size: maxSize,
+        max_file_size: maxFileSizeFor(maxSize),
+        start_time: now,
+        delete_time: now + Math.round(input.days * DAY_MS),
+        created_at: now,
+        updated_at: now,
+      });
+      if (!inserted) throw NAME_TAKEN;
+      return { dz: repo.dropzoneById(id)!, created: true };
+    })();
+
   return service;
 }
 

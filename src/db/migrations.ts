@@ -130,4 +130,30 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX files_dropzone_order ON files(dropzone_id, created_at, id);
     `,
   },
+  {
+    // Issue 9: invariants the database keeps by itself, so they hold with several writers (processes, nodes), not only
+    // because one process serialises its transactions.
+    // - A live dropzone's name is unique per owner: `live_name` holds the name while the dropzone may still be found
+    //   by it; a create first clears the claims of the owner's expired dropzones of that name, then inserts, and the
+    //   unique index refuses a second live holder. Existing duplicates (from racing creates) keep the name on the
+    //   newest one, which is the one create-by-name already chose.
+    // - One active admin key: earlier extra active admins (only possible from racing bootstraps) stop being admin;
+    //   the oldest, the one used so far, stays.
+    // (The signing secret is created once by an insert that keeps an existing value; settings.key is its key.)
+    version: 6,
+    name: 'database-enforced invariants',
+    sql: `
+      ALTER TABLE dropzones ADD COLUMN live_name TEXT;
+      UPDATE dropzones SET live_name = name
+      WHERE name IS NOT NULL AND owner_key_id IS NOT NULL AND id = (
+        SELECT d.id FROM dropzones d WHERE d.owner_key_id = dropzones.owner_key_id AND d.name = dropzones.name
+        ORDER BY d.created_at DESC, d.id DESC LIMIT 1);
+      CREATE UNIQUE INDEX dropzones_live_name ON dropzones(owner_key_id, live_name) WHERE live_name IS NOT NULL;
+
+      UPDATE api_keys SET is_admin = 0
+      WHERE is_admin = 1 AND revoked_at IS NULL
+        AND id <> (SELECT MIN(id) FROM api_keys WHERE is_admin = 1 AND revoked_at IS NULL);
+      CREATE UNIQUE INDEX api_keys_one_admin ON api_keys(is_admin) WHERE is_admin = 1 AND revoked_at IS NULL;
+    `,
+  },
 ];

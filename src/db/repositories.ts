@@ -68,6 +68,7 @@ export function createRepositories(db: Db) {
   const s = {
     getSetting: q<[string]>('SELECT value FROM settings WHERE key = ?'),
     setSetting: q<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+    initSetting: q<[string, string]>('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING'),
 
     keyByHash: q<[string]>('SELECT * FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL'),
     keyByPublicId: q<[string]>('SELECT * FROM api_keys WHERE public_id = ?'),
@@ -77,6 +78,11 @@ export function createRepositories(db: Db) {
     insertKey: q(
       `INSERT INTO api_keys (public_id, secret_hash, name, balance_micro, permissions, is_admin, created_by, created_at)
        VALUES (@public_id, @secret_hash, @name, @balance_micro, @permissions, @is_admin, @created_by, @created_at)`,
+    ),
+    insertAdminKey: q(
+      `INSERT INTO api_keys (public_id, secret_hash, name, balance_micro, permissions, is_admin, created_by, created_at)
+       VALUES (@public_id, @secret_hash, @name, @balance_micro, @permissions, 1, @created_by, @created_at)
+       ON CONFLICT(is_admin) WHERE is_admin = 1 AND revoked_at IS NULL DO NOTHING`,
     ),
     revokeKey: q<[number, string]>('UPDATE api_keys SET revoked_at = ? WHERE public_id = ? AND revoked_at IS NULL'),
     setKeySecret: q<[string, number]>('UPDATE api_keys SET secret_hash = ? WHERE id = ?'),
@@ -97,9 +103,13 @@ export function createRepositories(db: Db) {
        ORDER BY created_at, id`,
     ),
     allDropzones: q<[]>('SELECT * FROM dropzones ORDER BY created_at, id'),
+    releaseExpiredName: q(
+      'UPDATE dropzones SET live_name = NULL WHERE owner_key_id = @owner_key_id AND live_name = @name AND delete_time <= @created_at',
+    ),
     insertDropzone: q(
-      `INSERT INTO dropzones (id, share_id, code, name, owner_key_id, tier, hidden, size_gb, days, max_size, max_file_size, used_space, start_time, delete_time, created_at, updated_at)
-       VALUES (@id, @share_id, @code, @name, @owner_key_id, @tier, @hidden, @size_gb, @days, @max_size, @max_file_size, 0, @start_time, @delete_time, @created_at, @updated_at)`,
+      `INSERT INTO dropzones (id, share_id, code, name, live_name, owner_key_id, tier, hidden, size_gb, days, max_size, max_file_size, used_space, start_time, delete_time, created_at, updated_at)
+       VALUES (@id, @share_id, @code, @name, CASE WHEN @owner_key_id IS NULL THEN NULL ELSE @name END, @owner_key_id, @tier, @hidden, @size_gb, @days, @max_size, @max_file_size, 0, @start_time, @delete_time, @created_at, @updated_at)
+       ON CONFLICT(owner_key_id, live_name) WHERE live_name IS NOT NULL DO NOTHING`,
     ),
     updateDropzoneSize: q(
       `UPDATE dropzones SET size_gb = @size_gb, days = @days, max_size = @max_size, max_file_size = @max_file_size,
@@ -176,6 +186,11 @@ export function createRepositories(db: Db) {
     db: db as Db,
     getSetting: (key: string) => (s.getSetting.get(key) as { value: string } | undefined)?.value,
     setSetting: (key: string, value: string) => void s.setSetting.run(key, value),
+    /** Stores `value` unless `key` has one; answers the stored value (the first writer wins). */
+    initSetting: (key: string, value: string) => {
+      s.initSetting.run(key, value);
+      return (s.getSetting.get(key) as { value: string }).value;
+    },
 
     keyByHash: (hash: string) => s.keyByHash.get(hash) as ApiKeyRow | undefined,
     keyByPublicId: (publicId: string) => s.keyByPublicId.get(publicId) as ApiKeyRow | undefined,
@@ -183,6 +198,11 @@ export function createRepositories(db: Db) {
     adminKey: () => s.adminKey.get() as ApiKeyRow | undefined,
     listKeys: () => s.listKeys.all() as ApiKeyRow[],
     insertKey: (row: Omit<ApiKeyRow, 'id' | 'revoked_at'>) => Number(s.insertKey.run(row).lastInsertRowid),
+    /** Inserts an admin key unless an active admin exists; answers the new id, or undefined when one existed. */
+    insertAdminKey: (row: Omit<ApiKeyRow, 'id' | 'revoked_at' | 'is_admin'>) => {
+      const r = s.insertAdminKey.run(row);
+      return r.changes > 0 ? Number(r.lastInsertRowid) : undefined;
+    },
     revokeKey: (publicId: string, at: number) => s.revokeKey.run(at, publicId).changes > 0,
     setKeySecret: (id: number, hash: string) => void s.setKeySecret.run(hash, id),
     setKeyBalance: (id: number, micro: number | null) => void s.setKeyBalance.run(micro, id),
@@ -197,7 +217,15 @@ export function createRepositories(db: Db) {
     dropzoneByOwnerName: (ownerId: number, name: string) => s.dropzoneByOwnerName.get(ownerId, name) as DropzoneRow | undefined,
     dropzonesForKey: (keyId: number, publicId: string) => s.dropzonesForKey.all({ keyId, publicId }) as DropzoneRow[],
     allDropzones: () => s.allDropzones.all() as DropzoneRow[],
-    insertDropzone: (row: Omit<DropzoneRow, 'used_space' | 'file_count'>) => void s.insertDropzone.run(row),
+    /**
+     * Inserts a dropzone; false (nothing inserted) when its owner already has a dropzone of that name alive at
+     * `created_at`. The owner's expired dropzones of that name give the name up first (the unique index on
+     * live names decides, so concurrent writers cannot both win).
+     */
+    insertDropzone: (row: Omit<DropzoneRow, 'used_space' | 'file_count'>) => {
+      if (row.name !== null && row.owner_key_id !== null) s.releaseExpiredName.run({ owner_key_id: row.owner_key_id, name: row.name, created_at: row.created_at });
+      return s.insertDropzone.run(row).changes > 0;
+    },
     updateDropzoneSize: (row: Pick<DropzoneRow, 'id' | 'size_gb' | 'days' | 'max_size' | 'max_file_size' | 'delete_time' | 'updated_at'>) =>
       void s.updateDropzoneSize.run(row),
     /**

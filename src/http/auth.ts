@@ -30,7 +30,7 @@ export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {
     if (dropzoneId) {
       if (!ctx.config.security.dropzoneIdAuth)
         throw new AppError('UNAUTHENTICATED', 'x-dropzone-id authentication is disabled on this server; use an API key.');
-      if (!ctx.repo.dropzoneById(dropzoneId)) throw new AppError('UNAUTHENTICATED', 'Invalid dropzone id.');
+      if (!(await ctx.meta.dropzoneById(dropzoneId))) throw new AppError('UNAUTHENTICATED', 'Invalid dropzone id.');
       principal.dropzoneId = dropzoneId;
     }
     c.set('principal', principal);

@@ -4,7 +4,7 @@ import type { MiddlewareHandler } from 'hono';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BlobOperation } from '../blobs/observed-store.js';
 import type { CoreObserver } from '../core/deps.js';
-import type { Repositories } from '../db/repositories.js';
+import type { MetadataOps } from '../core/ports/metadata-store.js';
 
 /** Methods kept as label values; anything else is counted as `other` (label values must stay a small set). */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -35,8 +35,8 @@ export interface Metrics {
   scrape(): Promise<string>;
 }
 
-/** Builds the metrics of one server; `repo` answers the storage gauges at scrape time. */
-export function createMetrics(repo: Repositories): Metrics {
+/** Builds the metrics of one server; `store` answers the storage gauges at scrape time (two aggregate queries). */
+export function createMetrics(store: Pick<MetadataOps, 'fileTotals' | 'dropzoneTotals'>): Metrics {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
@@ -160,12 +160,12 @@ export function createMetrics(repo: Repositories): Metrics {
     },
 
     async scrape() {
-      const byStatus = new Map(repo.fileTotals().map((r) => [r.status, r]));
+      const byStatus = new Map((await store.fileTotals()).map((r) => [r.status, r]));
       for (const status of FILE_STATUSES) {
         files.set({ status }, byStatus.get(status)?.files ?? 0);
         fileBytes.set({ status }, byStatus.get(status)?.bytes ?? 0);
       }
-      const dz = repo.dropzoneTotals();
+      const dz = await store.dropzoneTotals();
       dropzones.set(dz.dropzones);
       capacity.set(dz.capacity);
       return registry.metrics();

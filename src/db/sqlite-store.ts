@@ -1,0 +1,362 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type {
+  AfterCommitHook,
+  ApiKey,
+  Dropzone,
+  MetadataOps,
+  MetadataStore,
+  MetadataTx,
+  NewApiKey,
+  StoredFile,
+} from '../core/ports/metadata-store.js';
+import type { Db } from './database.js';
+import { type ApiKeyRow, type DropzoneRow, type FileRow, createRepositories } from './repositories.js';
+
+/** Options for {@link createSqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Told when an after-commit hook throws or rejects (the commit stands); ignored when absent. */
+  onHookError?: (error: unknown) => void;
+  /** Close the connection in `close()` (default true). */
+  ownsConnection?: boolean;
+}
+
+/** A FIFO mutex: `acquire` resolves when the caller holds it; `release` hands it to the next waiter. */
+class Mutex {
+  private held = false;
+  private readonly waiters: (() => void)[] = [];
+  /** True while someone holds it. */
+  get locked(): boolean {
+    return this.held;
+  }
+  acquire(): Promise<void> {
+    if (!this.held) {
+      this.held = true;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.held = false;
+  }
+}
+
+/** The state of one open transaction on the connection. */
+interface TxState {
+  open: boolean;
+  hooks: AfterCommitHook[];
+  /** Serialises nested transactions (savepoints) of this transaction. */
+  nested: Mutex;
+  depth: number;
+}
+
+const toKey = (r: ApiKeyRow): ApiKey => ({
+  id: r.id,
+  publicId: r.public_id,
+  secretHash: r.secret_hash,
+  name: r.name,
+  balanceMicro: r.balance_micro,
+  permissions: JSON.parse(r.permissions) as string[],
+  isAdmin: r.is_admin === 1,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+});
+
+const toDropzone = (r: DropzoneRow): Dropzone => ({
+  id: r.id,
+  shareId: r.share_id,
+  code: r.code,
+  name: r.name,
+  ownerKeyId: r.owner_key_id,
+  tier: r.tier,
+  hidden: r.hidden === 1,
+  sizeGb: r.size_gb,
+  days: r.days,
+  maxSize: r.max_size,
+  maxFileSize: r.max_file_size,
+  usedSpace: r.used_space,
+  fileCount: r.file_count,
+  startTime: r.start_time,
+  deleteTime: r.delete_time,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const toFile = (r: FileRow): StoredFile => ({
+  id: r.id,
+  dropzoneId: r.dropzone_id,
+  name: r.name,
+  type: r.type,
+  size: r.size,
+  blobKey: r.blob_key,
+  status: r.status,
+  etag: r.etag,
+  uploaderKeyId: r.uploader_key_id,
+  createdAt: r.created_at,
+  confirmedAt: r.confirmed_at,
+  pendingExpiresAt: r.pending_expires_at,
+  pendingHolder: r.pending_holder,
+});
+
+const keyRow = (k: NewApiKey) => ({
+  public_id: k.publicId,
+  secret_hash: k.secretHash,
+  name: k.name,
+  balance_micro: k.balanceMicro,
+  permissions: JSON.stringify(k.permissions),
+  created_by: k.createdBy,
+  created_at: k.createdAt,
+});
+
+const opt = <R, T>(map: (r: R) => T, r: R | undefined): T | undefined => (r === undefined ? undefined : map(r));
+
+/** The operations as synchronous functions over one connection (the prepared statements of `repositories.ts`). */
+function syncOps(db: Db) {
+  const repo = createRepositories(db);
+  const creditKey = db.prepare<[number, number]>('UPDATE api_keys SET balance_micro = balance_micro + ? WHERE id = ? AND balance_micro IS NOT NULL');
+  const ops = {
+    getSetting: (key: string) => repo.getSetting(key),
+    setSetting: (key: string, value: string) => repo.setSetting(key, value),
+    initSetting: (key: string, value: string) => repo.initSetting(key, value),
+
+    keyByHash: (hash: string) => opt(toKey, repo.keyByHash(hash)),
+    keyByPublicId: (publicId: string) => opt(toKey, repo.keyByPublicId(publicId)),
+    keyById: (id: number) => opt(toKey, repo.keyById(id)),
+    adminKey: () => opt(toKey, repo.adminKey()),
+    listKeys: () => repo.listKeys().map(toKey),
+    insertKey: (k: NewApiKey) => toKey(repo.keyById(repo.insertKey({ ...keyRow(k), is_admin: k.isAdmin ? 1 : 0 }))!),
+    ensureAdminKey: (k: NewApiKey) => {
+      const id = repo.insertAdminKey(keyRow(k));
+      if (id !== undefined) return { key: toKey(repo.keyById(id)!), created: true };
+      return { key: toKey(repo.adminKey()!), created: false };
+    },
+    revokeKey: (publicId: string, at: number) => repo.revokeKey(publicId, at),
+    setKeySecret: (id: number, secretHash: string) => repo.setKeySecret(id, secretHash),
+    setKeyBalance: (id: number, micro: number | null) => repo.setKeyBalance(id, micro),
+    debitKey: (id: number, micro: number) => repo.debitKey(id, micro),
+    creditKey: (id: number, micro: number) => creditKey.run(micro, id).changes > 0,
+
+    dropzoneById: (id: string) => opt(toDropzone, repo.dropzoneById(id)),
+    dropzoneByRef: (ref: string) => opt(toDropzone, repo.dropzoneByRef(ref)),
+    dropzoneByCode: (code: string) => opt(toDropzone, repo.dropzoneByCode(code)),
+    dropzoneByOwnerName: (ownerKeyId: number, name: string) => opt(toDropzone, repo.dropzoneByOwnerName(ownerKeyId, name)),
+    dropzonesForKey: (keyId: number, publicId: string) => repo.dropzonesForKey(keyId, publicId).map(toDropzone),
+    allDropzones: () => repo.allDropzones().map(toDropzone),
+    insertDropzone: (d: Parameters<MetadataOps['insertDropzone']>[0]) =>
+      repo.insertDropzone({
+        id: d.id,
+        share_id: d.shareId,
+        code: d.code,
+        name: d.name,
+        owner_key_id: d.ownerKeyId,
+        tier: d.tier,
+        hidden: d.hidden ? 1 : 0,
+        size_gb: d.sizeGb,
+        days: d.days,
+        max_size: d.maxSize,
+        max_file_size: d.maxFileSize,
+        start_time: d.startTime,
+        delete_time: d.deleteTime,
+        created_at: d.createdAt,
+        updated_at: d.updatedAt,
+      }),
+    resizeDropzone: (c: Parameters<MetadataOps['resizeDropzone']>[0]) =>
+      repo.updateDropzoneSize({
+        id: c.id,
+        size_gb: c.sizeGb,
+        days: c.days,
+        max_size: c.maxSize,
+        max_file_size: c.maxFileSize,
+        delete_time: c.deleteTime,
+        updated_at: c.updatedAt,
+      }),
+    reserveSpace: (id: string, bytes: number, now: number, maxFiles: number) => repo.reserveSpace(id, bytes, now, maxFiles),
+    releaseSpace: (id: string, bytes: number) => repo.releaseSpace(id, bytes),
+    deleteDropzone: (id: string) => repo.deleteDropzone(id),
+    closeDropzone: (id: string, at: number) => repo.closeDropzone(id, at),
+    deleteAllGrants: () => repo.deleteAllGrants(),
+    deleteNonAdminKeys: () => repo.deleteNonAdminKeys(),
+    expiredDropzones: (now: number) => repo.expiredDropzones(now).map(toDropzone),
+
+    fileById: (id: string) => opt(toFile, repo.fileById(id)),
+    fileByBlobKey: (key: string) => opt(toFile, repo.fileByBlobKey(key)),
+    filesOfDropzoneAfter: (dropzoneId: string, after: { createdAt: number; id: string } | undefined, limit: number, uploadedOnly = false) =>
+      repo.filesOfDropzoneAfter(dropzoneId, after && { created_at: after.createdAt, id: after.id }, limit, uploadedOnly).map(toFile),
+    insertFile: (f: Parameters<MetadataOps['insertFile']>[0]) =>
+      repo.insertFile({
+        id: f.id,
+        dropzone_id: f.dropzoneId,
+        name: f.name,
+        type: f.type,
+        size: f.size,
+        blob_key: f.blobKey,
+        uploader_key_id: f.uploaderKeyId,
+        created_at: f.createdAt,
+        pending_expires_at: f.pendingExpiresAt,
+        pending_holder: f.pendingHolder ?? null,
+      }),
+    markUploaded: (id: string, etag: string, at: number) => repo.markUploaded(id, etag, at),
+    pendingOfHolder: (dropzoneId: string, holder: string, now: number) => repo.pendingOfHolder(dropzoneId, holder, now),
+    extendPending: (id: string, until: number) => repo.extendPending(id, until),
+    deleteFile: (id: string) => repo.deleteFile(id),
+    stalePending: (now: number) => repo.stalePending(now).map(toFile),
+    fileTotals: () => repo.fileTotals(),
+    dropzoneTotals: () => repo.dropzoneTotals(),
+
+    grantsOn: (type: 'dropzone' | 'file', id: string) => repo.grantsOn(type, id),
+    grantsFor: (type: 'dropzone' | 'file', id: string, publicId: string) => repo.grantsFor(type, id, publicId),
+    grantsForAnyone: (type: 'dropzone' | 'file', id: string) => repo.grantsForAnyone(type, id),
+    insertGrant: (type: 'dropzone' | 'file', id: string, principal: string, permission: string, at: number) =>
+      repo.insertGrant(type, id, principal, permission, at),
+    deleteGrant: (type: 'dropzone' | 'file', id: string, principal: string, permission: string) => repo.deleteGrant(type, id, principal, permission),
+    deleteGrantsOn: (type: 'dropzone' | 'file', id: string) => repo.deleteGrantsOn(type, id),
+
+    queueBlobDeletion: (key: string, at: number, notBefore?: number) => repo.queueBlobDeletion(key, at, notBefore),
+    blobDeletionsDue: (now: number, after: { at: number; key: string }, limit: number) =>
+      repo.blobDeletionsDue(now, after, limit).map((r) => ({ blobKey: r.blob_key, queuedAt: r.queued_at, notBefore: r.not_before })),
+    markBlobDeletionTried: (key: string) => repo.markBlobDeletionTried(key),
+    dequeueBlobDeletion: (key: string) => repo.dequeueBlobDeletion(key),
+  };
+  // the synchronous twins must cover the whole port, with the same parameters and awaited results
+  return ops satisfies { [K in keyof MetadataOps]: (...args: Parameters<MetadataOps[K]>) => Awaited<ReturnType<MetadataOps[K]>> };
+}
+
+type SyncOps = ReturnType<typeof syncOps>;
+
+/**
+ * Wraps every synchronous operation into the async port. `gate(run)` decides when `run` executes; it must return
+ * `run`'s value as a promise (a throw becomes a rejection).
+ */
+function asyncOps(sync: SyncOps, gate: <T>(run: () => T) => Promise<T>): MetadataOps {
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(sync) as (keyof SyncOps)[]) {
+    const fn = sync[name] as (...args: unknown[]) => unknown;
+    out[name] = (...args: unknown[]) => gate(() => fn(...args));
+  }
+  return out as unknown as MetadataOps;
+}
+
+/** Runs `run` now and answers its value as a promise; a throw becomes a rejection. */
+function now<T>(run: () => T): Promise<T> {
+  try {
+    return Promise.resolve(run());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * The {@link MetadataStore} on one better-sqlite3 connection (opened and migrated by `openDatabase`).
+ *
+ * better-sqlite3 runs statements synchronously, so one call is atomic by itself. A transaction is `BEGIN IMMEDIATE`
+ * … `COMMIT` around an async function; while it is open, the connection belongs to it: other transactions and
+ * single operations from other async flows wait in a FIFO queue (a single operation runs at once when no
+ * transaction is open, so the common path costs no extra hop). Operations called on the store from inside the
+ * transaction's own async flow (tracked with AsyncLocalStorage) join it, as do nested `transaction` calls, which
+ * become savepoints. Other processes on the same file are kept apart by SQLite's own locking (busy timeout).
+ */
+export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): MetadataStore {
+  const sync = syncOps(db);
+  const lock = new Mutex();
+  const current = new AsyncLocalStorage<TxState>();
+  const begin = db.prepare('BEGIN IMMEDIATE');
+  const commit = db.prepare('COMMIT');
+  const rollback = db.prepare('ROLLBACK');
+  const { onHookError = () => {}, ownsConnection = true } = opts;
+
+  /** True when the caller runs inside the open transaction's own async flow. */
+  const joined = () => current.getStore()?.open === true;
+
+  const rootGate = <T>(run: () => T): Promise<T> => {
+    if (!lock.locked || joined()) return now(run);
+    return lock.acquire().then(() => {
+      try {
+        return run();
+      } finally {
+        lock.release();
+      }
+    });
+  };
+
+  const runHooks = async (hooks: AfterCommitHook[]) => {
+    for (const hook of hooks) {
+      try {
+        await hook();
+      } catch (e) {
+        onHookError(e);
+      }
+    }
+  };
+
+  /** A savepoint inside the open transaction `state`. */
+  const nested = async <T>(state: TxState, tx: MetadataTx, fn: (tx: MetadataTx) => Promise<T>): Promise<T> => {
+    await state.nested.acquire();
+    const name = `dz_sp${++state.depth}`;
+    const mark = state.hooks.length;
+    try {
+      db.exec(`SAVEPOINT ${name}`);
+      try {
+        const value = await fn(tx);
+        db.exec(`RELEASE ${name}`);
+        return value;
+      } catch (e) {
+        if (db.inTransaction) {
+          db.exec(`ROLLBACK TO ${name}`);
+          db.exec(`RELEASE ${name}`);
+        }
+        state.hooks.length = mark;
+        throw e;
+      }
+    } finally {
+      state.depth--;
+      state.nested.release();
+    }
+  };
+
+  const makeTx = (state: TxState): MetadataTx => {
+    const txGate = <T>(run: () => T): Promise<T> =>
+      state.open ? now(run) : Promise.reject(new Error('metadata transaction used after it ended'));
+    const tx = asyncOps(sync, txGate) as MetadataTx;
+    tx.afterCommit = (hook) => {
+      if (!state.open) throw new Error('metadata transaction used after it ended');
+      state.hooks.push(hook);
+    };
+    tx.transaction = (fn) => nested(state, tx, fn);
+    return tx;
+  };
+
+  const store = asyncOps(sync, rootGate) as MetadataStore & { kind: string };
+  Object.assign(store, {
+    kind: 'sqlite',
+    async transaction<T>(fn: (tx: MetadataTx) => Promise<T>): Promise<T> {
+      const outer = current.getStore();
+      if (outer?.open) return nested(outer, (outer as TxState & { tx: MetadataTx }).tx, fn);
+      await lock.acquire();
+      const state: TxState & { tx?: MetadataTx } = { open: false, hooks: [], nested: new Mutex(), depth: 0 };
+      let value: T;
+      try {
+        begin.run();
+        state.open = true;
+        const tx = (state.tx = makeTx(state));
+        value = await current.run(state, () => fn(tx));
+        // a nested part may still be running if fn did not await it: wait for it before committing
+        await state.nested.acquire();
+        commit.run();
+      } catch (e) {
+        if (db.inTransaction) rollback.run();
+        throw e;
+      } finally {
+        state.open = false;
+        lock.release();
+      }
+      if (state.hooks.length > 0) await runHooks(state.hooks);
+      return value;
+    },
+    async close() {
+      if (ownsConnection && db.open) db.close();
+    },
+  });
+  return store;
+}

@@ -1,0 +1,411 @@
+/**
+ * The behaviour every {@link MetadataStore} implementation must show. An implementation's test file calls
+ * {@link metadataStoreContract} once; the suite only uses the port, so it runs unchanged against SQLite and any later
+ * store. Concurrent cases fire many calls at once and check the invariants the database must keep by itself.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { MetadataStore, NewApiKey, NewDropzone, NewFile } from '../../src/core/ports/metadata-store.js';
+
+/** What a contract `setup` returns: a fresh, empty, migrated store and how to dispose of it. */
+export interface MetadataContractFixture {
+  store: MetadataStore;
+  /**
+   * Another store on the same database (as a second node would open it), for cross-connection races of single
+   * conditional operations; absent when the implementation has no such notion.
+   */
+  another?(): Promise<MetadataStore>;
+  teardown(): Promise<void>;
+}
+
+const T0 = 1_700_000_000_000;
+let seq = 0;
+const uid = (p: string) => `${p}_${Date.now().toString(36)}_${(++seq).toString(36)}`;
+
+/** A new API key with sensible defaults. */
+export function newKey(over: Partial<NewApiKey> = {}): NewApiKey {
+  return {
+    publicId: uid('pk'),
+    secretHash: uid('hash'),
+    name: 'k',
+    balanceMicro: null,
+    permissions: ['dropzone.create'],
+    isAdmin: false,
+    createdBy: null,
+    createdAt: T0,
+    ...over,
+  };
+}
+
+/** A new dropzone of `maxSize` bytes alive from T0 for a day. */
+export function newDropzone(over: Partial<NewDropzone> = {}): NewDropzone {
+  return {
+    id: uid('dz'),
+    shareId: uid('dzs'),
+    code: uid('code'),
+    name: null,
+    ownerKeyId: null,
+    tier: 'standard',
+    hidden: false,
+    sizeGb: 1,
+    days: 1,
+    maxSize: 1_000_000,
+    maxFileSize: 1_000_000,
+    startTime: T0,
+    deleteTime: T0 + 86_400_000,
+    createdAt: T0,
+    updatedAt: T0,
+    ...over,
+  };
+}
+
+/** A new pending file in `dropzoneId`. */
+export function newFile(dropzoneId: string, over: Partial<NewFile> = {}): NewFile {
+  const id = uid('f');
+  return { id, dropzoneId, name: 'a.txt', type: 'text/plain', size: 10, blobKey: `b/${id}`, uploaderKeyId: null, createdAt: T0, pendingExpiresAt: T0 + 3600_000, ...over };
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * Registers `describe(`MetadataStore contract: ${name}`)` with the tests every implementation must pass.
+ * `setup` runs before each test.
+ */
+export function metadataStoreContract(name: string, setup: () => Promise<MetadataContractFixture>): void {
+  describe(`MetadataStore contract: ${name}`, () => {
+    let fx: MetadataContractFixture;
+    let store: MetadataStore;
+    const extra: MetadataStore[] = [];
+
+    beforeEach(async () => {
+      fx = await setup();
+      store = fx.store;
+    });
+    afterEach(async () => {
+      for (const s of extra.splice(0)) await s.close();
+      await fx.teardown();
+    });
+
+    /** The stores concurrent calls are spread over: this one, plus a second connection when there is one. */
+    const stores = async () => {
+      if (!fx.another) return [store];
+      const other = await fx.another();
+      extra.push(other);
+      return [store, other];
+    };
+
+    describe('API keys', () => {
+      it('round-trips a key in domain types and finds it by id, publicId and hash', async () => {
+        const k = await store.insertKey(newKey({ permissions: ['apikey.create', 'dropzone.create'], balanceMicro: 5, isAdmin: false }));
+        expect(k.id).toEqual(expect.any(Number));
+        expect(k).toMatchObject({ permissions: ['apikey.create', 'dropzone.create'], balanceMicro: 5, isAdmin: false, revokedAt: null });
+        expect(await store.keyById(k.id)).toEqual(k);
+        expect(await store.keyByPublicId(k.publicId)).toEqual(k);
+        expect(await store.keyByHash(k.secretHash)).toEqual(k);
+        expect(await store.keyById(k.id + 1000)).toBeUndefined();
+      });
+
+      it('revokes once; a revoked key is no longer found by hash', async () => {
+        const k = await store.insertKey(newKey());
+        expect(await store.revokeKey(k.publicId, T0 + 1)).toBe(true);
+        expect(await store.revokeKey(k.publicId, T0 + 2)).toBe(false);
+        expect(await store.keyByHash(k.secretHash)).toBeUndefined();
+        expect((await store.keyByPublicId(k.publicId))?.revokedAt).toBe(T0 + 1);
+      });
+
+      it('debits only what a limited balance covers; unlimited keys are not debited; credits add', async () => {
+        const k = await store.insertKey(newKey({ balanceMicro: 100 }));
+        expect(await store.debitKey(k.id, 60)).toBe(true);
+        expect(await store.debitKey(k.id, 60)).toBe(false);
+        expect((await store.keyById(k.id))?.balanceMicro).toBe(40);
+        expect(await store.creditKey(k.id, 10)).toBe(true);
+        expect((await store.keyById(k.id))?.balanceMicro).toBe(50);
+        const u = await store.insertKey(newKey({ balanceMicro: null }));
+        expect(await store.debitKey(u.id, 1)).toBe(false);
+        expect(await store.creditKey(u.id, 1)).toBe(false);
+        expect((await store.keyById(u.id))?.balanceMicro).toBeNull();
+      });
+
+      it('parallel debits never take a balance below zero', async () => {
+        const k = await store.insertKey(newKey({ balanceMicro: 5 }));
+        const all = await stores();
+        const results = await Promise.all(Array.from({ length: 40 }, (_, i) => all[i % all.length].debitKey(k.id, 1)));
+        expect(results.filter(Boolean)).toHaveLength(5);
+        expect((await store.keyById(k.id))?.balanceMicro).toBe(0);
+      });
+
+      it('parallel transfers in transactions that read, wait and debit move a balance that covers one exactly once', async () => {
+        const from = await store.insertKey(newKey({ balanceMicro: 10 }));
+        const to = await store.insertKey(newKey({ balanceMicro: 0 }));
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, () =>
+            store.transaction(async (tx) => {
+              const before = await tx.keyById(from.id);
+              await tick();
+              if (!before || !(await tx.debitKey(from.id, 10))) throw new Error('short');
+              await tick();
+              await tx.creditKey(to.id, 10);
+            }),
+          ),
+        );
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect((await store.keyById(from.id))?.balanceMicro).toBe(0);
+        expect((await store.keyById(to.id))?.balanceMicro).toBe(10);
+      });
+    });
+
+    describe('dropzones and reservations', () => {
+      it('round-trips a dropzone and finds it by id, shareId and code', async () => {
+        const owner = await store.insertKey(newKey());
+        const d = newDropzone({ ownerKeyId: owner.id, name: 'n', hidden: true });
+        await store.insertDropzone(d);
+        const got = await store.dropzoneById(d.id);
+        expect(got).toEqual({ ...d, usedSpace: 0, fileCount: 0 });
+        expect(await store.dropzoneByRef(d.shareId)).toEqual(got);
+        expect(await store.dropzoneByCode(d.code)).toEqual(got);
+        expect(await store.dropzoneByOwnerName(owner.id, 'n')).toEqual(got);
+        expect((await store.dropzonesForKey(owner.id, owner.publicId)).map((x) => x.id)).toEqual([d.id]);
+      });
+
+      it('reserves while space, file count and lifetime allow, and releases', async () => {
+        const d = newDropzone({ maxSize: 100 });
+        await store.insertDropzone(d);
+        expect(await store.reserveSpace(d.id, 60, T0, 10)).toBe(true);
+        expect(await store.reserveSpace(d.id, 41, T0, 10)).toBe(false);
+        expect(await store.reserveSpace(d.id, 40, T0, 1)).toBe(false);
+        expect(await store.reserveSpace(d.id, 40, d.deleteTime, 10)).toBe(false);
+        expect(await store.reserveSpace(d.id, 40, T0, 10)).toBe(true);
+        expect(await store.dropzoneById(d.id)).toMatchObject({ usedSpace: 100, fileCount: 2 });
+        await store.releaseSpace(d.id, 60);
+        expect(await store.dropzoneById(d.id)).toMatchObject({ usedSpace: 40, fileCount: 1 });
+      });
+
+      it('parallel reservations never exceed maxSize', async () => {
+        const d = newDropzone({ maxSize: 100 * 7 });
+        await store.insertDropzone(d);
+        const all = await stores();
+        const results = await Promise.all(Array.from({ length: 200 }, (_, i) => all[i % all.length].reserveSpace(d.id, 7, T0, 1_000_000)));
+        expect(results.filter(Boolean)).toHaveLength(100);
+        expect(await store.dropzoneById(d.id)).toMatchObject({ usedSpace: 700, fileCount: 100 });
+      });
+
+      it('parallel reservations never exceed the file limit', async () => {
+        const d = newDropzone({ maxSize: 1_000_000 });
+        await store.insertDropzone(d);
+        const all = await stores();
+        const results = await Promise.all(Array.from({ length: 60 }, (_, i) => all[i % all.length].reserveSpace(d.id, 1, T0, 25)));
+        expect(results.filter(Boolean)).toHaveLength(25);
+        expect((await store.dropzoneById(d.id))?.fileCount).toBe(25);
+      });
+
+      it('closing ends reservations; expired dropzones are listed', async () => {
+        const d = newDropzone();
+        await store.insertDropzone(d);
+        await store.closeDropzone(d.id, T0);
+        expect(await store.reserveSpace(d.id, 1, T0, 10)).toBe(false);
+        expect((await store.expiredDropzones(T0)).map((x) => x.id)).toEqual([d.id]);
+      });
+    });
+
+    describe('invariants kept by the database', () => {
+      it('one live dropzone per owner and name, also when many create it at once', async () => {
+        const owner = await store.insertKey(newKey());
+        const all = await stores();
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => all[i % all.length].insertDropzone(newDropzone({ ownerKeyId: owner.id, name: 'same' }))),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store.dropzonesForKey(owner.id, owner.publicId)).length).toBe(1);
+        // other owners, and unnamed dropzones, are not affected
+        const other = await store.insertKey(newKey());
+        expect(await store.insertDropzone(newDropzone({ ownerKeyId: other.id, name: 'same' }))).toBe(true);
+        expect(await store.insertDropzone(newDropzone({ ownerKeyId: owner.id }))).toBe(true);
+        expect(await store.insertDropzone(newDropzone({ ownerKeyId: owner.id }))).toBe(true);
+      });
+
+      it('an expired dropzone awaiting the sweeper gives its name back', async () => {
+        const owner = await store.insertKey(newKey());
+        const old = newDropzone({ ownerKeyId: owner.id, name: 'n' });
+        expect(await store.insertDropzone(old)).toBe(true);
+        const fresh = newDropzone({ ownerKeyId: owner.id, name: 'n', createdAt: old.deleteTime, startTime: old.deleteTime, deleteTime: old.deleteTime + 1000 });
+        expect(await store.insertDropzone(fresh)).toBe(true);
+        expect((await store.dropzoneByOwnerName(owner.id, 'n'))?.id).toBe(fresh.id);
+        expect(await store.dropzoneById(old.id)).toMatchObject({ name: 'n' });
+      });
+
+      it('one active admin key, also when many bootstrap at once', async () => {
+        const all = await stores();
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => all[i % all.length].ensureAdminKey(newKey({ isAdmin: true }))));
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+        expect(new Set(results.map((r) => r.key.id)).size).toBe(1);
+        expect(results[0].key.isAdmin).toBe(true);
+        expect((await store.listKeys()).filter((k) => k.isAdmin)).toHaveLength(1);
+        // once revoked, a new admin can be bootstrapped
+        await store.revokeKey(results[0].key.publicId, T0 + 1);
+        const next = await store.ensureAdminKey(newKey({ isAdmin: true }));
+        expect(next.created).toBe(true);
+        expect((await store.adminKey())?.id).toBe(next.key.id);
+      });
+    });
+
+    describe('files', () => {
+      it('confirms a pending file once and pages files in (createdAt, id) order', async () => {
+        const d = newDropzone();
+        await store.insertDropzone(d);
+        const files = [newFile(d.id, { id: 'f_b', createdAt: T0 }), newFile(d.id, { id: 'f_a', createdAt: T0 }), newFile(d.id, { id: 'f_c', createdAt: T0 + 1 })];
+        for (const f of files) await store.insertFile(f);
+        expect(await store.fileById('f_a')).toMatchObject({ status: 'pending', etag: null, pendingHolder: null, dropzoneId: d.id });
+        expect(await store.markUploaded('f_a', '"e"', T0 + 5)).toBe(true);
+        expect(await store.markUploaded('f_a', '"e2"', T0 + 6)).toBe(false);
+        expect(await store.fileById('f_a')).toMatchObject({ status: 'uploaded', etag: '"e"', confirmedAt: T0 + 5, pendingExpiresAt: null });
+        const first = await store.filesOfDropzoneAfter(d.id, undefined, 2);
+        expect(first.map((f) => f.id)).toEqual(['f_a', 'f_b']);
+        expect((await store.filesOfDropzoneAfter(d.id, first[1], 2)).map((f) => f.id)).toEqual(['f_c']);
+        expect((await store.filesOfDropzoneAfter(d.id, undefined, 10, true)).map((f) => f.id)).toEqual(['f_a']);
+        expect(await store.fileByBlobKey(files[0].blobKey)).toMatchObject({ id: 'f_b' });
+      });
+    });
+
+    describe('grants and settings', () => {
+      it('adds grants idempotently, lists them and removes them', async () => {
+        await store.insertGrant('dropzone', 'dz1', 'pk_x', 'dropzone.get', T0);
+        await store.insertGrant('dropzone', 'dz1', 'pk_x', 'dropzone.get', T0);
+        await store.insertGrant('dropzone', 'dz1', 'anyone', 'file.get', T0);
+        expect(await store.grantsOn('dropzone', 'dz1')).toEqual([
+          { principal: 'anyone', permission: 'file.get' },
+          { principal: 'pk_x', permission: 'dropzone.get' },
+        ]);
+        expect((await store.grantsFor('dropzone', 'dz1', 'pk_x')).sort()).toEqual(['dropzone.get', 'file.get']);
+        expect(await store.grantsForAnyone('dropzone', 'dz1')).toEqual(['file.get']);
+        await store.deleteGrant('dropzone', 'dz1', 'pk_x', 'dropzone.get');
+        expect(await store.grantsFor('dropzone', 'dz1', 'pk_x')).toEqual(['file.get']);
+      });
+
+      it('initSetting keeps the first value, also when many race', async () => {
+        const all = await stores();
+        const values = await Promise.all(Array.from({ length: 10 }, (_, i) => all[i % all.length].initSetting('s', `v${i}`)));
+        expect(new Set(values).size).toBe(1);
+        expect(await store.getSetting('s')).toBe(values[0]);
+        await store.setSetting('s', 'other');
+        expect(await store.initSetting('s', 'again')).toBe('other');
+      });
+    });
+
+    describe('blob deletion queue', () => {
+      it('lists due and never-tried deletions in queue order and dequeues them', async () => {
+        await store.queueBlobDeletion('k1', T0);
+        await store.queueBlobDeletion('k2', T0 + 1, T0 + 100);
+        await store.markBlobDeletionTried('k2');
+        expect(await store.blobDeletionsDue(T0 + 50, { at: -1, key: '' }, 10)).toEqual([{ blobKey: 'k1', queuedAt: T0, notBefore: T0 }]);
+        expect((await store.blobDeletionsDue(T0 + 100, { at: -1, key: '' }, 10)).map((r) => r.blobKey)).toEqual(['k1', 'k2']);
+        await store.dequeueBlobDeletion('k1');
+        expect((await store.blobDeletionsDue(T0 + 100, { at: T0, key: 'k1' }, 10)).map((r) => r.blobKey)).toEqual(['k2']);
+      });
+    });
+
+    describe('transactions', () => {
+      it('commits all changes and runs afterCommit hooks after the commit, in order', async () => {
+        const seen: string[] = [];
+        const value = await store.transaction(async (tx) => {
+          await tx.setSetting('a', '1');
+          tx.afterCommit(async () => void seen.push(`hook1:${await store.getSetting('a')}`));
+          tx.afterCommit(() => void seen.push('hook2'));
+          await tick();
+          seen.push('body done');
+          return 42;
+        });
+        expect(value).toBe(42);
+        expect(seen).toEqual(['body done', 'hook1:1', 'hook2']);
+      });
+
+      it('rolls back every change and runs no afterCommit hook when the function rejects', async () => {
+        const hooks: string[] = [];
+        const boom = new Error('boom');
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.setSetting('a', '1');
+            await tx.insertDropzone(newDropzone({ id: 'dz_rolled' }));
+            tx.afterCommit(() => void hooks.push('ran'));
+            throw boom;
+          }),
+        ).rejects.toBe(boom);
+        expect(await store.getSetting('a')).toBeUndefined();
+        expect(await store.dropzoneById('dz_rolled')).toBeUndefined();
+        expect(hooks).toEqual([]);
+      });
+
+      it('never interleaves two transactions: read-wait-write counters lose no increment', async () => {
+        await store.setSetting('n', '0');
+        await Promise.all(
+          Array.from({ length: 20 }, () =>
+            store.transaction(async (tx) => {
+              const n = Number(await tx.getSetting('n'));
+              await tick();
+              await tx.setSetting('n', String(n + 1));
+            }),
+          ),
+        );
+        expect(await store.getSetting('n')).toBe('20');
+      });
+
+      it('keeps uncommitted changes from single calls of other flows', async () => {
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let wrote!: () => void;
+        const written = new Promise<void>((r) => (wrote = r));
+        const tx = store.transaction(async (t) => {
+          await t.setSetting('x', 'uncommitted');
+          wrote();
+          await gate;
+          throw new Error('abort');
+        });
+        await written;
+        const read = store.getSetting('x');
+        release();
+        await expect(tx).rejects.toThrow('abort');
+        expect(await read).toBeUndefined();
+      });
+
+      it('nested transactions join the outer one; a failed nested part rolls back alone, with its hooks', async () => {
+        const hooks: string[] = [];
+        await store.transaction(async (tx) => {
+          await tx.setSetting('outer', '1');
+          await expect(
+            store.transaction(async (inner) => {
+              await inner.setSetting('inner', '1');
+              inner.afterCommit(() => void hooks.push('inner'));
+              throw new Error('inner fails');
+            }),
+          ).rejects.toThrow('inner fails');
+          await tx.transaction(async (inner) => {
+            await inner.setSetting('inner2', '1');
+            inner.afterCommit(() => void hooks.push('inner2'));
+          });
+          // a plain store call from inside the transaction's flow joins it too (no deadlock)
+          expect(await store.getSetting('outer')).toBe('1');
+        });
+        expect(await store.getSetting('outer')).toBe('1');
+        expect(await store.getSetting('inner')).toBeUndefined();
+        expect(await store.getSetting('inner2')).toBe('1');
+        expect(hooks).toEqual(['inner2']);
+      });
+
+      it('a rollback of the outer transaction undoes nested parts that succeeded', async () => {
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.transaction(async (inner) => inner.setSetting('inner', '1'));
+            throw new Error('outer fails');
+          }),
+        ).rejects.toThrow('outer fails');
+        expect(await store.getSetting('inner')).toBeUndefined();
+      });
+
+      it('refuses a transaction handle used after the transaction ended', async () => {
+        let leaked!: Parameters<Parameters<MetadataStore['transaction']>[0]>[0];
+        await store.transaction(async (tx) => {
+          leaked = tx;
+        });
+        await expect(leaked.getSetting('a')).rejects.toThrow(/after it ended/);
+      });
+    });
+  });
+}
