@@ -73,22 +73,17 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     // client abort would be an unhandled 'error' event on piped: it is the client's abort, already answered
     piped.on('error', () => undefined);
     // bytes are arriving: keep the reservation alive (now, and again every quarter of the grace while they flow), so
-    // the sweeper never removes an upload that is still receiving
+    // the sweeper never removes an upload that is still receiving. A listener beside the pipe, not another stream
+    // layer: the bytes go source → pipe → put() with no extra copy or promise per chunk.
     const renewEveryMs = (ctx.config.uploads.reservationGraceSeconds * 1000) / 4;
     let renewedAt = now;
     ctx.files.renewPending(file);
-    const body = Readable.from(
-      (async function* () {
-        for await (const chunk of piped) {
-          if (ctx.clock.now() - renewedAt >= renewEveryMs) {
-            renewedAt = ctx.clock.now();
-            ctx.files.renewPending(file);
-          }
-          yield chunk as Buffer;
-        }
-      })(),
-      { objectMode: false },
-    );
+    source.on('data', () => {
+      if (ctx.clock.now() - renewedAt < renewEveryMs) return;
+      renewedAt = ctx.clock.now();
+      ctx.files.renewPending(file);
+    });
+    const body = piped;
     let stat;
     try {
       // write-once, like an S3 URL signed with If-None-Match: *: bytes already there (maybe confirmed) are never replaced
