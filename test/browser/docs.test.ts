@@ -5,23 +5,16 @@
  * try-it-out call carries the key, and no request leaves the server's origin. Without that browser the browser tests
  * are skipped with a loud banner; the HTTP tests run anyway.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Browser, type Request, chromium } from 'playwright-core';
+import type { Browser, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveChromium, launchChromium } from '../helpers/chromium.js';
 import { loadConfig } from '../../src/config/load.js';
 import { type RunningServer, startServer } from '../../src/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-if (!HAVE_CHROMIUM) {
-  const line = '!'.repeat(100);
-  console.warn(
-    `\n${line}\n!! SKIPPING the browser tests of the API reference page: ${CHROMIUM} is missing.\n` +
-      `!! Install it with: apt-get install -y chromium\n${line}\n`,
-  );
-}
+const HAVE_CHROMIUM = haveChromium('the API reference page');
 const OUT = resolve('test-output');
 const ADMIN = 'dzk_docs_test_admin_key_0123456789abcdef';
 const VENDOR = '/assets/vendor/swagger-ui-dist';
@@ -130,10 +123,7 @@ describe.skipIf(!HAVE_CHROMIUM)('API reference page in headless Chromium', () =>
   beforeAll(async () => {
     mkdirSync(OUT, { recursive: true });
     s = await start();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -4,24 +4,17 @@
  * skipped with a loud banner; the HTML/page-API tests below them run anyway.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveChromium, launchChromium } from '../helpers/chromium.js';
 import { loadConfig } from '../../src/config/load.js';
 import { type AdjustableClock, manualClock } from '../../src/core/clock.js';
 import { type RunningServer, startServer } from '../../src/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-if (!HAVE_CHROMIUM) {
-  const line = '!'.repeat(100);
-  console.warn(
-    `\n${line}\n!! SKIPPING the browser tests of the dropzone page: ${CHROMIUM} is missing.\n` +
-      `!! Install it with: apt-get install -y chromium\n${line}\n`,
-  );
-}
+const HAVE_CHROMIUM = haveChromium('the dropzone page');
 const OUT = resolve('test-output');
 const ADMIN = 'dzk_browser_test_admin_key_0123456789abcdef';
 const MAX_FILE = 1_000_000; // uploads.maxFileSize: small, so an oversize file is cheap to make
@@ -232,10 +225,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dropzone page in headless Chromium', () => {
   beforeAll(async () => {
     mkdirSync(OUT, { recursive: true });
     s = await startSrv();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
