@@ -1,4 +1,3 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { ApiKeyRow, DropzoneRow, FileRow } from '../db/repositories.js';
 import { chargeKey } from './api-keys.js';
 import type { CoreDeps } from './deps.js';
@@ -7,7 +6,7 @@ import { newDropzoneCode, newDropzoneId, newShareId } from './ids.js';
 import { type Principal, dropzonePermissions, invisible, requirePermission } from './permissions.js';
 import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
 import { type DropzoneView, dropzoneView } from './visibility.js';
-import { FILE_BATCH_SIZE } from './file-batches.js';
+import { FILE_BATCH_SIZE, yieldToEventLoop } from './file-batches.js';
 import { freeingWrite } from './space.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */

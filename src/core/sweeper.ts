@@ -1,4 +1,4 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { yieldToEventLoop } from './file-batches.js';
 import type { CoreDeps } from './deps.js';
 import { type DropzoneService, flushBlobDeletions } from './dropzones.js';
 import type { FileService } from './files.js';
