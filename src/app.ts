@@ -69,7 +69,7 @@ export function createApp(context: AppContext, opts: AppOptions): App {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     try {
-      ctx.repo.db.prepare('SELECT 1').get();
+      await ctx.meta.getSetting('readyz'); // one round trip to the database
       await ctx.blobs.check();
       // released on a full disk and not yet back: the disk is still too full for it
       if (ctx.reserve && !ctx.reserve.held())

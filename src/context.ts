@@ -7,18 +7,17 @@ import type { CoreDeps, SpaceReserve } from './core/deps.js';
 import { type DropzoneService, createDropzoneService } from './core/dropzones.js';
 import { type FileService, createFileService } from './core/files.js';
 import { type GrantService, createGrantService } from './core/grants.js';
+import { type PageService, createPageService } from './core/page.js';
 import type { MetadataStore } from './core/ports/metadata-store.js';
 import { type Sweeper, createSweeper } from './core/sweeper.js';
-import type { Db } from './db/database.js';
-import { createRepositories } from './db/repositories.js';
-import { createSqliteStore } from './db/sqlite-store.js';
 import type { Logger } from './log/logger.js';
 import { type Metrics, createMetrics } from './metrics/metrics.js';
 
 /** What {@link createContext} is built from. The caller opened them and owns them (closes them after the context). */
 export interface ContextDeps {
   config: Config;
-  db: Db;
+  /** The metadata store (SQLite or PostgreSQL), opened and migrated. */
+  meta: MetadataStore;
   blobs: BlobStore;
   clock: AdjustableClock;
   log: Logger;
@@ -33,16 +32,12 @@ export interface ContextDeps {
 export interface AppContext extends CoreDeps {
   /** The process's clock (adjustable: fixture mode and tests move it). */
   clock: AdjustableClock;
-  /**
-   * The metadata store (the async port) on the same connection as `repo`. Core services still use `repo` and its
-   * synchronous transactions; until they all move, do not open `meta.transaction` next to them (an async transaction
-   * spanning awaits would take in the synchronous writes of other requests).
-   */
-  meta: MetadataStore;
   keys: ApiKeyService;
   dropzones: DropzoneService;
   files: FileService;
   grants: GrantService;
+  /** The public dropzone page: what a link holder may do. */
+  page: PageService;
   sweeper: Sweeper;
   /** The Prometheus metrics when `metrics.enabled`. */
   metrics?: Metrics;
@@ -53,24 +48,21 @@ export interface AppContext extends CoreDeps {
  * started by whoever runs it). With `metrics.enabled`, blob-store errors and domain events are counted.
  */
 export function createContext(deps: ContextDeps): AppContext {
-  const { config, log, clock, reserve } = deps;
-  const repo = createRepositories(deps.db);
-  // the same connection: the store must not close it, its opener does
-  const meta = createSqliteStore(deps.db, { ownsConnection: false, onHookError: (err) => log.warn('after-commit hook failed', { err }) });
+  const { config, log, clock, reserve, meta } = deps;
   const metrics = config.metrics.enabled ? createMetrics(meta) : undefined;
   const blobs = metrics ? observeBlobStore(deps.blobs, (op) => metrics.blobStoreError(op)) : deps.blobs;
-  const core: CoreDeps = { config, repo, blobs, clock, log, reserve, observer: metrics?.observer };
+  const core: CoreDeps = { config, meta, blobs, clock, log, reserve, observer: metrics?.observer };
   const dropzones = createDropzoneService(core);
   const files = createFileService(core);
   const keys = createApiKeyService(core);
   return {
     ...core,
     clock,
-    meta,
     keys,
     dropzones,
     files,
     grants: createGrantService(core, keys),
+    page: createPageService(core, files),
     sweeper: createSweeper(core, { dropzones, files }),
     metrics,
   };

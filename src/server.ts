@@ -13,7 +13,8 @@ import { type AdjustableClock, systemClock } from './core/clock.js';
 import { isStorageFull } from './core/errors.js';
 import { signingSecret } from './core/signing-secret.js';
 import { type Db, openDatabase } from './db/database.js';
-import { createRepositories } from './db/repositories.js';
+import { createSqliteStore } from './db/sqlite-store.js';
+import type { MetadataStore } from './core/ports/metadata-store.js';
 import { type Logger, createLogger } from './log/logger.js';
 import { loadSqliteBinding } from './runtime/native-addon.js';
 import { ensurePrivateDir, ensurePrivateFile, tightenFile } from './runtime/private-files.js';
@@ -100,8 +101,16 @@ export function openDataDir(config: Config, warn: (msg: string) => void = () => 
   return openDatabase(file, { nativeBinding: loadSqliteBinding() });
 }
 
+/**
+ * Opens the configured metadata store, migrated: the SQLite database of `config.dataDir` (see {@link openDataDir}).
+ * The caller closes it.
+ */
+export async function openMetadata(config: Config, warn: (msg: string) => void = () => {}): Promise<MetadataStore> {
+  return createSqliteStore(openDataDir(config, warn), { onHookError: (err) => warn(`after-commit hook failed: ${(err as Error).message}`) });
+}
+
 /** Builds the configured blob store (not yet checked). The S3 client is loaded only when the S3 backend is used. */
-export async function createBlobStore(config: Config, db: Db, clock: AdjustableClock, baseUrl: () => string): Promise<BlobStore> {
+export async function createBlobStore(config: Config, meta: MetadataStore, clock: AdjustableClock, baseUrl: () => string): Promise<BlobStore> {
   if (config.storage.backend === 's3') {
     const { createS3BlobStore } = await import('./blobs/s3-store.js');
     const s3 = config.storage.s3;
@@ -118,7 +127,7 @@ export async function createBlobStore(config: Config, db: Db, clock: AdjustableC
       clock,
     });
   }
-  return createLocalBlobStore({ root: join(resolve(config.dataDir), 'blobs'), secret: signingSecret(config, createRepositories(db)), baseUrl, clock });
+  return createLocalBlobStore({ root: join(resolve(config.dataDir), 'blobs'), secret: await signingSecret(config, meta), baseUrl, clock });
 }
 
 /**
@@ -130,14 +139,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const log = opts.log ?? createLogger(config.log.level);
   const clock = opts.clock ?? systemClock();
   const reserve = createSpaceReserve(resolve(config.dataDir), config.storage.reserveBytes);
-  let db: Db;
+  let meta: MetadataStore;
   try {
-    db = openDataDir(config, (msg) => log.warn(msg));
+    meta = await openMetadata(config, (msg) => log.warn(msg));
   } catch (err) {
     // SQLite needs a little room for its WAL index even to read
     if (!isStorageFull(err) || !reserve.release()) throw err;
     log.warn('storage is full: released the space reserve to open the database');
-    db = openDataDir(config);
+    meta = await openMetadata(config);
   }
   let listenUrl = '';
   const publicUrl = () => (config.server.publicUrl || listenUrl).replace(/\/+$/, '');
@@ -145,7 +154,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let app: App | undefined;
   try {
     // signed URLs follow the host the client used (app.ctx.publicUrl) when no public URL is configured
-    blobs = await createBlobStore(config, db, clock, () => (app ? app.ctx.publicUrl() : publicUrl()));
+    blobs = await createBlobStore(config, meta, clock, () => (app ? app.ctx.publicUrl() : publicUrl()));
     // partial uploads of a crashed process, before anything else needs the space; another live process's keep being written
     const leftovers = await blobs.cleanupTemp?.(config.sweeper.tempMaxIdleSeconds * 1000).catch((err) => {
       log.warn('temp file cleanup failed', { err });
@@ -167,14 +176,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           `until space is freed on the disk of ${resolve(config.dataDir)}`,
       );
     }
-    const created = createApp(createContext({ config, db, blobs, clock, log, reserve }), { publicUrl });
+    const created = createApp(createContext({ config, meta, blobs, clock, log, reserve }), { publicUrl });
     app = created;
     let generatedSecret: string | undefined;
     try {
-      ({ generatedSecret } = created.ctx.keys.ensureAdmin());
+      ({ generatedSecret } = await created.ctx.keys.ensureAdmin());
     } catch (err) {
       // an admin key exists, only a configuration change could not be written: serve with the stored one
-      if (!isStorageFull(err) || !created.ctx.repo.adminKey()) throw err;
+      if (!isStorageFull(err) || !(await created.ctx.meta.adminKey())) throw err;
       log.warn('storage is full: the admin key settings could not be updated; the stored admin key stays in force');
     }
 
@@ -230,14 +239,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           }
           await created.ctx.sweeper.stop();
           await store.close();
-          db.close();
+          await meta.close();
         })();
         return closing;
       },
     };
   } catch (err) {
     await blobs?.close().catch(() => undefined);
-    db.close();
+    await meta.close();
     throw err;
   }
 }

@@ -1,7 +1,7 @@
 import { createContext } from '../context.js';
 import { systemClock } from '../core/clock.js';
 import { createLogger } from '../log/logger.js';
-import { createBlobStore, openDataDir } from '../server.js';
+import { createBlobStore, openMetadata } from '../server.js';
 import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, type CliIo, configFrom, parse } from './common.js';
 
 /** Help of `dropzone gc`. */
@@ -22,10 +22,10 @@ export async function gcCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const config = configFrom(values, io);
-  const db = openDataDir(config);
+  const meta = await openMetadata(config);
   const clock = systemClock();
-  const blobs = await createBlobStore(config, db, clock, () => config.server.publicUrl || 'http://localhost').catch((e) => {
-    db.close();
+  const blobs = await createBlobStore(config, meta, clock, () => config.server.publicUrl || 'http://localhost').catch(async (e) => {
+    await meta.close();
     throw e;
   });
   try {
@@ -35,7 +35,7 @@ export async function gcCommand(args: string[], io: CliIo): Promise<number> {
       io.err((e as Error).message);
       return 1;
     }
-    const ctx = createContext({ config, db, blobs, clock, log: createLogger('warn') });
+    const ctx = createContext({ config, meta, blobs, clock, log: createLogger('warn') });
     const swept = await ctx.sweeper.sweep();
     const gc = await ctx.sweeper.gc();
     io.out(
@@ -45,6 +45,6 @@ export async function gcCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   } finally {
     await blobs.close();
-    db.close();
+    await meta.close();
   }
 }

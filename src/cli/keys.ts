@@ -1,10 +1,9 @@
 import { createApiKeyService } from '../core/api-keys.js';
 import { systemClock } from '../core/clock.js';
 import { AppError } from '../core/errors.js';
-import { createRepositories } from '../db/repositories.js';
 import { createLogger } from '../log/logger.js';
 import { presentApiKey } from '../http/presenters.js';
-import { openDataDir } from '../server.js';
+import { openMetadata } from '../server.js';
 import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, type CliIo, UsageError, configFrom, parse } from './common.js';
 
 /** Help of `dropzone keys`. */
@@ -35,27 +34,26 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
     return values.help ? 0 : 2;
   }
   const config = configFrom(values, io);
-  const db = openDataDir(config);
+  const meta = await openMetadata(config);
   try {
-    const repo = createRepositories(db);
-    const keys = createApiKeyService({ config, repo, clock: systemClock() });
+    const keys = createApiKeyService({ config, meta, clock: systemClock() });
     switch (sub) {
       case 'create': {
         const gb = values['gb-months'] === undefined ? 0 : Number(values['gb-months']);
         if (!Number.isFinite(gb) || gb < 0) throw new UsageError(`--gb-months must be a number >= 0, got "${values['gb-months']}"`);
-        const { row, secret } = keys.create(undefined, { name: values.name, permissions: values['can-create-keys'] ? ['apikey.create'] : [], gbMonths: gb });
+        const { row, secret } = await keys.create(undefined, { name: values.name, permissions: values['can-create-keys'] ? ['apikey.create'] : [], gbMonths: gb });
         if (values.json) io.out(JSON.stringify({ ...presentApiKey(row), key: secret }));
-        else io.out(`publicId: ${row.public_id}\nsecret:   ${secret}\n(the secret is shown only now)`);
+        else io.out(`publicId: ${row.publicId}\nsecret:   ${secret}\n(the secret is shown only now)`);
         return 0;
       }
       case 'list': {
-        const rows = repo.listKeys();
-        if (values.json) io.out(JSON.stringify(rows.map((r) => ({ ...presentApiKey(r), revoked: r.revoked_at !== null }))));
+        const rows = await keys.list();
+        if (values.json) io.out(JSON.stringify(rows.map((r) => ({ ...presentApiKey(r), revoked: r.revokedAt !== null }))));
         else
           for (const r of rows) {
             const k = presentApiKey(r);
             io.out(
-              [k.publicId, k.name || '-', k.gbMonths === null ? 'unlimited' : `${k.gbMonths} GB-months`, k.permissions.join(',') || '-', k.admin ? 'admin' : '', r.revoked_at ? 'REVOKED' : '']
+              [k.publicId, k.name || '-', k.gbMonths === null ? 'unlimited' : `${k.gbMonths} GB-months`, k.permissions.join(',') || '-', k.admin ? 'admin' : '', r.revokedAt ? 'REVOKED' : '']
                 .filter(Boolean)
                 .join('\t'),
             );
@@ -64,7 +62,7 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
       }
       case 'revoke': {
         if (rest.length !== 1) throw new UsageError('keys revoke needs exactly one publicId');
-        if (!keys.revoke(rest[0])) {
+        if (!(await keys.revoke(rest[0]))) {
           io.err(`No active API key with publicId ${rest[0]}.`);
           return 1;
         }
@@ -75,8 +73,8 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
         if (rest.length !== 2) throw new UsageError('keys gbmonths needs <publicId> <amount>');
         const amount = rest[1] === 'unlimited' ? null : Number(rest[1]);
         if (amount !== null && (!Number.isFinite(amount) || amount < 0)) throw new UsageError(`amount must be a number >= 0 or "unlimited", got "${rest[1]}"`);
-        const row = keys.setBalance(rest[0], amount);
-        io.out(`${row.public_id}: ${amount === null ? 'unlimited' : `${presentApiKey(row).gbMonths} GB-months`}`);
+        const row = await keys.setBalance(rest[0], amount);
+        io.out(`${row.publicId}: ${amount === null ? 'unlimited' : `${presentApiKey(row).gbMonths} GB-months`}`);
         return 0;
       }
       default:
@@ -89,6 +87,6 @@ export async function keysCommand(args: string[], io: CliIo): Promise<number> {
     }
     throw e;
   } finally {
-    db.close();
+    await meta.close();
   }
 }

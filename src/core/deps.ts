@@ -1,8 +1,8 @@
 import type { BlobStore } from '../blobs/blob-store.js';
 import type { Config } from '../config/schema.js';
-import type { Repositories } from '../db/repositories.js';
 import type { Logger } from '../log/logger.js';
 import type { Clock } from './clock.js';
+import type { MetadataStore } from './ports/metadata-store.js';
 import type { GcResult, SweepResult } from './sweeper.js';
 
 /**
@@ -23,7 +23,8 @@ export interface SpaceReserve {
 /** What every domain service is built from; injected, never imported as singletons. */
 export interface CoreDeps {
   config: Config;
-  repo: Repositories;
+  /** The metadata store (SQLite or PostgreSQL): every key, dropzone, file, grant and setting. */
+  meta: MetadataStore;
   blobs: BlobStore;
   clock: Clock;
   log: Logger;

@@ -1,4 +1,3 @@
-import type { ApiKeyRow, DropzoneRow, FileRow } from '../db/repositories.js';
 import { chargeKey } from './api-keys.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
@@ -8,6 +7,7 @@ import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
 import { type DropzoneView, dropzoneView } from './visibility.js';
 import { FILE_BATCH_SIZE, yieldToEventLoop } from './file-batches.js';
 import { freeingWrite } from './space.js';
+import type { ApiKey, BlobDeletion, Dropzone, MetadataOps, StoredFile } from './ports/metadata-store.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
 export interface DropzoneSizeInput {
@@ -21,26 +21,55 @@ const NAME_TAKEN = new Error('dropzone name taken meanwhile');
 
 /** Dropzones: creation with GB-month charging, extension, lookup under permissions, deletion with its blobs. */
 export function createDropzoneService(deps: CoreDeps) {
-  const { repo, clock, config } = deps;
-  const db = repo.db;
+  const { meta, clock, config } = deps;
   const notFound = () => new AppError('DROPZONE_NOT_FOUND');
   const maxFileSizeFor = (maxSize: number) => Math.min(maxSize, config.uploads.maxFileSize);
+
+  /** {@link service.get} through `ops` (the store, or a transaction's handle). */
+  const getWith = async (ops: MetadataOps, p: Principal, id: string, permission: string): Promise<Dropzone> => {
+    const dz = await ops.dropzoneByRef(id);
+    if (!dz) throw invisible(p, notFound());
+    requirePermission(p, await dropzonePermissions(ops, p, dz), permission, notFound);
+    return dz;
+  };
+
+  /** {@link service.update} inside the transaction `tx`. */
+  const updateIn = async (tx: MetadataOps, p: Principal, id: string, input: { gb?: number; days?: number }): Promise<Dropzone> => {
+    const dz = await getWith(tx, p, id, 'dropzone.update');
+    if (!p.key) throw new AppError('UNAUTHENTICATED', 'Extending a dropzone needs an API key (it is paid in GB-months).');
+    const now = clock.now();
+    if (dz.deleteTime <= now) throw new AppError('DROPZONE_EXPIRED');
+    checkBounds(config.limits, input.gb, input.days);
+    const gb = input.gb ?? dz.sizeGb;
+    const days = input.days ?? dz.days;
+    if (gb < dz.sizeGb) throw new AppError('CANNOT_SHRINK', `gb cannot be lowered (current ${dz.sizeGb}, requested ${gb}).`, { field: 'gb', current: dz.sizeGb });
+    if (days < dz.days) throw new AppError('CANNOT_SHRINK', `days cannot be lowered (current ${dz.days}, requested ${days}).`, { field: 'days', current: dz.days });
+    await chargeKey(tx, (await tx.keyById(p.key.id))!, costMicro(gb, days) - costMicro(dz.sizeGb, dz.days));
+    const maxSize = gbToBytes(gb);
+    await tx.resizeDropzone({
+      id: dz.id,
+      sizeGb: gb,
+      days,
+      maxSize,
+      maxFileSize: maxFileSizeFor(maxSize),
+      deleteTime: dz.startTime + Math.round(days * DAY_MS),
+      updatedAt: now,
+    });
+    return (await tx.dropzoneById(dz.id))!;
+  };
 
   const service = {
     /**
      * Loads a dropzone named by its `_id` or `shareId` and checks `permission` for `p`; invisible ones are 404
      * (401 without credentials).
      */
-    get(p: Principal, id: string, permission: string): DropzoneRow {
-      const dz = repo.dropzoneByRef(id);
-      if (!dz) throw invisible(p, notFound());
-      requirePermission(p, dropzonePermissions(repo, p, dz), permission, notFound());
-      return dz;
+    get(p: Principal, id: string, permission: string): Promise<Dropzone> {
+      return getWith(meta, p, id, permission);
     },
 
     /** What `p` may learn about `dz` (which `_id`, whether the upload code); see {@link dropzoneView}. */
-    view(p: Principal, dz: DropzoneRow): DropzoneView {
-      return dropzoneView(p, dropzonePermissions(repo, p, dz), dz);
+    async view(p: Principal, dz: Dropzone): Promise<DropzoneView> {
+      return dropzoneView(p, await dropzonePermissions(meta, p, dz), dz);
     },
 
     /**
@@ -48,12 +77,12 @@ export function createDropzoneService(deps: CoreDeps) {
      * any caller; grantees holding other permissions only are told the shareId by the owner. With `all`, every dropzone
      * on the server (admin key only; FORBIDDEN otherwise).
      */
-    listFor(key: ApiKeyRow, all = false): DropzoneRow[] {
+    async listFor(key: ApiKey, all = false): Promise<Dropzone[]> {
       if (all) {
-        if (!key.is_admin) throw new AppError('FORBIDDEN', 'Only the admin key can list every dropzone (all=true).');
-        return repo.allDropzones();
+        if (!key.isAdmin) throw new AppError('FORBIDDEN', 'Only the admin key can list every dropzone (all=true).');
+        return meta.allDropzones();
       }
-      return repo.dropzonesForKey(key.id, key.public_id);
+      return meta.dropzonesForKey(key.id, key.publicId);
     },
 
     /**
@@ -61,11 +90,11 @@ export function createDropzoneService(deps: CoreDeps) {
      * owns a dropzone of that name, updates that one instead (`created: false`). Throws VALIDATION (bounds),
      * INSUFFICIENT_GB_MONTHS, and whatever {@link update} throws.
      */
-    create(key: ApiKeyRow, input: { gb: number; days: number; name?: string }): { dz: DropzoneRow; created: boolean } {
+    async create(key: ApiKey, input: { gb: number; days: number; name?: string }): Promise<{ dz: Dropzone; created: boolean }> {
       // another process may create the same name between the lookup and the insert: the database refuses the second
       // live holder of a name, this transaction rolls back (no charge), and a second attempt updates the winner
       try {
-        return createOnce(key, input);
+        return await createOnce(key, input);
       } catch (e) {
         if (e !== NAME_TAKEN) throw e;
         return createOnce(key, input);
@@ -76,30 +105,8 @@ export function createDropzoneService(deps: CoreDeps) {
      * Extends a dropzone (needs `dropzone.update` and an api key, which pays exactly the cost difference).
      * Smaller values than the current ones: CANNOT_SHRINK (400). Expired: DROPZONE_EXPIRED (410).
      */
-    update(p: Principal, id: string, input: { gb?: number; days?: number }): DropzoneRow {
-      return db.transaction(() => {
-        const dz = service.get(p, id, 'dropzone.update');
-        if (!p.key) throw new AppError('UNAUTHENTICATED', 'Extending a dropzone needs an API key (it is paid in GB-months).');
-        const now = clock.now();
-        if (dz.delete_time <= now) throw new AppError('DROPZONE_EXPIRED');
-        checkBounds(config.limits, input.gb, input.days);
-        const gb = input.gb ?? dz.size_gb;
-        const days = input.days ?? dz.days;
-        if (gb < dz.size_gb) throw new AppError('CANNOT_SHRINK', `gb cannot be lowered (current ${dz.size_gb}, requested ${gb}).`, { field: 'gb', current: dz.size_gb });
-        if (days < dz.days) throw new AppError('CANNOT_SHRINK', `days cannot be lowered (current ${dz.days}, requested ${days}).`, { field: 'days', current: dz.days });
-        chargeKey(deps, repo.keyById(p.key.id)!, costMicro(gb, days) - costMicro(dz.size_gb, dz.days));
-        const maxSize = gbToBytes(gb);
-        repo.updateDropzoneSize({
-          id: dz.id,
-          size_gb: gb,
-          days,
-          max_size: maxSize,
-          max_file_size: maxFileSizeFor(maxSize),
-          delete_time: dz.start_time + Math.round(days * DAY_MS),
-          updated_at: now,
-        });
-        return repo.dropzoneById(dz.id)!;
-      })();
+    update(p: Principal, id: string, input: { gb?: number; days?: number }): Promise<Dropzone> {
+      return meta.transaction((tx) => updateIn(tx, p, id, input));
     },
 
     /**
@@ -107,7 +114,7 @@ export function createDropzoneService(deps: CoreDeps) {
      * (removed right after, and by the sweeper if that fails). Needs `dropzone.own`.
      */
     async remove(p: Principal, id: string): Promise<void> {
-      const dz = service.get(p, id, 'dropzone.own');
+      const dz = await service.get(p, id, 'dropzone.own');
       await service.destroy(dz.id);
       await flushBlobDeletions(deps);
     },
@@ -120,22 +127,22 @@ export function createDropzoneService(deps: CoreDeps) {
      * full disk (freeingWrite). A crash midway leaves a closed, expired dropzone that the sweeper finishes.
      */
     async destroy(id: string): Promise<void> {
-      freeingWrite(deps, () => repo.closeDropzone(id, clock.now()));
+      await freeingWrite(deps, () => meta.closeDropzone(id, clock.now()));
       for (;;) {
-        const done = freeingWrite(deps, () =>
-          db.transaction(() => {
-            const batch = repo.filesOfDropzoneAfter(id, undefined, FILE_BATCH_SIZE);
+        const done = await freeingWrite(deps, () =>
+          meta.transaction(async (tx) => {
+            const batch = await tx.filesOfDropzoneAfter(id, undefined, FILE_BATCH_SIZE);
             const now = clock.now();
             for (const f of batch) {
-              queueFileBlob(deps, f, now);
-              repo.deleteGrantsOn('file', f.id);
-              repo.deleteFile(f.id);
+              await queueFileBlob(tx, deps, f, now);
+              await tx.deleteGrantsOn('file', f.id);
+              await tx.deleteFile(f.id);
             }
             if (batch.length === FILE_BATCH_SIZE) return false;
-            repo.deleteGrantsOn('dropzone', id);
-            repo.deleteDropzone(id);
+            await tx.deleteGrantsOn('dropzone', id);
+            await tx.deleteDropzone(id);
             return true;
-          })(),
+          }),
         );
         if (done) return;
         await yieldToEventLoop();
@@ -144,38 +151,39 @@ export function createDropzoneService(deps: CoreDeps) {
   };
 
   /** One attempt of {@link create}; throws NAME_TAKEN when another writer took the name since the lookup. */
-  const createOnce = (key: ApiKeyRow, input: { gb: number; days: number; name?: string }): { dz: DropzoneRow; created: boolean } =>
-    db.transaction(() => {
+  const createOnce = (key: ApiKey, input: { gb: number; days: number; name?: string }): Promise<{ dz: Dropzone; created: boolean }> =>
+    meta.transaction(async (tx) => {
       if (input.name) {
-        const existing = repo.dropzoneByOwnerName(key.id, input.name);
+        const existing = await tx.dropzoneByOwnerName(key.id, input.name);
         // an expired dropzone awaiting the sweeper is gone for its owner: the name starts afresh
-        if (existing && existing.delete_time > clock.now()) return { dz: service.update({ key }, existing.id, { gb: input.gb, days: input.days }), created: false };
+        if (existing && existing.deleteTime > clock.now())
+          return { dz: await updateIn(tx, { key }, existing.id, { gb: input.gb, days: input.days }), created: false };
       }
       checkBounds(config.limits, input.gb, input.days);
-      chargeKey(deps, repo.keyById(key.id)!, costMicro(input.gb, input.days));
+      await chargeKey(tx, (await tx.keyById(key.id))!, costMicro(input.gb, input.days));
       const now = clock.now();
       const maxSize = gbToBytes(input.gb);
       const id = newDropzoneId();
-      const inserted = repo.insertDropzone({
+      const inserted = await tx.insertDropzone({
         id,
-        share_id: newShareId(),
+        shareId: newShareId(),
         code: newDropzoneCode(),
         name: input.name ?? null,
-        owner_key_id: key.id,
+        ownerKeyId: key.id,
         tier: 'standard',
-        hidden: 0,
-        size_gb: input.gb,
+        hidden: false,
+        sizeGb: input.gb,
         days: input.days,
-        max_size: maxSize,
-        max_file_size: maxFileSizeFor(maxSize),
-        start_time: now,
-        delete_time: now + Math.round(input.days * DAY_MS),
-        created_at: now,
-        updated_at: now,
+        maxSize,
+        maxFileSize: maxFileSizeFor(maxSize),
+        startTime: now,
+        deleteTime: now + Math.round(input.days * DAY_MS),
+        createdAt: now,
+        updatedAt: now,
       });
       if (!inserted) throw NAME_TAKEN;
-      return { dz: repo.dropzoneById(id)!, created: true };
-    })();
+      return { dz: (await tx.dropzoneById(id))!, created: true };
+    });
 
   return service;
 }
@@ -194,13 +202,13 @@ const BLOB_DELETION_CONCURRENCY = 8;
  * any more — `uploads.urlTtlSeconds` plus `sweeper.urlExpiryMarginSeconds` after the last moment one could have been
  * issued (now for a pending file, its confirmation for a confirmed one) — and is deleted again then.
  */
-export function queueFileBlob({ repo, blobs, config }: Pick<CoreDeps, 'repo' | 'blobs' | 'config'>, file: FileRow, now: number): void {
+export function queueFileBlob(tx: MetadataOps, { blobs, config }: Pick<CoreDeps, 'blobs' | 'config'>, file: StoredFile, now: number): Promise<void> {
   let notBefore = now;
   if (!blobs.revocableUploadUrls) {
-    const lastIssued = file.status === 'uploaded' && file.confirmed_at !== null ? Math.min(file.confirmed_at, now) : now;
+    const lastIssued = file.status === 'uploaded' && file.confirmedAt !== null ? Math.min(file.confirmedAt, now) : now;
     notBefore = Math.max(now, lastIssued + (config.uploads.urlTtlSeconds + config.sweeper.urlExpiryMarginSeconds) * 1000);
   }
-  repo.queueBlobDeletion(file.blob_key, now, notBefore);
+  return tx.queueBlobDeletion(file.blobKey, now, notBefore);
 }
 
 /**
@@ -209,31 +217,31 @@ export function queueFileBlob({ repo, blobs, config }: Pick<CoreDeps, 'repo' | '
  * queue holds nothing more to do now. A row is dequeued once its blob is gone and its `not_before` has passed;
  * failures stay queued and are logged. Resolves to the number of store deletions done.
  */
-export async function flushBlobDeletions({ repo, blobs, log, clock }: Pick<CoreDeps, 'repo' | 'blobs' | 'log' | 'clock'>): Promise<number> {
+export async function flushBlobDeletions({ meta, blobs, log, clock }: Pick<CoreDeps, 'meta' | 'blobs' | 'log' | 'clock'>): Promise<number> {
   const now = clock.now();
   let done = 0;
   let after = { at: -Infinity, key: '' };
-  const one = async (row: { blob_key: string; not_before: number }) => {
-    const key = row.blob_key;
+  const one = async (row: BlobDeletion) => {
+    const key = row.blobKey;
     try {
       // a key that came back into use (it never does: keys are random) must not be deleted
-      if (repo.fileByBlobKey(key)) {
-        repo.dequeueBlobDeletion(key);
+      if (await meta.fileByBlobKey(key)) {
+        await meta.dequeueBlobDeletion(key);
         return;
       }
       await blobs.delete(key);
       done++;
-      if (row.not_before <= now) repo.dequeueBlobDeletion(key);
-      else repo.markBlobDeletionTried(key);
+      if (row.notBefore <= now) await meta.dequeueBlobDeletion(key);
+      else await meta.markBlobDeletionTried(key);
     } catch (err) {
       log.warn('blob deletion failed; will retry', { err });
     }
   };
   for (;;) {
-    const batch = repo.blobDeletionsDue(now, after, BLOB_DELETION_BATCH);
+    const batch = await meta.blobDeletionsDue(now, after, BLOB_DELETION_BATCH);
     if (batch.length === 0) break;
     const last = batch[batch.length - 1]!;
-    after = { at: last.queued_at, key: last.blob_key };
+    after = { at: last.queuedAt, key: last.blobKey };
     for (let i = 0; i < batch.length; i += BLOB_DELETION_CONCURRENCY) {
       await Promise.all(batch.slice(i, i + BLOB_DELETION_CONCURRENCY).map(one));
     }

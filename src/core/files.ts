@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import { BlobNotFoundError, type BlobStat, type BlobStore, type ByteRange, type PresignedRequest } from '../blobs/blob-store.js';
-import type { DropzoneRow, FileRow } from '../db/repositories.js';
 import type { CoreDeps } from './deps.js';
 import { flushBlobDeletions, queueFileBlob } from './dropzones.js';
 import { AppError } from './errors.js';
@@ -8,6 +7,7 @@ import { newBlobKey, newFileId } from './ids.js';
 import { freeingWrite } from './space.js';
 import { type FilePermission, type Principal, filePermissions, invisible, requirePermission } from './permissions.js';
 import { fileCost } from './quota.js';
+import type { Dropzone, StoredFile } from './ports/metadata-store.js';
 
 /** Longest lifetime of an S3 upload URL that cannot be made conditional (`storage.s3.conditionalWrites = false`). */
 export const UNCONDITIONAL_URL_TTL_SECONDS = 900;
@@ -31,29 +31,33 @@ export interface PendingHolder {
 
 /** Files: reserving space and handing out upload URLs, confirming, deleting, and the pending-upload lifecycle. */
 export function createFileService(deps: CoreDeps) {
-  const { repo, clock, config, blobs, log } = deps;
-  const db = repo.db;
+  const { meta, clock, config, blobs, log } = deps;
   const notFound = () => new AppError('FILE_NOT_FOUND');
 
-  /** Removes a file row, its grants and its reserved bytes, and queues its blob; one transaction. */
-  const removeRow = (file: FileRow) =>
-    db.transaction(() => {
-      repo.deleteGrantsOn('file', file.id);
-      repo.deleteFile(file.id);
-      repo.releaseSpace(file.dropzone_id, fileCost(file));
-      queueFileBlob(deps, file, clock.now());
-    })();
+  /**
+   * Removes a file row, its grants and its reserved bytes, and queues its blob; one transaction. Only the remover that
+   * deleted the row releases the bytes (a user's delete and the sweeper, or two nodes, may race); false when the row
+   * was already gone.
+   */
+  const removeRow = (file: StoredFile): Promise<boolean> =>
+    meta.transaction(async (tx) => {
+      if (!(await tx.deleteFile(file.id))) return false;
+      await tx.deleteGrantsOn('file', file.id);
+      await tx.releaseSpace(file.dropzoneId, fileCost(file));
+      await queueFileBlob(tx, deps, file, clock.now());
+      return true;
+    });
 
   const service = {
     /**
      * Loads a file with its dropzone and checks `permission`. Invisible files are 404 (401 without credentials).
      * With `dropzoneId` auth the file must belong to that dropzone.
      */
-    get(p: Principal, fileId: string, permission: FilePermission): { file: FileRow; dz: DropzoneRow } {
-      const file = repo.fileById(fileId);
-      const dz = file && repo.dropzoneById(file.dropzone_id);
+    async get(p: Principal, fileId: string, permission: FilePermission): Promise<{ file: StoredFile; dz: Dropzone }> {
+      const file = await meta.fileById(fileId);
+      const dz = file && (await meta.dropzoneById(file.dropzoneId));
       if (!file || !dz) throw invisible(p, notFound());
-      requirePermission(p, filePermissions(repo, p, file, dz), permission, notFound());
+      requirePermission(p, await filePermissions(meta, p, file, dz), permission, notFound);
       return { file, dz };
     },
 
@@ -67,25 +71,25 @@ export function createFileService(deps: CoreDeps) {
      * dropzone holds the most files allowed), DROPZONE_FULL (413, not enough room left), TOO_MANY_PENDING (429).
      * The caller has checked `dropzone.upload`.
      */
-    async requestUpload(p: Principal, dz: DropzoneRow, input: UploadRequestInput, holder?: PendingHolder): Promise<{ file: FileRow; upload: PresignedRequest }> {
+    async requestUpload(p: Principal, dz: Dropzone, input: UploadRequestInput, holder?: PendingHolder): Promise<{ file: StoredFile; upload: PresignedRequest }> {
       const urlSeconds = Math.min(
         config.uploads.urlTtlSeconds,
         config.uploads.pendingTtlSeconds,
         // without If-None-Match a URL could replace the object after confirm: keep such URLs short-lived
         config.storage.backend === 's3' && !config.storage.s3.conditionalWrites ? UNCONDITIONAL_URL_TTL_SECONDS : Infinity,
       );
-      const file = db.transaction(() => {
+      const file = await meta.transaction(async (tx) => {
         const now = clock.now();
-        const cur = repo.dropzoneById(dz.id);
+        const cur = await tx.dropzoneById(dz.id);
         if (!cur) throw new AppError('DROPZONE_NOT_FOUND');
-        if (cur.delete_time <= now) throw new AppError('DROPZONE_EXPIRED');
-        if (input.size > cur.max_file_size)
-          throw new AppError('FILE_TOO_LARGE', `File size ${input.size} exceeds the maximum file size of ${cur.max_file_size} bytes.`, {
+        if (cur.deleteTime <= now) throw new AppError('DROPZONE_EXPIRED');
+        if (input.size > cur.maxFileSize)
+          throw new AppError('FILE_TOO_LARGE', `File size ${input.size} exceeds the maximum file size of ${cur.maxFileSize} bytes.`, {
             field: 'size',
-            maxFileSize: cur.max_file_size,
+            maxFileSize: cur.maxFileSize,
           });
         if (holder && (holder.maxFiles > 0 || holder.maxBytes > 0)) {
-          const held = repo.pendingOfHolder(cur.id, holder.id, now);
+          const held = await tx.pendingOfHolder(cur.id, holder.id, now);
           if ((holder.maxFiles > 0 && held.files + 1 > holder.maxFiles) || (holder.maxBytes > 0 && held.bytes + input.size > holder.maxBytes))
             throw new AppError(
               'TOO_MANY_PENDING',
@@ -94,44 +98,44 @@ export function createFileService(deps: CoreDeps) {
             );
         }
         const maxFiles = config.limits.maxFilesPerDropzone;
-        if (!repo.reserveSpace(cur.id, fileCost(input), now, maxFiles)) {
-          if (cur.file_count >= maxFiles)
+        if (!(await tx.reserveSpace(cur.id, fileCost(input), now, maxFiles))) {
+          if (cur.fileCount >= maxFiles)
             throw new AppError('TOO_MANY_FILES', `This dropzone already holds the most files allowed (${maxFiles} files, pending uploads included); delete some first.`, {
               limit: maxFiles,
             });
           // room for this file's bytes once its own overhead is paid
-          const left = Math.max(0, cur.max_size - cur.used_space - (fileCost(input) - input.size));
+          const left = Math.max(0, cur.maxSize - cur.usedSpace - (fileCost(input) - input.size));
           throw new AppError('DROPZONE_FULL', `Not enough space left in the dropzone: ${input.size} bytes requested, ${left} available.`, {
             field: 'size',
             available: left,
           });
         }
         const id = newFileId();
-        repo.insertFile({
+        await tx.insertFile({
           id,
-          dropzone_id: cur.id,
+          dropzoneId: cur.id,
           name: input.name,
           type: input.type,
           size: input.size,
-          blob_key: newBlobKey(),
-          uploader_key_id: p.key?.id ?? null,
-          created_at: now,
+          blobKey: newBlobKey(),
+          uploaderKeyId: p.key?.id ?? null,
+          createdAt: now,
           // the URL's life (signed from this same clock, at most a second later) plus the grace, capped by pendingTtl
-          pending_expires_at: now + Math.min(urlSeconds + config.uploads.reservationGraceSeconds, config.uploads.pendingTtlSeconds) * 1000,
-          pending_holder: holder?.id ?? null,
+          pendingExpiresAt: now + Math.min(urlSeconds + config.uploads.reservationGraceSeconds, config.uploads.pendingTtlSeconds) * 1000,
+          pendingHolder: holder?.id ?? null,
         });
-        return repo.fileById(id)!;
-      })();
+        return (await tx.fileById(id))!;
+      });
       try {
         const upload = await blobs.presignPut({
-          key: file.blob_key,
+          key: file.blobKey,
           size: file.size,
           contentType: file.type || undefined,
           expiresInSeconds: urlSeconds,
         });
         return { file, upload };
       } catch (err) {
-        removeRow(file);
+        await removeRow(file);
         throw err;
       }
     },
@@ -141,19 +145,19 @@ export function createFileService(deps: CoreDeps) {
      * Not there yet: NOT_UPLOADED (409). Wrong size: the object is deleted, the bytes released, SIZE_MISMATCH (409).
      * Deleted meanwhile: FILE_NOT_FOUND (404).
      */
-    async confirm(p: Principal, fileId: string): Promise<FileRow> {
-      const { file } = service.get(p, fileId, 'file.upload.confirm');
-      if (file.status === 'uploaded') return file;
-      if (file.pending_expires_at !== null && file.pending_expires_at <= clock.now()) {
-        removeRow(file);
+    async confirm(p: Principal, fileId: string): Promise<{ file: StoredFile; dz: Dropzone }> {
+      const { file, dz } = await service.get(p, fileId, 'file.upload.confirm');
+      if (file.status === 'uploaded') return { file, dz };
+      if (file.pendingExpiresAt !== null && file.pendingExpiresAt <= clock.now()) {
+        await removeRow(file);
         await flushBlobDeletions(deps);
         throw new AppError('UPLOAD_EXPIRED', 'This upload has expired; request a new upload URL.');
       }
-      const stat = await blobs.stat(file.blob_key);
+      const stat = await blobs.stat(file.blobKey);
       if (!stat) throw new AppError('NOT_UPLOADED', 'The file has not been uploaded yet: PUT the bytes to the signed URL, then confirm.');
       if (stat.size !== file.size) {
         log.warn('uploaded object has the wrong size; discarding it', { declared: file.size, actual: stat.size });
-        removeRow(file);
+        await removeRow(file);
         await flushBlobDeletions(deps);
         throw new AppError('SIZE_MISMATCH', `The uploaded object has ${stat.size} bytes but ${file.size} were declared; it was discarded.`, {
           declared: file.size,
@@ -161,11 +165,12 @@ export function createFileService(deps: CoreDeps) {
         });
       }
       // counted only by the confirm that made the change (a concurrent second confirm changes nothing)
-      if (repo.markUploaded(file.id, stat.etag, clock.now())) deps.observer?.uploadConfirmed?.(file.size);
+      if (await meta.markUploaded(file.id, stat.etag, clock.now())) deps.observer?.uploadConfirmed?.(file.size);
       // deleted (file or dropzone) while the store was being checked
-      const confirmed = repo.fileById(file.id);
-      if (!confirmed) throw notFound();
-      return confirmed;
+      const confirmed = await meta.fileById(file.id);
+      const current = confirmed && (await meta.dropzoneById(confirmed.dropzoneId));
+      if (!confirmed || !current) throw notFound();
+      return { file: confirmed, dz: current };
     },
 
     /**
@@ -173,16 +178,45 @@ export function createFileService(deps: CoreDeps) {
      * `uploads.reservationGraceSeconds`, never beyond creation + `uploads.pendingTtlSeconds` and never backward.
      * Returns false when the file is gone or no longer pending. No permission check: the caller verified the upload URL.
      */
-    renewPending(file: Pick<FileRow, 'id' | 'created_at'>): boolean {
-      const until = Math.min(clock.now() + config.uploads.reservationGraceSeconds * 1000, file.created_at + config.uploads.pendingTtlSeconds * 1000);
-      return repo.extendPending(file.id, until) || repo.fileById(file.id)?.status === 'pending';
+    async renewPending(file: Pick<StoredFile, 'id' | 'createdAt'>): Promise<boolean> {
+      const until = Math.min(clock.now() + config.uploads.reservationGraceSeconds * 1000, file.createdAt + config.uploads.pendingTtlSeconds * 1000);
+      return (await meta.extendPending(file.id, until)) || (await meta.fileById(file.id))?.status === 'pending';
     },
 
     /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob; works on a full disk (see freeingWrite). */
     async remove(p: Principal, fileId: string): Promise<void> {
-      const { file } = service.get(p, fileId, 'file.delete');
-      freeingWrite(deps, () => removeRow(file));
+      const { file } = await service.get(p, fileId, 'file.delete');
+      await freeingWrite(deps, () => removeRow(file));
       await flushBlobDeletions(deps);
+    },
+
+    /**
+     * The pending upload that the presigned URL for `blobKey` writes to, with its dropzone, while it may still receive
+     * bytes; undefined when the URL no longer leads anywhere (file gone, confirmed, or its dropzone gone), and
+     * `expired` when the upload or its dropzone expired.
+     */
+    async pendingUpload(blobKey: string): Promise<{ file: StoredFile; dz: Dropzone; expired: boolean } | undefined> {
+      const file = await meta.fileByBlobKey(blobKey);
+      const dz = file && (await meta.dropzoneById(file.dropzoneId));
+      if (!file || !dz || file.status !== 'pending') return undefined;
+      const now = clock.now();
+      return { file, dz, expired: (file.pendingExpiresAt ?? Infinity) <= now || dz.deleteTime <= now };
+    },
+
+    /**
+     * A file served through its public link: uploaded, and `anyone` holds `file.download` on it or `dropzone.download`
+     * on its dropzone. Anything else is FILE_NOT_FOUND, so a link reveals nothing about files it does not serve.
+     */
+    async publicDownload(fileId: string): Promise<StoredFile> {
+      const file = await meta.fileById(fileId);
+      const dz = file && (await meta.dropzoneById(file.dropzoneId));
+      if (!file || !dz || file.status !== 'uploaded' || !(await filePermissions(meta, {}, file, dz)).has('file.download')) throw notFound();
+      return file;
+    },
+
+    /** The file whose blob is `blobKey`, if a row still references it. */
+    byBlobKey(blobKey: string): Promise<StoredFile | undefined> {
+      return meta.fileByBlobKey(blobKey);
     },
 
     /** Removes a file row without permission checks (sweeper). */
@@ -197,10 +231,10 @@ export function createFileService(deps: CoreDeps) {
  * holds an object whose ETag differs from the one recorded at confirm (replaced behind the server's back); the stream
  * is then already destroyed.
  */
-export async function openConfirmedBlob(blobs: BlobStore, file: FileRow, range?: ByteRange): Promise<{ stream: Readable; stat: BlobStat }> {
+export async function openConfirmedBlob(blobs: BlobStore, file: StoredFile, range?: ByteRange): Promise<{ stream: Readable; stat: BlobStat }> {
   let opened;
   try {
-    opened = await blobs.get(file.blob_key, range);
+    opened = await blobs.get(file.blobKey, range);
   } catch (err) {
     if (err instanceof BlobNotFoundError) throw new AppError('FILE_NOT_FOUND');
     throw err;

@@ -1,12 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import type { Config } from '../config/schema.js';
-import type { DropzoneRow, Repositories } from '../db/repositories.js';
 import type { Clock } from './clock.js';
 import { AppError } from './errors.js';
 import type { DropzonePermission } from './permissions.js';
 import { randomId } from './ids.js';
 import { signingSecret } from './signing-secret.js';
+import type { Dropzone, MetadataOps } from './ports/metadata-store.js';
 
 /**
  * Page tokens: what the public dropzone page (`/d/<code>`) uses instead of the credential-bearing dropzone `_id`.
@@ -37,8 +37,8 @@ export type PageCapability = Extract<DropzonePermission, 'dropzone.upload' | 'dr
  * The capabilities of a link holder: upload always (the link is meant for uploading), listing and downloading
  * only when `anyone` holds `dropzone.list` / `dropzone.download` (or `dropzone.own`) on the dropzone.
  */
-export function pageCapabilities(repo: Repositories, dz: DropzoneRow): PageCapability[] {
-  const anyone = new Set(repo.grantsForAnyone('dropzone', dz.id));
+export async function pageCapabilities(meta: Pick<MetadataOps, 'grantsForAnyone'>, dz: Dropzone): Promise<PageCapability[]> {
+  const anyone = new Set(await meta.grantsForAnyone('dropzone', dz.id));
   const own = anyone.has('dropzone.own');
   const out: PageCapability[] = ['dropzone.upload'];
   if (own || anyone.has('dropzone.list')) out.push('dropzone.list');
@@ -55,15 +55,19 @@ export interface PageTokenClaims {
 
 /** Mints and verifies page tokens with a key derived from the signing secret. */
 export interface PageTokens {
-  mint(dz: DropzoneRow, scope: PageCapability[]): Promise<{ token: string; expiresAt: number }>;
+  mint(dz: Dropzone, scope: PageCapability[]): Promise<{ token: string; expiresAt: number }>;
   /** Throws UNAUTHENTICATED (401) for anything but a valid, unexpired token for `code`. */
   verify(token: string | undefined, code: string): Promise<PageTokenClaims>;
 }
 
 /** Builds the page-token service; the key is derived lazily on first use. */
-export function createPageTokens(deps: { config: Config; repo: Repositories; clock: Clock }): PageTokens {
-  let key: Uint8Array | undefined;
-  const keyOf = () => (key ??= new Uint8Array(createHmac('sha256', signingSecret(deps.config, deps.repo)).update(KEY_LABEL).digest()));
+export function createPageTokens(deps: { config: Config; meta: Pick<MetadataOps, 'getSetting' | 'initSetting'>; clock: Clock }): PageTokens {
+  let key: Promise<Uint8Array> | undefined;
+  const keyOf = () =>
+    (key ??= signingSecret(deps.config, deps.meta).then((secret) => new Uint8Array(createHmac('sha256', secret).update(KEY_LABEL).digest())).catch((err) => {
+      key = undefined; // try again on the next request
+      throw err;
+    }));
   const invalid = (why: string) => new AppError('UNAUTHENTICATED', `Invalid page token (${why}); reload the page.`);
 
   return {
@@ -79,15 +83,16 @@ export function createPageTokens(deps: { config: Config; repo: Repositories; clo
         .setIssuedAt(iat)
         .setExpirationTime(exp)
         .setJti(randomId(9))
-        .sign(keyOf());
+        .sign(await keyOf());
       return { token, expiresAt: exp * 1000 };
     },
 
     async verify(token, code) {
       if (!token) throw new AppError('UNAUTHENTICATED', 'Missing page token: send Authorization: Bearer <token> from the page.');
+      const verifyKey = await keyOf();
       let payload;
       try {
-        ({ payload } = await jwtVerify(token, keyOf(), {
+        ({ payload } = await jwtVerify(token, verifyKey, {
           algorithms: ['HS256'],
           issuer: ISSUER,
           audience: AUDIENCE,

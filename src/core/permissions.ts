@@ -1,5 +1,8 @@
-import type { ApiKeyRow, DropzoneRow, FileRow, Repositories } from '../db/repositories.js';
 import { AppError } from './errors.js';
+import type { ApiKey, Dropzone, MetadataOps, StoredFile } from './ports/metadata-store.js';
+
+/** What permission checks read: the grants on a resource. */
+export type GrantReader = Pick<MetadataOps, 'grantsFor' | 'grantsForAnyone'>;
 
 /** Every permission a dropzone can grant. */
 export const DROPZONE_PERMISSIONS = [
@@ -30,7 +33,7 @@ export const ANYONE = 'anyone';
  * (it grants everything on that dropzone and its files). Neither: anonymous.
  */
 export interface Principal {
-  key?: ApiKeyRow;
+  key?: ApiKey;
   dropzoneId?: string;
 }
 
@@ -44,21 +47,15 @@ export const DROPZONE_ID_PERMISSIONS: readonly DropzonePermission[] = ['dropzone
 export const isAnonymous = (p: Principal) => !p.key && !p.dropzoneId;
 
 /** The key-level permissions of an API key (admin keys have all). */
-export function keyPermissions(key: ApiKeyRow): Set<string> {
-  if (key.is_admin) return new Set(KEY_PERMISSIONS);
-  try {
-    const list = JSON.parse(key.permissions) as unknown;
-    return new Set(Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : []);
-  } catch {
-    return new Set();
-  }
+export function keyPermissions(key: ApiKey): Set<string> {
+  return new Set(key.isAdmin ? KEY_PERMISSIONS : key.permissions);
 }
 
 /** The dropzone permissions `p` holds on `dz`, with `own` expanded to all. */
-export function dropzonePermissions(repo: Repositories, p: Principal, dz: DropzoneRow): Set<DropzonePermission> {
+export async function dropzonePermissions(grants: GrantReader, p: Principal, dz: Dropzone): Promise<Set<DropzonePermission>> {
   const all = new Set<DropzonePermission>(DROPZONE_PERMISSIONS);
-  if (p.key && (p.key.is_admin || dz.owner_key_id === p.key.id)) return all;
-  const granted = p.key ? repo.grantsFor('dropzone', dz.id, p.key.public_id) : repo.grantsForAnyone('dropzone', dz.id);
+  if (p.key && (p.key.isAdmin || dz.ownerKeyId === p.key.id)) return all;
+  const granted = p.key ? await grants.grantsFor('dropzone', dz.id, p.key.publicId) : await grants.grantsForAnyone('dropzone', dz.id);
   if (granted.includes('dropzone.own')) return all;
   const out = new Set(granted as DropzonePermission[]);
   if (p.dropzoneId === dz.id) for (const perm of DROPZONE_ID_PERMISSIONS) out.add(perm);
@@ -70,12 +67,12 @@ export function dropzonePermissions(repo: Repositories, p: Principal, dz: Dropzo
  * grants on the file add up; dropzone grants carry over (`download` → `file.download`, `get`/`list` → `file.get`,
  * `upload` → `file.upload.confirm`). `own` expands to all.
  */
-export function filePermissions(repo: Repositories, p: Principal, file: FileRow, dz: DropzoneRow): Set<FilePermission> {
+export async function filePermissions(grants: GrantReader, p: Principal, file: StoredFile, dz: Dropzone): Promise<Set<FilePermission>> {
   const all = new Set<FilePermission>(FILE_PERMISSIONS);
-  const dzPerms = dropzonePermissions(repo, p, dz);
+  const dzPerms = await dropzonePermissions(grants, p, dz);
   if (dzPerms.has('dropzone.own')) return all;
-  if (p.key && file.uploader_key_id === p.key.id) return all;
-  const granted = (p.key ? repo.grantsFor('file', file.id, p.key.public_id) : repo.grantsForAnyone('file', file.id)) as FilePermission[];
+  if (p.key && file.uploaderKeyId === p.key.id) return all;
+  const granted = (p.key ? await grants.grantsFor('file', file.id, p.key.publicId) : await grants.grantsForAnyone('file', file.id)) as FilePermission[];
   if (granted.includes('file.own')) return all;
   const out = new Set<FilePermission>(granted);
   if (p.dropzoneId === dz.id) out.add('file.delete');
@@ -87,11 +84,12 @@ export function filePermissions(repo: Repositories, p: Principal, file: FileRow,
 
 /**
  * Throws unless `held` contains `needed`. With no permission at all the resource stays invisible:
- * 401 for a caller without credentials, 404 (`notFound`) otherwise; with some permission but not this one, 403.
+ * 401 for a caller without credentials, 404 (`notFound()`) otherwise; with some permission but not this one, 403.
+ * The error is built only when thrown (a stack trace per check would cost every request).
  */
-export function requirePermission(p: Principal, held: Set<string>, needed: string, notFound: AppError): void {
+export function requirePermission(p: Principal, held: ReadonlySet<string>, needed: string, notFound: () => AppError): void {
   if (held.has(needed)) return;
-  if (held.size === 0) throw invisible(p, notFound);
+  if (held.size === 0) throw invisible(p, notFound());
   throw new AppError('FORBIDDEN', `Missing permission ${needed}.`, { permission: needed });
 }
 

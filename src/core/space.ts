@@ -7,9 +7,9 @@ import { isStorageFull } from './errors.js';
  * disk; the bytes come back when the deleted blobs go, and the sweeper restores the reserve when there is room.
  * Other errors, and a second failure, are thrown.
  */
-export function freeingWrite<T>({ reserve, log }: Pick<CoreDeps, 'reserve' | 'log'>, write: () => T): T {
+export async function freeingWrite<T>({ reserve, log }: Pick<CoreDeps, 'reserve' | 'log'>, write: () => Promise<T>): Promise<T> {
   try {
-    return write();
+    return await write();
   } catch (err) {
     if (!isStorageFull(err) || !reserve?.release()) throw err;
     log.warn('storage is full: released the space reserve so a deletion can commit');

@@ -3,6 +3,10 @@ import type { CoreDeps } from './deps.js';
 import { type DropzoneService, flushBlobDeletions } from './dropzones.js';
 import type { FileService } from './files.js';
 import { freeingWrite } from './space.js';
+import { randomId } from './ids.js';
+
+/** The lease scheduled sweeps run under: one node sweeps at a time. */
+export const SWEEPER_LEASE = 'sweeper';
 
 /** Listed keys between two yields to the event loop during an orphan scan. */
 const SCAN_YIELD_EVERY = 256;
@@ -27,11 +31,15 @@ export interface GcResult {
  * and orphaned blobs (every `sweeper.gcIntervalSeconds`, and on demand). Time comes from the injected clock, so tests drive it without waiting.
  */
 export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneService; files: FileService }) {
-  const { repo, clock, blobs, log, config } = deps;
+  const { meta, clock, blobs, log, config } = deps;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   /** When the sweep runs the next scheduled orphan scan (`sweeper.gcIntervalSeconds`), on the injected clock. */
   let nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
+  /** This process among the nodes sharing the database. */
+  const holder = `sweeper-${process.pid}-${randomId(9)}`;
+  /** A holder that stops renewing (it died) loses the lease after three missed sweeps (at least a minute). */
+  const leaseMs = Math.max(3 * config.sweeper.intervalSeconds, 60) * 1000;
 
   /**
    * Deletes blobs under `objects/` that no file row references and that are older than `sweeper.gcGraceSeconds`
@@ -45,7 +53,7 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
     for await (const entry of blobs.list('objects/')) {
       scanned++;
       if (scanned % SCAN_YIELD_EVERY === 0) await yieldToEventLoop();
-      if (entry.lastModified.getTime() > cutoff || repo.fileByBlobKey(entry.key)) continue;
+      if (entry.lastModified.getTime() > cutoff || (await meta.fileByBlobKey(entry.key))) continue;
       await blobs.delete(entry.key);
       orphansDeleted++;
     }
@@ -58,15 +66,15 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
     const now = clock.now();
     let expiredDropzones = 0;
     let stalePending = 0;
-    for (let batch = repo.expiredDropzones(now); batch.length; batch = repo.expiredDropzones(now)) {
+    for (let batch = await meta.expiredDropzones(now); batch.length; batch = await meta.expiredDropzones(now)) {
       for (const dz of batch) {
         await services.dropzones.destroy(dz.id);
         expiredDropzones++;
       }
     }
-    for (let batch = repo.stalePending(now); batch.length; batch = repo.stalePending(now)) {
+    for (let batch = await meta.stalePending(now); batch.length; batch = await meta.stalePending(now)) {
       for (const f of batch) {
-        freeingWrite(deps, () => services.files.removeRow(f));
+        await freeingWrite(deps, () => services.files.removeRow(f));
         stalePending++;
       }
     }
@@ -91,7 +99,8 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
   const sweeper = {
     /**
      * Runs one sweep now (with the orphan scan when it is due, unless `scan` is false); concurrent calls share the
-     * sweep in progress.
+     * sweep in progress. Explicit sweeps (`dropzone gc`, the fixture clock) run whoever holds the lease: every step is
+     * safe beside another node's sweep (a file's space is released by the one remover that deleted its row).
      */
     sweep(opts: { scan?: boolean } = {}): Promise<SweepResult> {
       if (running) return running as Promise<SweepResult>;
@@ -132,20 +141,35 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
       return result;
     },
 
-    /** Starts sweeping every `sweeper.intervalSeconds` (0: never). The timer does not keep the process alive. */
+    /**
+     * A scheduled sweep: runs only while this process holds the sweeper lease in the metadata store (taken or renewed
+     * here), so with many nodes on one database one of them sweeps at a time and a node that dies hands over when its
+     * lease expires. Resolves to the sweep's result, or undefined when another node holds the lease.
+     */
+    async scheduledSweep(): Promise<SweepResult | undefined> {
+      if (!(await meta.acquireLease(SWEEPER_LEASE, holder, clock.now(), leaseMs))) return undefined;
+      return sweeper.sweep();
+    },
+
+    /**
+     * Starts sweeping every `sweeper.intervalSeconds` (0: never) under the sweeper lease (see {@link scheduledSweep}).
+     * The timer does not keep the process alive.
+     */
     start(): void {
       if (timer || config.sweeper.intervalSeconds <= 0) return;
       timer = setInterval(() => {
-        sweeper.sweep().catch((err) => log.error('sweep failed', { err }));
+        sweeper.scheduledSweep().catch((err) => log.error('sweep failed', { err }));
       }, config.sweeper.intervalSeconds * 1000);
       timer.unref();
     },
 
-    /** Stops the timer and waits for a sweep in progress. */
+    /** Stops the timer, waits for a sweep in progress and hands the lease over (another node may sweep at once). */
     async stop(): Promise<void> {
+      const wasStarted = timer !== undefined;
       if (timer) clearInterval(timer);
       timer = undefined;
       await running?.catch(() => undefined);
+      if (wasStarted) await meta.releaseLease(SWEEPER_LEASE, holder).catch((err) => log.warn('could not release the sweeper lease', { err }));
     },
   };
   return sweeper;

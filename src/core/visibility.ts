@@ -1,5 +1,5 @@
-import type { DropzoneRow } from '../db/repositories.js';
 import type { DropzonePermission, Principal } from './permissions.js';
+import type { Dropzone } from './ports/metadata-store.js';
 
 /**
  * What one caller may learn about a dropzone. The rule: no answer hands a caller a credential worth more than what the
@@ -20,10 +20,10 @@ export interface DropzoneView {
 }
 
 /** The view of `dz` for `p`, who holds `perms` on it (from `dropzonePermissions`). */
-export function dropzoneView(p: Principal, perms: ReadonlySet<DropzonePermission>, dz: DropzoneRow): DropzoneView {
+export function dropzoneView(p: Principal, perms: ReadonlySet<DropzonePermission>, dz: Dropzone): DropzoneView {
   const owner = perms.has('dropzone.own') || p.dropzoneId === dz.id;
   return {
-    id: owner ? dz.id : dz.share_id,
+    id: owner ? dz.id : dz.shareId,
     showCode: perms.has('dropzone.upload'),
     visible: owner || perms.has('dropzone.get') || perms.has('dropzone.list'),
   };

@@ -156,4 +156,17 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE UNIQUE INDEX api_keys_one_admin ON api_keys(is_admin) WHERE is_admin = 1 AND revoked_at IS NULL;
     `,
   },
+  {
+    // Issue 9: work that one node at a time should do (the sweeper) is done by the holder of a lease, a row taken
+    // or renewed with one conditional upsert; a holder that dies loses it when it expires.
+    version: 7,
+    name: 'leases',
+    sql: `
+      CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

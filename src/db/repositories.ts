@@ -180,6 +180,13 @@ export function createRepositories(db: Db) {
     ),
     markBlobDeletionTried: q<[string]>('UPDATE blob_deletions SET tries = tries + 1 WHERE blob_key = ?'),
     dequeueBlobDeletion: q<[string]>('DELETE FROM blob_deletions WHERE blob_key = ?'),
+
+    acquireLease: q(
+      `INSERT INTO leases (name, holder, expires_at) VALUES (@name, @holder, @until)
+       ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+       WHERE leases.holder = excluded.holder OR leases.expires_at <= @now`,
+    ),
+    releaseLease: q<[string, string]>('DELETE FROM leases WHERE name = ? AND holder = ?'),
   };
 
   return {
@@ -274,7 +281,7 @@ export function createRepositories(db: Db) {
       s.pendingOfHolder.get(dropzoneId, holder, now) as { files: number; bytes: number },
     /** Moves a pending file's expiry forward to `until` (never backward); false when it is no longer pending. */
     extendPending: (id: string, until: number) => s.extendPending.run(until, id, until).changes > 0,
-    deleteFile: (id: string) => void s.deleteFile.run(id),
+    deleteFile: (id: string) => s.deleteFile.run(id).changes > 0,
     stalePending: (now: number) => s.stalePending.all(now) as FileRow[],
     /** Number and bytes of files per status (one aggregate query; statuses without files are absent). */
     fileTotals: () => s.fileTotals.all() as { status: FileRow['status']; files: number; bytes: number }[],
@@ -304,6 +311,10 @@ export function createRepositories(db: Db) {
     /** Records one deletion of a queued key that must stay queued until its `not_before`. */
     markBlobDeletionTried: (key: string) => void s.markBlobDeletionTried.run(key),
     dequeueBlobDeletion: (key: string) => void s.dequeueBlobDeletion.run(key),
+
+    /** Takes or renews the lease `name` for `holder` until `now + ttlMs`; true when `holder` holds it afterwards. */
+    acquireLease: (name: string, holder: string, now: number, ttlMs: number) => s.acquireLease.run({ name, holder, now, until: now + ttlMs }).changes > 0,
+    releaseLease: (name: string, holder: string) => void s.releaseLease.run(name, holder),
   };
 }
 

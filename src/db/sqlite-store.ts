@@ -218,6 +218,9 @@ function syncOps(db: Db) {
       repo.blobDeletionsDue(now, after, limit).map((r) => ({ blobKey: r.blob_key, queuedAt: r.queued_at, notBefore: r.not_before })),
     markBlobDeletionTried: (key: string) => repo.markBlobDeletionTried(key),
     dequeueBlobDeletion: (key: string) => repo.dequeueBlobDeletion(key),
+
+    acquireLease: (name: string, holder: string, now: number, ttlMs: number) => repo.acquireLease(name, holder, now, ttlMs),
+    releaseLease: (name: string, holder: string) => repo.releaseLease(name, holder),
   };
   // the synchronous twins must cover the whole port, with the same parameters and awaited results
   return ops satisfies { [K in keyof MetadataOps]: (...args: Parameters<MetadataOps[K]>) => Awaited<ReturnType<MetadataOps[K]>> };

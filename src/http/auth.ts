@@ -22,7 +22,7 @@ export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {
     const principal: Principal = {};
     const secret = apiKeySecretOf((n) => c.req.header(n));
     if (secret !== undefined) {
-      const key = ctx.keys.authenticate(secret);
+      const key = await ctx.keys.authenticate(secret);
       if (!key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');
       principal.key = key;
     }

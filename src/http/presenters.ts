@@ -1,5 +1,5 @@
-import type { ApiKeyRow, DropzoneRow, FileRow } from '../db/repositories.js';
 import { keyPermissions } from '../core/permissions.js';
+import type { ApiKey, Dropzone, StoredFile } from '../core/ports/metadata-store.js';
 import { DAY_MS, toGbMonths } from '../core/quota.js';
 import type { DropzoneView } from '../core/visibility.js';
 
@@ -9,23 +9,23 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * The Dropzone object as `view` allows (see core/visibility.ts): `_id` is the credential id for owners and the shareId
  * for others; `code` and `uploadUrl` (the dropzone's page `${publicUrl}/d/${code}`) only for callers who may upload.
  */
-export function presentDropzone(dz: DropzoneRow, view: DropzoneView, publicUrl: string) {
+export function presentDropzone(dz: Dropzone, view: DropzoneView, publicUrl: string) {
   return {
     _id: view.id,
-    shareId: dz.share_id,
+    shareId: dz.shareId,
     name: dz.name,
     tier: dz.tier,
-    hidden: dz.hidden === 1,
-    createdAt: iso(dz.created_at),
-    updatedAt: iso(dz.updated_at),
+    hidden: dz.hidden,
+    createdAt: iso(dz.createdAt),
+    updatedAt: iso(dz.updatedAt),
     ...(view.showCode ? { code: dz.code } : {}),
     maxDuration: Math.round(dz.days * DAY_MS),
-    maxSize: dz.max_size,
-    maxFileSize: dz.max_file_size,
-    usedSpace: dz.used_space,
-    deleteTime: dz.delete_time,
+    maxSize: dz.maxSize,
+    maxFileSize: dz.maxFileSize,
+    usedSpace: dz.usedSpace,
+    deleteTime: dz.deleteTime,
     ...(view.showCode ? { uploadUrl: `${publicUrl}/d/${dz.code}` } : {}),
-    maxSizeGb: dz.size_gb,
+    maxSizeGb: dz.sizeGb,
     maxDurationDays: dz.days,
   };
 }
@@ -34,7 +34,7 @@ export function presentDropzone(dz: DropzoneRow, view: DropzoneView, publicUrl: 
  * The public FileItem. `meta.dropZoneId` (the id `view` allows) only when the caller may see the dropzone,
  * `meta.dropZoneCode` only when it may upload into it.
  */
-export function presentFile(f: FileRow, dz: DropzoneRow, view: DropzoneView) {
+export function presentFile(f: StoredFile, dz: Dropzone, view: DropzoneView) {
   return {
     _id: f.id,
     size: f.size,
@@ -42,7 +42,7 @@ export function presentFile(f: FileRow, dz: DropzoneRow, view: DropzoneView) {
     name: f.name,
     meta: {
       ...(view.showCode ? { dropZoneCode: dz.code } : {}),
-      createdAt: iso(f.created_at),
+      createdAt: iso(f.createdAt),
       ...(view.visible ? { dropZoneId: view.id } : {}),
       s3Status: f.status,
     },
@@ -50,14 +50,14 @@ export function presentFile(f: FileRow, dz: DropzoneRow, view: DropzoneView) {
 }
 
 /** The public view of an API key (never its secret hash). */
-export function presentApiKey(k: ApiKeyRow) {
+export function presentApiKey(k: ApiKey) {
   return {
-    publicId: k.public_id,
+    publicId: k.publicId,
     name: k.name,
-    gbMonths: k.balance_micro === null ? null : toGbMonths(k.balance_micro),
+    gbMonths: k.balanceMicro === null ? null : toGbMonths(k.balanceMicro),
     permissions: [...keyPermissions(k)],
-    admin: k.is_admin === 1,
-    createdAt: iso(k.created_at),
+    admin: k.isAdmin,
+    createdAt: iso(k.createdAt),
   };
 }
 

@@ -4,7 +4,7 @@ import type { BlobStore, ByteRange } from '../blobs/blob-store.js';
 import type { Config } from '../config/schema.js';
 import { AppError } from '../core/errors.js';
 import { openConfirmedBlob } from '../core/files.js';
-import type { FileRow } from '../db/repositories.js';
+import type { StoredFile } from '../core/ports/metadata-store.js';
 
 /** `attachment` with an ASCII fallback `filename` and an RFC 6266/5987 `filename*` for any Unicode name. */
 export function contentDisposition(name: string, type: 'attachment' | 'inline' = 'attachment'): string {
@@ -45,13 +45,13 @@ function etagMatches(header: string, etag: string): boolean {
  * `Range` (206/416), `If-Range`, `If-None-Match` (304) and HEAD. Throws NOT_UPLOADED for pending files, FILE_NOT_FOUND when
  * the object vanished (deleted concurrently).
  */
-export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Config }, file: FileRow): Promise<Response> {
+export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Config }, file: StoredFile): Promise<Response> {
   if (file.status !== 'uploaded') throw new AppError('NOT_UPLOADED', 'The file has not been uploaded yet.');
   const { blobs, config } = deps;
   const disposition = contentDisposition(file.name);
   const type = file.type || 'application/octet-stream';
   const etag = file.etag ?? '';
-  const lastModified = new Date(file.confirmed_at ?? file.created_at).toUTCString();
+  const lastModified = new Date(file.confirmedAt ?? file.createdAt).toUTCString();
   const common: Record<string, string> = {
     'Content-Type': type,
     'Content-Disposition': disposition,
@@ -68,10 +68,10 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
   if (config.storage.backend === 's3' && config.storage.s3.downloadMode === 'redirect') {
     if (!config.storage.s3.conditionalWrites) {
       // Without If-None-Match on upload URLs a confirmed object could have been replaced: check before handing it out.
-      const stat = await blobs.stat(file.blob_key);
+      const stat = await blobs.stat(file.blobKey);
       if (!stat || (file.etag && stat.etag !== file.etag)) throw new AppError('OBJECT_CHANGED', 'The stored object changed after it was confirmed; refusing to serve it.');
     }
-    const presigned = await blobs.presignGet({ key: file.blob_key, expiresInSeconds: 300, contentDisposition: disposition, contentType: type });
+    const presigned = await blobs.presignGet({ key: file.blobKey, expiresInSeconds: 300, contentDisposition: disposition, contentType: type });
     if (presigned) return new Response(null, { status: 302, headers: { Location: presigned.url, 'Cache-Control': 'no-store' } });
   }
 

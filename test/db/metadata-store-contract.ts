@@ -263,6 +263,40 @@ export function metadataStoreContract(name: string, setup: () => Promise<Metadat
         expect((await store.filesOfDropzoneAfter(d.id, undefined, 10, true)).map((f) => f.id)).toEqual(['f_a']);
         expect(await store.fileByBlobKey(files[0].blobKey)).toMatchObject({ id: 'f_b' });
       });
+
+      it('deletes a file row once: concurrent deletes of one file report exactly one deletion', async () => {
+        const d = newDropzone();
+        await store.insertDropzone(d);
+        const f = newFile(d.id);
+        await store.insertFile(f);
+        const all = await stores();
+        const results = await Promise.all(Array.from({ length: 6 }, (_, i) => all[i % all.length].deleteFile(f.id)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await store.fileById(f.id)).toBeUndefined();
+        expect(await store.deleteFile(f.id)).toBe(false);
+      });
+    });
+
+    describe('leases', () => {
+      it('one holder at a time; renewable by its holder; taken over once expired; released', async () => {
+        expect(await store.acquireLease('sweeper', 'node-a', T0, 1000)).toBe(true);
+        expect(await store.acquireLease('sweeper', 'node-b', T0 + 500, 1000)).toBe(false);
+        expect(await store.acquireLease('sweeper', 'node-a', T0 + 900, 1000)).toBe(true); // renewed until T0 + 1900
+        expect(await store.acquireLease('sweeper', 'node-b', T0 + 1500, 1000)).toBe(false);
+        expect(await store.acquireLease('sweeper', 'node-b', T0 + 1900, 1000)).toBe(true); // expired: taken over
+        expect(await store.acquireLease('sweeper', 'node-a', T0 + 2000, 1000)).toBe(false);
+        expect(await store.acquireLease('other', 'node-a', T0 + 2000, 1000)).toBe(true); // leases are independent
+        await store.releaseLease('sweeper', 'node-a'); // not the holder: no effect
+        expect(await store.acquireLease('sweeper', 'node-a', T0 + 2000, 1000)).toBe(false);
+        await store.releaseLease('sweeper', 'node-b');
+        expect(await store.acquireLease('sweeper', 'node-a', T0 + 2000, 1000)).toBe(true);
+      });
+
+      it('many contenders at once: exactly one gets a free lease', async () => {
+        const all = await stores();
+        const won = await Promise.all(Array.from({ length: 12 }, (_, i) => all[i % all.length].acquireLease('sweeper', `node-${i}`, T0, 60_000)));
+        expect(won.filter(Boolean)).toHaveLength(1);
+      });
     });
 
     describe('grants and settings', () => {

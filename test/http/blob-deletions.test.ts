@@ -30,11 +30,12 @@ describeEachBackend('blob deletions', (b: BackendContext) => {
     await t?.close();
   });
 
-  const queued = () => t.server.app.ctx.repo.db.prepare('SELECT count(*) FROM blob_deletions').pluck().get() as number;
+  /** Queued deletions, read through the port: every row is due at the far future, so all of them are returned. */
+  const queued = async () => (await t.server.app.ctx.meta.blobDeletionsDue(Number.MAX_SAFE_INTEGER, { at: -Infinity, key: '' }, 100_000)).length;
   const exists = async (key: string) => (await t.server.app.ctx.blobs.stat(key)) !== null;
 
   it('one sweep drains a queue longer than a batch, deleting every queued blob', async () => {
-    const { repo, blobs } = t.server.app.ctx;
+    const { meta, blobs } = t.server.app.ctx;
     const real: string[] = [];
     for (let i = 0; i < 3; i++) {
       const key = `objects/queued-${i}`;
@@ -42,21 +43,21 @@ describeEachBackend('blob deletions', (b: BackendContext) => {
       real.push(key);
     }
     const now = t.clock.now();
-    repo.db.transaction(() => {
-      for (let i = 0; i < MORE_THAN_A_BATCH; i++) repo.queueBlobDeletion(`objects/gone-${String(i).padStart(4, '0')}`, now);
-      for (const key of real) repo.queueBlobDeletion(key, now);
-    })();
-    expect(queued()).toBe(MORE_THAN_A_BATCH + 3);
+    await meta.transaction(async (tx) => {
+      for (let i = 0; i < MORE_THAN_A_BATCH; i++) await tx.queueBlobDeletion(`objects/gone-${String(i).padStart(4, '0')}`, now);
+      for (const key of real) await tx.queueBlobDeletion(key, now);
+    });
+    expect(await queued()).toBe(MORE_THAN_A_BATCH + 3);
     const res = await t.server.app.ctx.sweeper.sweep();
     expect(res.blobsDeleted).toBe(MORE_THAN_A_BATCH + 3);
-    expect(queued()).toBe(0);
+    expect(await queued()).toBe(0);
     for (const key of real) expect(await exists(key)).toBe(false);
   });
 
   it('a PUT to the URL of a deleted pending file leaves nothing once the URL is dead', async () => {
     const dz = await t.createDropzone(t.adminKey);
     const up = await t.requestUpload(t.adminKey, dz._id, 'late.bin', 5);
-    const key = t.server.app.ctx.repo.fileById(up.fileId)!.blob_key;
+    const key = (await t.server.app.ctx.meta.fileById(up.fileId))!.blobKey;
     expect((await t.req('DELETE', `/files/${up.fileId}`, { key: t.adminKey })).status).toBe(200);
     expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).body.data.usedSpace).toBe(0);
 
@@ -68,15 +69,15 @@ describeEachBackend('blob deletions', (b: BackendContext) => {
     t.clock.advance((URL_TTL + MARGIN) * 1000 + 1000);
     await t.server.app.ctx.sweeper.sweep();
     expect(await exists(key)).toBe(false);
-    expect(queued()).toBe(0);
+    expect(await queued()).toBe(0);
   });
 
   it('a PUT into a deleted dropzone leaves nothing once the URL is dead', async () => {
     const dz = await t.createDropzone(t.adminKey);
     const kept = await t.upload(t.adminKey, dz._id, 'done.txt', 'confirmed');
     const up = await t.requestUpload(t.adminKey, dz._id, 'late.bin', 5);
-    const key = t.server.app.ctx.repo.fileById(up.fileId)!.blob_key;
-    const keptKey = t.server.app.ctx.repo.fileById(kept.fileId)!.blob_key;
+    const key = (await t.server.app.ctx.meta.fileById(up.fileId))!.blobKey;
+    const keptKey = (await t.server.app.ctx.meta.fileById(kept.fileId))!.blobKey;
     expect((await t.req('DELETE', `/dropzones/${dz._id}`, { key: t.adminKey })).status).toBe(200);
     // confirmed bytes go at once, as before
     expect(await exists(keptKey)).toBe(false);
@@ -88,12 +89,12 @@ describeEachBackend('blob deletions', (b: BackendContext) => {
     // not before the URL can no longer be used: an earlier sweep may not dequeue it
     t.clock.advance(60_000);
     await t.server.app.ctx.sweeper.sweep();
-    if (t.backend === 's3') expect(queued()).toBeGreaterThan(0);
+    if (t.backend === 's3') expect(await queued()).toBeGreaterThan(0);
 
     t.clock.advance((URL_TTL + MARGIN) * 1000);
     await t.server.app.ctx.sweeper.sweep();
     expect(await exists(key)).toBe(false);
-    expect(queued()).toBe(0);
+    expect(await queued()).toBe(0);
   });
 
   it('the sweeper scans for orphans under the prefix every sweeper.gcIntervalSeconds', async () => {

@@ -9,7 +9,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { type TestServer, startTestServer } from '../helpers/server.js';
+
+/** Truncates the WAL of the database at `file` from a second connection (what a restart or a checkpoint leaves). */
+function checkpoint(file: string): void {
+  const db = new Database(file);
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    db.close();
+  }
+}
 
 const MiB = 1024 * 1024;
 const RESERVE = MiB;
@@ -76,7 +87,7 @@ describe.skipIf(!mnt)(`full disk${why ? ` (skipped: ${why})` : ''}`, () => {
     const b = await t.upload(t.adminKey, dz._id, 'b.bin', bBytes);
     const pending = await t.requestUpload(t.adminKey, dz._id, 'c.bin', MiB);
     // what a restart or a checkpoint leaves: an empty WAL, so the next commit needs new blocks
-    t.server.app.ctx.repo.db.pragma('wal_checkpoint(TRUNCATE)');
+    checkpoint(path.join(dataDir, 'dropzone.db'));
     const filler = fillDisk(mnt!);
 
     // larger than what is left: the write fails mid-body, the answer still arrives

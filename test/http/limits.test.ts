@@ -140,11 +140,11 @@ describe('file lists and ZIPs read files in bounded batches and yield to other r
     dz = await t.createDropzone(t.adminKey);
     // anyone may list through the page; files go in through the service (no HTTP round trip), empty and confirmed
     expect((await t.req('POST', `/dropzones/${dz._id}/permissions`, { key: t.adminKey, body: { publicId: 'anyone', permissions: ['dropzone.list'] } })).status).toBe(200);
-    const { repo, files } = t.server.app.ctx;
-    const admin = { key: repo.adminKey()! };
+    const { meta, files } = t.server.app.ctx;
+    const admin = { key: (await meta.adminKey())! };
     for (let i = 0; i < N; i++) {
-      const { file } = await files.requestUpload(admin, repo.dropzoneById(dz._id)!, { name: 'a.txt', type: 'text/plain', size: 0 });
-      if (i % 3) repo.markUploaded(file.id, '"d41d8cd98f00b204e9800998ecf8427e"', t.clock.now());
+      const { file } = await files.requestUpload(admin, (await meta.dropzoneById(dz._id))!, { name: 'a.txt', type: 'text/plain', size: 0 });
+      if (i % 3) await meta.markUploaded(file.id, '"d41d8cd98f00b204e9800998ecf8427e"', t.clock.now());
     }
   }, 120_000);
   afterAll(async () => {
@@ -152,13 +152,15 @@ describe('file lists and ZIPs read files in bounded batches and yield to other r
   });
 
   /**
-   * Runs `fn` while counting (a) the rows each repository read of files returns and (b) event-loop turns, with a
-   * setImmediate ticker. A walk in one synchronous block shows up as one read of every row with no turn in between.
+   * Runs `fn` while counting (a) the rows each read of files through the metadata store (or a transaction of it)
+   * returns and (b) event-loop turns, with a setImmediate ticker. A walk in one synchronous block shows up as one read
+   * of every row with no turn in between.
    */
   async function observeReads(fn: () => Promise<unknown>): Promise<{ rows: number[]; turnsBetween: number[] }> {
-    const repo = t.server.app.ctx.repo as unknown as Record<string, unknown>;
-    const names = Object.keys(repo).filter((k) => /files/i.test(k) && typeof repo[k] === 'function');
-    const originals = new Map(names.map((k) => [k, repo[k] as (...a: unknown[]) => unknown]));
+    const meta = t.server.app.ctx.meta as unknown as Record<string, unknown>;
+    const names = Object.keys(meta).filter((k) => /files/i.test(k) && typeof meta[k] === 'function');
+    const originals = new Map(names.map((k) => [k, meta[k] as (...a: unknown[]) => Promise<unknown>]));
+    const originalTransaction = meta.transaction as (fn: (tx: Record<string, unknown>) => Promise<unknown>) => Promise<unknown>;
     let ticks = 0;
     let ticking = true;
     const tick = () => {
@@ -168,20 +170,30 @@ describe('file lists and ZIPs read files in bounded batches and yield to other r
     setImmediate(tick);
     const rows: number[] = [];
     const at: number[] = [];
-    for (const [k, orig] of originals)
-      repo[k] = (...args: unknown[]) => {
-        const out = orig(...args);
-        if (Array.isArray(out)) {
-          rows.push(out.length);
-          at.push(ticks);
-        }
-        return out;
-      };
+    const observe = (ops: Record<string, unknown>, fns: Map<string, (...a: unknown[]) => Promise<unknown>>) => {
+      for (const [k, orig] of fns)
+        ops[k] = async (...args: unknown[]) => {
+          const out = await orig(...args);
+          if (Array.isArray(out)) {
+            rows.push(out.length);
+            at.push(ticks);
+          }
+          return out;
+        };
+    };
+    observe(meta, originals);
+    // a transaction's handle is made per transaction: observe each one as it is handed out
+    meta.transaction = (txFn: (tx: Record<string, unknown>) => Promise<unknown>) =>
+      originalTransaction.call(meta, (tx) => {
+        observe(tx, new Map(names.map((k) => [k, (tx[k] as (...a: unknown[]) => Promise<unknown>).bind(tx)])));
+        return txFn(tx);
+      });
     try {
       await fn();
     } finally {
       ticking = false;
-      for (const [k, orig] of originals) repo[k] = orig;
+      for (const [k, orig] of originals) meta[k] = orig;
+      meta.transaction = originalTransaction;
     }
     return { rows, turnsBetween: at.slice(1).map((v, i) => v - at[i]) };
   }
@@ -239,7 +251,7 @@ describe('file lists and ZIPs read files in bounded batches and yield to other r
   });
 
   it('DELETE /dropzones/:id (runs last: it removes the dropzone): its files go in batches, every blob queued, nothing left', async () => {
-    const { repo } = t.server.app.ctx;
+    const { meta } = t.server.app.ctx;
     const keys = (await t.req('GET', `/dropzones/${dz._id}/files`, { key: t.adminKey })).body.data.map((f: any) => f._id);
     expect(keys).toHaveLength(N);
     let del: any;
@@ -248,8 +260,8 @@ describe('file lists and ZIPs read files in bounded batches and yield to other r
     });
     expect(del.status).toBe(200);
     expectBatched(seen, N);
-    expect(repo.dropzoneById(dz._id)).toBeUndefined();
-    for (const id of keys) expect(repo.fileById(id)).toBeUndefined();
+    expect(await meta.dropzoneById(dz._id)).toBeUndefined();
+    for (const id of keys) expect(await meta.fileById(id)).toBeUndefined();
     expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).status).toBe(404);
   });
 });

@@ -60,9 +60,10 @@ describe('a PUT in flight renews its reservation (local store)', () => {
     try {
       const dz = await t.createDropzone(t.adminKey);
       const up = await t.requestUpload(t.adminKey, dz._id, 'long.bin', 300);
-      const fileRow = () => t.server.app.ctx.repo.fileById(up.fileId);
+      const fileRow = () => t.server.app.ctx.meta.fileById(up.fileId);
       // the reservation first runs to URL + grace = 15 min; the PUT below lasts 20 min (by the clock)
-      expect(fileRow()!.pending_expires_at).toBe(fileRow()!.created_at + 900_000);
+      const first = (await fileRow())!;
+      expect(first.pendingExpiresAt).toBe(first.createdAt + 900_000);
       let answer!: Promise<number>;
       const req = request(up.signedUrl, { method: 'PUT', headers: up.headers });
       answer = new Promise((resolve, reject) => {
@@ -82,9 +83,9 @@ describe('a PUT in flight renews its reservation (local store)', () => {
         else req.end(Buffer.alloc(60, i));
         if (i < 4) {
           // from the third step on, only a renewal by the arriving chunk keeps the reservation a grace period ahead
-          const ahead = () => fileRow()!.pending_expires_at! >= t.clock.now() + 300_000;
-          for (let j = 0; j < 300 && !ahead(); j++) await sleep(10);
-          expect(ahead()).toBe(true);
+          const ahead = async () => (await fileRow())!.pendingExpiresAt! >= t.clock.now() + 300_000;
+          for (let j = 0; j < 300 && !(await ahead()); j++) await sleep(10);
+          expect(await ahead()).toBe(true);
           expect((await t.server.app.ctx.sweeper.sweep()).stalePending).toBe(0);
         }
       }

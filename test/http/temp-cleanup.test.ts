@@ -95,7 +95,7 @@ describe('stale temp files', () => {
       sock.destroy();
       for (let i = 0; i < 400 && left().length > 0; i++) await new Promise((r) => setTimeout(r, 5));
       expect(left()).toEqual([]);
-      expect(await t.server.app.ctx.blobs.stat(t.server.app.ctx.repo.fileById(up.fileId)!.blob_key)).toBeNull();
+      expect(await t.server.app.ctx.blobs.stat((await t.server.app.ctx.meta.fileById(up.fileId))!.blobKey)).toBeNull();
     } finally {
       await t.close();
     }

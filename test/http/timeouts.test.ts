@@ -87,7 +87,7 @@ describe('HTTP timeouts', () => {
       });
       expect(closedBy).toBe('server');
       for (let i = 0; i < 100 && t.blobFiles().some((f) => f.endsWith('.part')); i++) await sleep(20);
-      const key = t.server.app.ctx.repo.fileById(up.fileId)!.blob_key;
+      const key = (await t.server.app.ctx.meta.fileById(up.fileId))!.blobKey;
       expect(t.blobFiles().filter((f) => f === key || f.endsWith('.part'))).toEqual([]);
       expect((await t.req('GET', `/files/${up.fileId}`, { key: t.adminKey })).body.meta.s3Status).toBe('pending');
       expect((await t.req('GET', `/dropzones/${dz._id}`, { key: t.adminKey })).body.data.usedSpace).toBe(fileCost({ size: 1000, name: 'stall.bin', type: 'application/octet-stream' }));

@@ -441,7 +441,7 @@ describeEachBackend('confirmed bytes are what is served', (b: BackendContext) =>
       const dz = await t.createDropzone(t.adminKey);
       const { fileId } = await t.upload(t.adminKey, dz._id, 'z.txt', 'confirmed!');
       // replaced behind the server's back (e.g. S3 without conditional writes)
-      const key = t.server.app.ctx.repo.fileById(fileId)!.blob_key;
+      const key = (await t.server.app.ctx.meta.fileById(fileId))!.blobKey;
       await t.server.app.ctx.blobs.put(key, Readable.from([Buffer.from('REPLACED!!')]), { expectedSize: 10 });
       const res = await fetch(`${t.api}/dropzones/${dz._id}/zip`, { headers: { 'x-api-key': t.adminKey } });
       const body = await res.arrayBuffer().then(

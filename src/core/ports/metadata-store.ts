@@ -196,7 +196,8 @@ export interface MetadataOps {
   pendingOfHolder(dropzoneId: string, holder: string, now: number): Promise<{ files: number; bytes: number }>;
   /** Moves a pending file's expiry forward to `until` (never backward); false when it is no longer pending. */
   extendPending(id: string, until: number): Promise<boolean>;
-  deleteFile(id: string): Promise<void>;
+  /** Deletes a file row; false when there was none (so a caller racing another remover releases its space only once). */
+  deleteFile(id: string): Promise<boolean>;
   /** Up to 500 pending files expired at `now`. */
   stalePending(now: number): Promise<StoredFile[]>;
   /** Number and bytes of files per status (statuses without files are absent). */
@@ -222,6 +223,15 @@ export interface MetadataOps {
   /** Records one deletion of a key that must stay queued until its `notBefore`. */
   markBlobDeletionTried(blobKey: string): Promise<void>;
   dequeueBlobDeletion(blobKey: string): Promise<void>;
+
+  /**
+   * Takes or renews the lease `name` for `holder` until `now + ttlMs`: true when `holder` holds it afterwards (it was
+   * free, expired at `now`, or already held by `holder`). With any number of processes, at most one holder at a time;
+   * a holder that dies loses it when it expires. For work one node at a time should do (the sweeper).
+   */
+  acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up if `holder` holds it. */
+  releaseLease(name: string, holder: string): Promise<void>;
 }
 
 /** Something to run once a transaction has committed (never after a rollback). */

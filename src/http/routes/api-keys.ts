@@ -10,12 +10,10 @@ import { requireKey } from './dropzones.js';
 /** Routes of the API key resource: who am I, create a key, transfer GB-months. */
 export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
   /** SDK 0.2–0.3 put the target's secret in the path, 0.4 its publicId: accept both. */
-  const resolveTarget = (ref: string) => {
-    const byPublic = ctx.repo.keyByPublicId(ref);
-    if (byPublic) return byPublic.public_id;
-    const bySecret = ctx.keys.authenticate(ref);
-    if (bySecret) return bySecret.public_id;
-    throw new AppError('APIKEY_NOT_FOUND', 'No API key with that publicId.');
+  const resolveTarget = async (ref: string) => {
+    const key = await ctx.keys.byPublicIdOrSecret(ref);
+    if (!key) throw new AppError('APIKEY_NOT_FOUND', 'No API key with that publicId.');
+    return key.publicId;
   };
   return [
     defineRoute({
@@ -42,8 +40,8 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
         402: errorResponse('Not enough GB-months to fund the new key'),
         403: errorResponse('Missing apikey.create'),
       },
-      handler: (c, body) => {
-        const { row, secret } = ctx.keys.create(requireKey(c.var.principal), body);
+      handler: async (c, body) => {
+        const { row, secret } = await ctx.keys.create(requireKey(c.var.principal), body);
         return c.json(ok({ ...presentApiKey(row), key: secret, apiKey: secret }), 201);
       },
     }),
@@ -62,9 +60,9 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
         403: errorResponse('Missing apikey.create'),
         404: errorResponse('No such key'),
       },
-      handler: (c, body) => {
+      handler: async (c, body) => {
         const from = requireKey(c.var.principal);
-        const { from: f, to } = ctx.keys.transfer(from, resolveTarget(c.req.param('publicId')!), body.gbMonths);
+        const { from: f, to } = await ctx.keys.transfer(from, await resolveTarget(c.req.param('publicId')!), body.gbMonths);
         const toView = presentApiKey(to);
         return c.json(ok({ from: presentApiKey(f), to: { publicId: toView.publicId, gbMonths: toView.gbMonths } }));
       },

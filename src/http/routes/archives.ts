@@ -32,13 +32,13 @@ export function archiveRoutes(ctx: ApiContext): RouteDef[] {
         404: { description: 'Not found', schema: errorSchema },
       },
       handler: async (c) => {
-        const dz = ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.zip');
-        const files = await allFilesInBatches(ctx.repo, dz.id, { uploadedOnly: true });
+        const dz = await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.zip');
+        const files = await allFilesInBatches(ctx.meta, dz.id, { uploadedOnly: true });
         const names = await uniqueZipNamesAsync(files.map((f) => f.name));
         const entries = files.map((f, i) => ({
           name: names[i],
           size: f.size,
-          mtime: new Date(f.confirmed_at ?? f.created_at),
+          mtime: new Date(f.confirmedAt ?? f.createdAt),
           // only the confirmed bytes: an object whose ETag changed aborts the archive rather than being served
           open: async () => (await openConfirmedBlob(ctx.blobs, f)).stream,
         }));

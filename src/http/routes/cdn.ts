@@ -1,6 +1,4 @@
 import type { ApiContext } from '../context.js';
-import { filePermissions } from '../../core/permissions.js';
-import { AppError } from '../../core/errors.js';
 import { type RouteDef, defineRoute } from '../route.js';
 import { errorSchema } from '../schemas.js';
 import { sendFile } from '../send-file.js';
@@ -26,13 +24,7 @@ export function cdnRoutes(ctx: ApiContext, operationId = 'publicDownload'): Rout
         304: { description: 'Not modified' },
         404: { description: 'No such public file', schema: errorSchema },
       },
-      handler: (c) => {
-        const file = ctx.repo.fileById(c.req.param('fileId')!);
-        const dz = file && ctx.repo.dropzoneById(file.dropzone_id);
-        if (!file || !dz || !filePermissions(ctx.repo, {}, file, dz).has('file.download') || file.status !== 'uploaded')
-          throw new AppError('FILE_NOT_FOUND');
-        return sendFile(c, ctx, file);
-      },
+      handler: async (c) => sendFile(c, ctx, await ctx.files.publicDownload(c.req.param('fileId')!)),
     }),
   ];
 }

@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import type { Principal } from '../../core/permissions.js';
-import type { DropzoneRow } from '../../db/repositories.js';
+import type { Dropzone } from '../../core/ports/metadata-store.js';
 import { fileBatches } from '../../core/file-batches.js';
 import type { ApiContext } from '../context.js';
 import { streamJsonList } from '../json-stream.js';
@@ -35,14 +35,15 @@ export function requireDropzoneId(p: Principal): string {
 
 
 /** Shared by both generations: the files of a dropzone the caller may list, streamed in batches (see streamJsonList). */
-export function listFilesOf(ctx: ApiContext, c: Context<AppEnv>, dz: DropzoneRow): Response {
-  const view = ctx.dropzones.view(c.var.principal, dz);
-  return streamJsonList(c, fileBatches(ctx.repo, dz.id), (f) => presentFile(f, dz, view), ctx.log);
+export async function listFilesOf(ctx: ApiContext, c: Context<AppEnv>, dz: Dropzone): Promise<Response> {
+  const view = await ctx.dropzones.view(c.var.principal, dz);
+  return streamJsonList(c, fileBatches(ctx.meta, dz.id), (f) => presentFile(f, dz, view), ctx.log);
 }
 
 /** Shared by both generations: reserve space and answer with the signed upload URL. */
-export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: DropzoneRow, body: z.infer<typeof uploadRequestBody>) {
+export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dropzone, body: z.infer<typeof uploadRequestBody>) {
   const { file, upload } = await ctx.files.requestUpload(c.var.principal, dz, body);
+  const view = await ctx.dropzones.view(c.var.principal, dz);
   return c.json(
     ok({
       fileId: file.id,
@@ -50,7 +51,7 @@ export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dro
       method: 'PUT' as const,
       headers: upload.headers,
       expiresAt: upload.expiresAt,
-      file: presentFile(file, dz, ctx.dropzones.view(c.var.principal, dz)),
+      file: presentFile(file, dz, view),
     }),
     200,
   );
@@ -58,7 +59,7 @@ export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dro
 
 /** Routes of the dropzone resource, both API generations. */
 export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
-  const present = (p: Principal, dz: DropzoneRow) => presentDropzone(dz, ctx.dropzones.view(p, dz), ctx.publicUrl());
+  const present = async (p: Principal, dz: Dropzone) => presentDropzone(dz, await ctx.dropzones.view(p, dz), ctx.publicUrl());
   const sizeErrors = {
     400: errorResponse('Invalid body, bounds, or an attempt to shrink'),
     401: errorResponse('Missing or invalid credentials'),
@@ -74,9 +75,9 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       security: ['ApiKeyAuth', 'BearerAuth'],
       body: updateDropzoneBody,
       responses: { 200: { description: 'Updated', schema: envelope(dropzoneSchema) }, ...sizeErrors, 404: errorResponse('Not found'), 410: errorResponse('Expired') },
-      handler: (c, body) => {
+      handler: async (c, body) => {
         requireKey(c.var.principal);
-        return c.json(ok(present(c.var.principal, ctx.dropzones.update(c.var.principal, c.req.param('id')!, body))));
+        return c.json(ok(await present(c.var.principal, await ctx.dropzones.update(c.var.principal, c.req.param('id')!, body))));
       },
     });
 
@@ -90,10 +91,10 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       security: ['ApiKeyAuth', 'BearerAuth'],
       body: createDropzoneBody,
       responses: { 201: { description: 'Created', schema: envelope(dropzoneSchema) }, 200: { description: 'Existing dropzone of that name updated', schema: envelope(dropzoneSchema) }, ...sizeErrors },
-      handler: (c, body) => {
+      handler: async (c, body) => {
         const key = requireKey(c.var.principal);
-        const { dz, created } = ctx.dropzones.create(key, body);
-        return c.json(ok(present(c.var.principal, dz)), created ? 201 : 200);
+        const { dz, created } = await ctx.dropzones.create(key, body);
+        return c.json(ok(await present(c.var.principal, dz)), created ? 201 : 200);
       },
     }),
     defineRoute({
@@ -104,10 +105,13 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'Dropzones', schema: envelope(z.array(dropzoneSchema)) }, 401: errorResponse('Missing or invalid credentials') },
-      handler: (c) => {
+      handler: async (c) => {
         const all = c.req.query('all');
         if (all !== undefined && all !== 'true' && all !== 'false') throw new AppError('VALIDATION', 'Invalid query: "all" must be true or false', { field: 'all' });
-        return c.json(ok(ctx.dropzones.listFor(requireKey(c.var.principal), all === 'true').map((dz) => present(c.var.principal, dz))));
+        const list = await ctx.dropzones.listFor(requireKey(c.var.principal), all === 'true');
+        const out = [];
+        for (const dz of list) out.push(await present(c.var.principal, dz));
+        return c.json(ok(out));
       },
     }),
     defineRoute({
@@ -118,7 +122,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('No credentials'), 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
-      handler: (c) => c.json(ok(present(c.var.principal, ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.get')))),
+      handler: async (c) => c.json(ok(await present(c.var.principal, await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.get')))),
     }),
     update('patch'),
     update('put'),
@@ -144,8 +148,8 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['files'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
-      handler: (c) => {
-        const dz = ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.list');
+      handler: async (c) => {
+        const dz = await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.list');
         return listFilesOf(ctx, c, dz);
       },
     }),
@@ -165,7 +169,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
         410: errorResponse('Dropzone expired'),
         413: errorResponse('File larger than maxFileSize, or not enough room left'),
       },
-      handler: (c, body) => requestUpload(ctx, c, ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.upload'), body),
+      handler: async (c, body) => requestUpload(ctx, c, await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.upload'), body),
     }),
 
     // First generation: the dropzone is named by the x-dropzone-id credential itself.
@@ -177,7 +181,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['first generation'],
       security: ['DropzoneAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
-      handler: (c) => c.json(ok(present(c.var.principal, ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.get')))),
+      handler: async (c) => c.json(ok(await present(c.var.principal, await ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.get')))),
     }),
     defineRoute({
       method: 'get',
@@ -187,8 +191,8 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['first generation'],
       security: ['DropzoneAuth'],
       responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
-      handler: (c) => {
-        const dz = ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
+      handler: async (c) => {
+        const dz = await ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
         return listFilesOf(ctx, c, dz);
       },
     }),
@@ -201,7 +205,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       security: ['DropzoneAuth'],
       body: uploadRequestBody,
       responses: { 200: { description: 'Signed URL', schema: envelope(uploadResponseSchema) }, 400: errorResponse('Invalid body'), 401: errorResponse('Missing or unknown dropzone id'), 410: errorResponse('Expired'), 413: errorResponse('Too large / full') },
-      handler: (c, body) => requestUpload(ctx, c, ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.upload'), body),
+      handler: async (c, body) => requestUpload(ctx, c, await ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.upload'), body),
     }),
   ];
 }

@@ -12,9 +12,9 @@ const bothShapes = fileItemSchema.extend({ status: z.literal('success'), data: f
 /** Routes of the file resource (`/files/:fileId…`), for api keys and x-dropzone-id alike. */
 export function fileRoutes(ctx: ApiContext): RouteDef[] {
   const security = ['ApiKeyAuth', 'BearerAuth', 'DropzoneAuth'] as const;
-  const item = (p: Principal, fileId: string, permission: 'file.get' | 'file.upload.confirm') => {
-    const { file, dz } = ctx.files.get(p, fileId, permission);
-    return presentFile(file, dz, ctx.dropzones.view(p, dz));
+  const item = async (p: Principal, fileId: string, permission: 'file.get' | 'file.upload.confirm') => {
+    const { file, dz } = await ctx.files.get(p, fileId, permission);
+    return presentFile(file, dz, await ctx.dropzones.view(p, dz));
   };
   return [
     defineRoute({
@@ -25,7 +25,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['files'],
       security: [...security],
       responses: { 200: { description: 'The FileItem (bare, and again under data)', schema: bothShapes }, 404: errorResponse('Not found') },
-      handler: (c) => c.json(okBoth(item(c.var.principal, c.req.param('fileId')!, 'file.get'))),
+      handler: async (c) => c.json(okBoth(await item(c.var.principal, c.req.param('fileId')!, 'file.get'))),
     }),
     defineRoute({
       method: 'post',
@@ -42,9 +42,8 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
       },
       handler: async (c) => {
         const p = c.var.principal;
-        const file = await ctx.files.confirm(p, c.req.param('fileId')!);
-        const dz = ctx.repo.dropzoneById(file.dropzone_id)!;
-        return c.json(okBoth(presentFile(file, dz, ctx.dropzones.view(p, dz))));
+        const { file, dz } = await ctx.files.confirm(p, c.req.param('fileId')!);
+        return c.json(okBoth(presentFile(file, dz, await ctx.dropzones.view(p, dz))));
       },
     }),
     defineRoute({
@@ -77,7 +76,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
         409: errorResponse('Not uploaded yet'),
         416: { description: 'Range not satisfiable' },
       },
-      handler: (c) => sendFile(c, ctx, ctx.files.get(c.var.principal, c.req.param('fileId')!, 'file.download').file),
+      handler: async (c) => sendFile(c, ctx, (await ctx.files.get(c.var.principal, c.req.param('fileId')!, 'file.download')).file),
     }),
   ];
 }

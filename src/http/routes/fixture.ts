@@ -22,25 +22,25 @@ const resetBody = z.object({}).strict();
 export function mountFixtureRoutes(app: Hono<AppEnv>, ctx: ApiContext, clock: AdjustableClock): void {
   const log = ctx.log.child('fixture');
   /** Throws 401 without a valid key, 403 for a key that is not the admin key, 415 for a body that is not JSON. */
-  const guard = (c: Context<AppEnv>) => {
+  const guard = async (c: Context<AppEnv>) => {
     const secret = apiKeySecretOf((n) => c.req.header(n));
     if (secret === undefined) throw new AppError('UNAUTHENTICATED', 'Fixture endpoints need the admin key: send x-api-key or Authorization: Bearer.');
-    const key = ctx.keys.authenticate(secret);
+    const key = await ctx.keys.authenticate(secret);
     if (!key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');
-    if (!key.is_admin) throw new AppError('FORBIDDEN', 'Fixture endpoints need the admin key.');
+    if (!key.isAdmin) throw new AppError('FORBIDDEN', 'Fixture endpoints need the admin key.');
     const type = c.req.header('content-type')?.split(';')[0].trim().toLowerCase();
     if (type !== 'application/json')
       throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Fixture endpoints need Content-Type: application/json.', { contentType: type ?? null });
   };
   app.post('/__fixture/reset', async (c) => {
-    guard(c);
+    await guard(c);
     await readJsonBody(c, resetBody, true);
     const blobsDeleted = await resetFixture(ctx, ctx.dropzones);
     log.info('reset', { blobsDeleted });
     return c.json({ status: 'success', data: { reset: true } });
   });
   app.post('/__fixture/clock', async (c) => {
-    guard(c);
+    await guard(c);
     const body = await readJsonBody(c, clockBody, false);
     const now = clock.advance(body.advanceMs);
     const swept = await ctx.sweeper.sweep();

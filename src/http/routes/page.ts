@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Context, Hono } from 'hono';
 import { AppError } from '../../core/errors.js';
-import { type PageCapability, createPageTokens, pageCapabilities } from '../../core/page-tokens.js';
-import { type Principal, filePermissions } from '../../core/permissions.js';
-import type { DropzoneRow, FileRow } from '../../db/repositories.js';
+import type { PageCapability } from '../../core/page-tokens.js';
+import type { Dropzone, StoredFile } from '../../core/ports/metadata-store.js';
 import { readAsset } from '../../runtime/assets.js';
-import { fileBatches } from '../../core/file-batches.js';
 import { visitorId } from '../client-address.js';
 import type { ApiContext } from '../context.js';
 import { streamJsonList } from '../json-stream.js';
@@ -38,8 +36,7 @@ import { z } from 'zod';
  * Paths in the page are relative, so the page also works behind a reverse proxy under a path prefix.
  */
 export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] {
-  const tokens = createPageTokens(ctx);
-  const { repo, clock } = ctx;
+  const { page: pages, clock } = ctx;
   // Embedded files and the configuration never change while the process runs: read, hash and build them once,
   // not on every request (in the executable each readAsset call copies the asset).
   const csp = contentSecurityPolicy(ctx);
@@ -75,14 +72,13 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
   // ---- the page ---------------------------------------------------------------------------------------------
   app.get('/d/:code', async (c) => {
     const code = c.req.param('code');
-    const dz = CODE_RE.test(code) ? repo.dropzoneByCode(code) : undefined;
-    if (!dz)
+    const opened = CODE_RE.test(code) ? await pages.open(code) : undefined;
+    if (!opened)
       return errorPage(c, 404, 'Dropzone not found', 'There is no dropzone at this address. Check the link you were given; it may have been mistyped or deleted.');
+    const { dz, scope, token, tokenExpiresAt: expiresAt } = opened;
     const now = clock.now();
-    if (dz.delete_time <= now)
-      return errorPage(c, 410, 'This dropzone has expired', `It closed on ${new Date(dz.delete_time).toUTCString()}. Ask whoever sent you the link for a new one.`);
-    const scope = pageCapabilities(repo, dz);
-    const { token, expiresAt } = await tokens.mint(dz, scope);
+    if (dz.deleteTime <= now)
+      return errorPage(c, 410, 'This dropzone has expired', `It closed on ${new Date(dz.deleteTime).toUTCString()}. Ask whoever sent you the link for a new one.`);
     const config = {
       code: dz.code,
       token,
@@ -94,12 +90,12 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       title: `${name} · Dropzone`,
       name,
       code: dz.code,
-      spaceLeft: formatBytes(Math.max(0, dz.max_size - dz.used_space)),
-      maxSize: formatBytes(dz.max_size),
-      maxFileSize: formatBytes(Math.min(dz.max_file_size, dz.max_size)),
-      timeLeft: formatDuration(dz.delete_time - now),
-      deleteIso: new Date(dz.delete_time).toISOString(),
-      deleteUtc: new Date(dz.delete_time).toUTCString(),
+      spaceLeft: formatBytes(Math.max(0, dz.maxSize - dz.usedSpace)),
+      maxSize: formatBytes(dz.maxSize),
+      maxFileSize: formatBytes(Math.min(dz.maxFileSize, dz.maxSize)),
+      timeLeft: formatDuration(dz.deleteTime - now),
+      deleteIso: new Date(dz.deleteTime).toISOString(),
+      deleteUtc: new Date(dz.deleteTime).toUTCString(),
       // JSON inside <script type="application/json">: escape what could close the element or start a comment.
       config: { raw: JSON.stringify(config).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026') },
     });
@@ -109,38 +105,14 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
   app.get('/d/:code/', (c) => new Response(null, { status: 308, headers: { Location: `../${encodeURIComponent(c.req.param('code'))}` } }));
 
   // ---- the page API -----------------------------------------------------------------------------------------
-  /** Verifies the token for `:code` and loads the dropzone; the effective scope is the token's ∩ today's grants. */
+  /** Verifies the page token for `:code` (core/page.ts decides what the session may do). */
   const session = async (c: Context<AppEnv>) => {
-    const code = c.req.param('code')!;
     const auth = c.req.header('authorization');
     const m = auth ? /^Bearer\s+(\S+)$/i.exec(auth.trim()) : null;
-    const claims = await tokens.verify(m?.[1], code);
-    const dz = repo.dropzoneByCode(code);
-    if (!dz) throw new AppError('DROPZONE_NOT_FOUND');
-    const now = clock.now();
-    const current = new Set(pageCapabilities(repo, dz));
-    const scope = claims.scope.filter((s) => current.has(s));
+    const s = await pages.session(m?.[1], c.req.param('code')!);
     c.header('Cache-Control', 'no-store');
-    return { dz, scope, now };
+    return s;
   };
-  const need = (scope: PageCapability[], cap: PageCapability) => {
-    if (!scope.includes(cap)) throw new AppError('FORBIDDEN', `This link does not allow ${cap.replace('dropzone.', '')}ing files.`, { permission: cap });
-  };
-  const notExpired = (dz: DropzoneRow, now: number) => {
-    if (dz.delete_time <= now) throw new AppError('DROPZONE_EXPIRED');
-  };
-  /** A pending or uploaded file of this dropzone, or 404 (files of other dropzones stay invisible). */
-  const fileOf = (dz: DropzoneRow, fileId: string): FileRow => {
-    const file = repo.fileById(fileId);
-    if (!file || file.dropzone_id !== dz.id) throw new AppError('FILE_NOT_FOUND');
-    return file;
-  };
-  /**
-   * The principal the page acts as inside core services for files of `dz`: the first-generation dropzone principal,
-   * used only server-side and only after the page route checked its own narrower rule.
-   */
-  const pagePrincipal = (dz: DropzoneRow): Principal => ({ dropzoneId: dz.id });
-  const usedSpace = (dz: DropzoneRow) => repo.dropzoneById(dz.id)?.used_space ?? dz.used_space;
 
   const base = '/d/:code/api';
   const security = ['PageToken'] as const;
@@ -159,9 +131,9 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       security: [...security],
       responses: { 200: { description: 'Name, space, time left and what the link allows', schema: envelope(pageSummarySchema) }, 410: refused[410] },
       handler: async (c) => {
-        const { dz, scope, now } = await session(c);
-        notExpired(dz, now);
-        return c.json(ok(summaryOf(dz, scope, now)));
+        const s = await session(c);
+        pages.notExpired(s);
+        return c.json(ok(summaryOf(s.dz, s.scope, s.now)));
       },
     }),
     defineRoute({
@@ -178,15 +150,12 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
         413: errorResponse('File larger than maxFileSize, or not enough room left'),
       },
       handler: async (c, body) => {
-        const { dz, scope } = await session(c);
-        need(scope, 'dropzone.upload');
+        const s = await session(c);
         // the link is shared: one visitor (client address) may hold only a few pending uploads at once
         const visitor = visitorId(c, ctx.config.server.trustProxy);
         const { pagePendingMaxFiles: maxFiles, pagePendingMaxBytes: maxBytes } = ctx.config.uploads;
-        const { file, upload } = await ctx.files.requestUpload({}, dz, body, visitor ? { id: visitor, maxFiles, maxBytes } : undefined);
-        return c.json(
-          ok({ fileId: file.id, signedUrl: upload.url, method: 'PUT' as const, headers: upload.headers, expiresAt: upload.expiresAt, usedSpace: usedSpace(dz) }),
-        );
+        const { file, upload, usedSpace } = await pages.requestUpload(s, body, visitor ? { id: visitor, maxFiles, maxBytes } : undefined);
+        return c.json(ok({ fileId: file.id, signedUrl: upload.url, method: 'PUT' as const, headers: upload.headers, expiresAt: upload.expiresAt, usedSpace }));
       },
     }),
     defineRoute({
@@ -202,11 +171,8 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
         409: errorResponse('Bytes not uploaded yet, or of the wrong size (then discarded)'),
       },
       handler: async (c) => {
-        const { dz, scope } = await session(c);
-        need(scope, 'dropzone.upload');
-        fileOf(dz, c.req.param('fileId')!);
-        const file = await ctx.files.confirm(pagePrincipal(dz), c.req.param('fileId')!);
-        return c.json(ok({ file: presentPageFile(file), usedSpace: usedSpace(dz) }));
+        const { file, usedSpace } = await pages.confirm(await session(c), c.req.param('fileId')!);
+        return c.json(ok({ file: presentPageFile(file), usedSpace }));
       },
     }),
     defineRoute({
@@ -218,12 +184,8 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       security: [...security],
       responses: { 200: { description: 'Cancelled', schema: envelope(z.object({ cancelled: z.literal(true), usedSpace: z.number() })) }, ...refused },
       handler: async (c) => {
-        const { dz, scope } = await session(c);
-        need(scope, 'dropzone.upload');
-        const file = fileOf(dz, c.req.param('fileId')!);
-        if (file.status !== 'pending') throw new AppError('FORBIDDEN', 'This file is already uploaded; only pending uploads can be cancelled here.');
-        await ctx.files.remove(pagePrincipal(dz), file.id);
-        return c.json(ok({ cancelled: true, usedSpace: usedSpace(dz) }));
+        const { usedSpace } = await pages.cancel(await session(c), c.req.param('fileId')!);
+        return c.json(ok({ cancelled: true as const, usedSpace }));
       },
     }),
     defineRoute({
@@ -235,14 +197,15 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       security: [...security],
       responses: { 200: { description: 'The uploaded files', schema: envelope(z.array(pageFileSchema.extend({ downloadUrl: z.string().optional() }))) }, ...refused },
       handler: async (c) => {
-        const { dz, scope } = await session(c);
-        need(scope, 'dropzone.list');
+        const files = pages.uploadedFiles(await session(c));
+        // the scope check runs on the first read: before answering, so a refusal is a clean 403
+        const first = await files.next();
         return streamJsonList(
           c,
-          fileBatches(repo, dz.id, { uploadedOnly: true }),
-          (f) => ({
-            ...presentPageFile(f),
-            ...(filePermissions(repo, {}, f, dz).has('file.download') ? { downloadUrl: `../cdn/${encodeURIComponent(f.id)}/download` } : {}),
+          prepend(first, files),
+          ({ file, publicDownload }) => ({
+            ...presentPageFile(file),
+            ...(publicDownload ? { downloadUrl: `../cdn/${encodeURIComponent(file.id)}/download` } : {}),
           }),
           ctx.log,
         );
@@ -284,27 +247,34 @@ const CONTENT_TYPES: Record<string, string> = {
   txt: 'text/plain; charset=utf-8',
 };
 
-const displayName = (dz: DropzoneRow) => dz.name?.trim() || 'Dropzone';
+const displayName = (dz: Dropzone) => dz.name?.trim() || 'Dropzone';
 
-function summaryOf(dz: DropzoneRow, scope: PageCapability[], now: number) {
+function summaryOf(dz: Dropzone, scope: PageCapability[], now: number) {
   return {
     name: displayName(dz),
-    maxSize: dz.max_size,
-    usedSpace: dz.used_space,
-    maxFileSize: Math.min(dz.max_file_size, dz.max_size),
-    deleteTime: dz.delete_time,
+    maxSize: dz.maxSize,
+    usedSpace: dz.usedSpace,
+    maxFileSize: Math.min(dz.maxFileSize, dz.maxSize),
+    deleteTime: dz.deleteTime,
     serverTime: now,
     permissions: scope,
   };
 }
 
+/** `first` (an already-read result of `rest`) followed by the rest of `rest`. */
+async function* prepend<T>(first: IteratorResult<T, unknown>, rest: AsyncIterator<T, unknown>): AsyncGenerator<T> {
+  if (first.done) return;
+  yield first.value;
+  for (let r = await rest.next(); !r.done; r = await rest.next()) yield r.value;
+}
+
 /** A file as the page sees it: never the dropzone id. */
-const presentPageFile = (f: FileRow) => ({
+const presentPageFile = (f: StoredFile) => ({
   _id: f.id,
   name: f.name,
   size: f.size,
   type: f.type,
-  createdAt: new Date(f.created_at).toISOString(),
+  createdAt: new Date(f.createdAt).toISOString(),
   status: f.status,
 });
 

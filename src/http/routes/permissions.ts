@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import type { ResourceType } from '../../db/repositories.js';
+import type { ResourceType } from '../../core/ports/metadata-store.js';
 import type { ApiContext } from '../context.js';
 import { type AppEnv, type RouteDef, defineRoute } from '../route.js';
 import { errorResponse, permissionListSchema, permissionsBody } from '../schemas.js';
@@ -15,8 +15,8 @@ const answerSchema = z.object({
 export function permissionRoutes(ctx: ApiContext): RouteDef[] {
   const routesFor = (type: ResourceType, path: string, idParam: string): RouteDef[] => {
     const body = permissionsBody(type);
-    const change = (mode: 'grant' | 'revoke') => (c: Context<AppEnv>, b: z.infer<typeof body>) =>
-      c.json({ status: 'success', ...ctx.grants.change(mode, type, c.var.principal, c.req.param(idParam)!, b) });
+    const change = (mode: 'grant' | 'revoke') => async (c: Context<AppEnv>, b: z.infer<typeof body>) =>
+      c.json({ status: 'success', ...(await ctx.grants.change(mode, type, c.var.principal, c.req.param(idParam)!, b)) });
     const tag = [type === 'dropzone' ? 'dropzones' : 'files'];
     const security = ['ApiKeyAuth', 'BearerAuth'] as ('ApiKeyAuth' | 'BearerAuth')[];
     return [
@@ -28,7 +28,7 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
         tags: tag,
         security,
         responses: { 200: { description: 'Permissions', schema: answerSchema }, 404: errorResponse('Not found') },
-        handler: (c) => c.json({ status: 'success', ...ctx.grants.list(type, c.var.principal, c.req.param(idParam)!, c.req.query('publicId')) }),
+        handler: async (c) => c.json({ status: 'success', ...(await ctx.grants.list(type, c.var.principal, c.req.param(idParam)!, c.req.query('publicId'))) }),
       }),
       defineRoute({
         method: 'post',

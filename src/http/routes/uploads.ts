@@ -49,17 +49,19 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     } catch {
       return fail(400, 'InvalidURI', "Couldn't parse the specified URI.");
     }
-    const file = ctx.repo.fileByBlobKey(key);
     if (!verdict.ok) {
       const declared = Number(c.req.header('content-length'));
-      if (file && c.req.method === 'PUT' && Number.isFinite(declared) && declared > file.size)
-        return fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
+      if (c.req.method === 'PUT' && Number.isFinite(declared)) {
+        const file = await ctx.files.byBlobKey(key);
+        if (file && declared > file.size) return fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
+      }
       return fail(verdict.status, verdict.code, verdict.message);
     }
+    const pending = await ctx.files.pendingUpload(key);
+    if (!pending) return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
+    if (pending.expired) return fail(403, 'AccessDenied', 'Request has expired');
+    const { file } = pending;
     const now = ctx.clock.now();
-    const dz = file && ctx.repo.dropzoneById(file.dropzone_id);
-    if (!file || !dz || file.status !== 'pending') return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
-    if ((file.pending_expires_at ?? Infinity) <= now || dz.delete_time <= now) return fail(403, 'AccessDenied', 'Request has expired');
     if (c.req.header('content-length') === undefined) return fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
 
     const source = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
@@ -77,11 +79,12 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     // layer: the bytes go source → pipe → put() with no extra copy or promise per chunk.
     const renewEveryMs = (ctx.config.uploads.reservationGraceSeconds * 1000) / 4;
     let renewedAt = now;
-    ctx.files.renewPending(file);
+    const renew = () => ctx.files.renewPending(file).catch((err) => log.warn('could not renew an upload reservation', { err }));
+    void renew();
     source.on('data', () => {
       if (ctx.clock.now() - renewedAt < renewEveryMs) return;
       renewedAt = ctx.clock.now();
-      ctx.files.renewPending(file);
+      void renew();
     });
     const body = piped;
     let stat;
@@ -111,7 +114,7 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     }
     // the file may have been deleted while the bytes streamed in: then these bytes belong to nobody
     // (confirmed meanwhile is fine: the object was absent until this put placed it, so confirm saw these bytes)
-    if (!ctx.repo.fileByBlobKey(key)) {
+    if (!(await ctx.files.byBlobKey(key))) {
       await store.delete(key);
       return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
     }
