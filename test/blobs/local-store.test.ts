@@ -8,6 +8,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobSizeError } from '../../src/blobs/blob-store.js';
 import { createLocalBlobStore, isValidBlobKey, InvalidBlobKeyError, s3ErrorXml, type LocalBlobStore, type PresignedPutRequest } from '../../src/blobs/local-store.js';
 import { manualClock, systemClock, type AdjustableClock } from '../../src/core/clock.js';
+import { createAdaptorServer } from '@hono/node-server';
+import { Hono } from 'hono';
+import { handleBlobMultipart } from '../../src/http/routes/blob-multipart.js';
 import { blobStoreContract, md5Etag, putPresigned, readAll } from './blob-store-contract.js';
 
 const SECRET = 'test-secret-0123456789';
@@ -16,12 +19,33 @@ async function tempRoot(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'dz-blobs-'));
 }
 
+/**
+ * Serves the store's `/_blobs` multipart protocol (every key admitted, no size limit) on a free port, so the contract's
+ * presigned multipart URLs can be used with real HTTP requests; `baseUrl` is known once it listens.
+ */
+async function serveMultipart(store: LocalBlobStore): Promise<{ url: string; close(): Promise<void> }> {
+  const app = new Hono();
+  app.all('/_blobs/*', (c) =>
+    handleBlobMultipart(store, c.req.raw, { trustProxy: false, gate: async () => ({ ok: true }), stillWanted: async () => true }),
+  );
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 blobStoreContract('local', async () => {
   const root = await tempRoot();
-  const store = createLocalBlobStore({ root, secret: SECRET, baseUrl: () => 'http://127.0.0.1:1', clock: systemClock() });
+  let base = 'http://127.0.0.1:1';
+  const store = createLocalBlobStore({ root, secret: SECRET, baseUrl: () => base, clock: systemClock() });
+  const server = await serveMultipart(store);
+  base = server.url;
   return {
     store,
     async teardown() {
+      await server.close();
       await store.close();
       await rm(root, { recursive: true, force: true });
     },

@@ -37,6 +37,11 @@ afterAll(async () => {
   if ('stop' in moto) await moto.stop();
 });
 
+/** Where moto differs from S3 in what the contract checks (moto 5.x answers a fixed `Initiated` date). */
+const MOTO_DEVIATIONS = {
+  staleUploadsInitiated: 'moto answers ListMultipartUploads with the fixed Initiated date 2010-11-10, so every upload looks stale',
+};
+
 let bucketCounter = 0;
 /** A bucket name unique to this run (S3 rules: 3-63 chars, lowercase, digits, hyphens). */
 function freshBucketName(): string {
@@ -92,7 +97,7 @@ describe.skipIf(skipReason !== undefined)(
       const bucket = freshBucketName();
       await createBucket(endpoint, bucket);
       const store = makeStore({ bucket });
-      return { store, teardown: () => store.close() };
+      return { store, teardown: () => store.close(), deviations: MOTO_DEVIATIONS };
     });
 
     // One bucket shared by every setup, each setup under its own prefix: the contract must not see other setups' keys.
@@ -102,7 +107,7 @@ describe.skipIf(skipReason !== undefined)(
       sharedBucketReady ??= createBucket(endpoint, sharedBucket);
       await sharedBucketReady;
       const store = makeStore({ bucket: sharedBucket, prefix: `/tenants/${randomUUID()}` });
-      return { store, teardown: () => store.close() };
+      return { store, teardown: () => store.close(), deviations: MOTO_DEVIATIONS };
     });
 
     describe('S3-specific behaviour', () => {
