@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { Hono } from 'hono';
 import {
   BlobExistsError,
@@ -208,11 +208,22 @@ export async function handleBlobMultipart(store: LocalBlobStore, request: Reques
           await discardBody();
           return fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
         }
-        const source = request.body ? Readable.fromWeb(request.body as never) : Readable.from([]);
-        if (gate.ok && gate.touch) {
-          const touch = gate.touch;
+        let source: Readable = request.body ? Readable.fromWeb(request.body as never) : Readable.from([]);
+        const touch = gate.ok ? gate.touch : undefined;
+        if (touch) {
+          // bytes are arriving: keep the reservation alive (a listener on 'data' would start the flow before the store reads)
           touch();
-          source.on('data', () => touch());
+          const raw = source;
+          source = raw.pipe(
+            new Transform({
+              transform(chunk, _enc, cb) {
+                touch();
+                cb(null, chunk);
+              },
+            }),
+          );
+          raw.once('error', (err) => source.destroy(err));
+          raw.once('close', () => raw.readableEnded || source.destroy(new Error('the request body was aborted')));
         }
         const part = await store.uploadPart(key, verdict.uploadId, verdict.partNumber, source, length);
         return new Response(null, { status: 200, headers: { ...base, ETag: part.etag } });
