@@ -18,6 +18,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MULTIPART_MIN_PART_SIZE, type MultipartBlobs, type PresignedRequest } from '../../src/blobs/blob-store.js';
 import { presignUrl } from '../../src/blobs/sigv4.js';
+import { parseCompleteMultipartXml } from '../../src/http/routes/blob-multipart.js';
 import { type TestServer, startTestServer } from '../helpers/server.js';
 
 const SECRET = 'multipart-test-signing-secret-0123456789';
@@ -211,7 +212,7 @@ describe('local /_blobs multipart protocol', () => {
       ['complete', await mp.presignRequest({ op: 'complete', key, uploadId }, 60), completeXml([{ partNumber: 1, etag: '"x"' }])],
       ['abort', await mp.presignRequest({ op: 'abort', key, uploadId }, 60), undefined],
     ];
-    for (const [kind, req, body] of kinds) {
+    for (const [, req, body] of kinds) {
       const u = new URL(req.url);
       const bare = new URL(u);
       for (const name of [...bare.searchParams.keys()]) if (name.startsWith('X-Amz-')) bare.searchParams.delete(name);
@@ -226,7 +227,6 @@ describe('local /_blobs multipart protocol', () => {
       const wrongMethod = await send(req, undefined, { method: otherMethod });
       expect([403]).toContain(wrongMethod.status);
       expect(['SignatureDoesNotMatch', 'AccessDenied']).toContain(tag(wrongMethod.text, 'Code'));
-      void kind;
     }
     // the part number and the upload id are signed
     const swapped = new URL(part1.url);
@@ -359,5 +359,45 @@ describe('local /_blobs multipart protocol', () => {
     const { fileId } = await t.upload(t.adminKey, dzId, 'plain.txt', 'plain single put');
     expect((await t.req('GET', `/files/${fileId}/download`, { key: t.adminKey })).text).toBe('plain single put');
     expect(MULTIPART_MIN_PART_SIZE).toBe(5 * MIB);
+  });
+});
+
+describe('parseCompleteMultipartXml', () => {
+  it('reads parts with namespace, declaration, whitespace, entities, extra elements and any element order', () => {
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>
+      <CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+        <Part><ETag>&quot;aa&quot;</ETag><PartNumber> 1 </PartNumber></Part>
+        <Part>
+          <PartNumber>2</PartNumber><ChecksumCRC32>AAAAAA==</ChecksumCRC32>
+          <ETag>"bb"</ETag>
+        </Part>
+      </CompleteMultipartUpload>`;
+    expect(parseCompleteMultipartXml(xml)).toEqual([
+      { partNumber: 1, etag: '"aa"' },
+      { partNumber: 2, etag: '"bb"' },
+    ]);
+  });
+
+  it('refuses what is not a CompleteMultipartUpload document', () => {
+    for (const bad of [
+      '',
+      'not xml',
+      '<Other><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part></Other>',
+      '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>',
+      '<CompleteMultipartUpload><Part><ETag>a</ETag></Part></CompleteMultipartUpload>',
+      '<CompleteMultipartUpload>junk<Part><PartNumber>1</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>',
+      '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part>junk</CompleteMultipartUpload>',
+      '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a & b</ETag></Part></CompleteMultipartUpload>',
+      '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag></Part>',
+    ]) {
+      expect(parseCompleteMultipartXml(bad), bad).toBeNull();
+    }
+  });
+
+  it('reads the largest list S3 allows (10,000 parts) within the body limit', () => {
+    const parts = Array.from({ length: 10_000 }, (_, i) => ({ partNumber: i + 1, etag: `"${md5(Buffer.from(String(i)))}"` }));
+    const xml = completeXml(parts);
+    expect(Buffer.byteLength(xml)).toBeLessThan(2 * MIB);
+    expect(parseCompleteMultipartXml(xml)).toEqual(parts);
   });
 });

@@ -111,18 +111,19 @@ export function parseCompleteMultipartXml(body: string): CompletedPartRef[] | nu
   const inner = root[1];
   const parts: CompletedPartRef[] = [];
   const partRe = /<Part>([\s\S]*?)<\/Part>/g;
-  let rest = inner;
+  // one pass: between and around the parts there may be nothing but whitespace
+  let pos = 0;
   for (let m = partRe.exec(inner); m; m = partRe.exec(inner)) {
+    if (inner.slice(pos, m.index).trim() !== '') return null;
+    pos = partRe.lastIndex;
     const number = /<PartNumber>\s*(\d{1,9})\s*<\/PartNumber>/.exec(m[1]);
     const etag = /<ETag>([^<]*)<\/ETag>/.exec(m[1]);
     if (!number || !etag) return null;
     const decoded = decodeXmlText(etag[1]);
     if (decoded === null) return null;
     parts.push({ partNumber: Number(number[1]), etag: decoded.trim() });
-    rest = rest.replace(m[0], '');
   }
-  // nothing but whitespace may remain between the parts
-  return rest.trim() === '' ? parts : null;
+  return inner.slice(pos).trim() === '' ? parts : null;
 }
 
 /** Reads a request body of at most `limit` bytes; null when it is longer. */
