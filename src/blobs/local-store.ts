@@ -15,9 +15,21 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import {
+  assertCompletionList,
+  assertPartNumber,
+  bareEtag,
   BlobExistsError,
   BlobNotFoundError,
   BlobSizeError,
+  MULTIPART_MAX_PART_SIZE,
+  MULTIPART_MIN_PART_SIZE,
+  MultipartError,
+  type CompletedPartRef,
+  type MultipartBlobs,
+  type MultipartRequest,
+  type PresignedPart,
+  type StaleUpload,
+  type UploadedPart,
   type PutOptions,
   type BlobListEntry,
   type BlobStat,
@@ -34,6 +46,13 @@ export const LOCAL_BLOB_URL_PREFIX = '/_blobs/';
 
 const TMP_DIR = '.tmp';
 const META_DIR = '.meta';
+/** Unfinished multipart uploads: `<root>/.mpu/<uploadId>/upload.json` plus one file per part. */
+const MPU_DIR = '.mpu';
+const UPLOAD_FILE = 'upload.json';
+/** A stored part's file name: `<partNumber>-<size>-<md5 hex>`, so listing the parts needs no stat or sidecar. */
+const PART_FILE = /^(\d{1,5})-(\d{1,16})-([0-9a-f]{32})$/;
+/** Upload ids this store hands out: 24 random bytes, base64url. */
+const UPLOAD_ID_PATTERN = /^[A-Za-z0-9_-]{32}$/;
 const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9/_.-]*$/;
 const DEFAULT_ACCESS_KEY_ID = 'dropzone-local';
 const DEFAULT_REGION = 'local';
@@ -74,9 +93,36 @@ export type PresignedPutVerdict =
   | { ok: true; key: string; size: number; contentType?: string }
   | { ok: false; status: 400 | 403; code: string; message: string };
 
+/** Which multipart request a verified presigned URL was signed for (see {@link LocalBlobStore.verifyPresignedMultipart}). */
+export type MultipartOperation =
+  | { op: 'create'; contentType?: string }
+  | { op: 'part'; uploadId: string; partNumber: number; size?: number }
+  | { op: 'list'; uploadId: string }
+  | { op: 'complete'; uploadId: string }
+  | { op: 'abort'; uploadId: string };
+
+/** Outcome of {@link LocalBlobStore.verifyPresignedMultipart}; on failure `code` is the S3 error code to answer with. */
+export type PresignedMultipartVerdict =
+  | ({ ok: true; key: string } & MultipartOperation)
+  | { ok: false; status: 400 | 403 | 404; code: string; message: string };
+
 /** The local filesystem store, plus what its HTTP upload endpoint needs. */
 export interface LocalBlobStore extends BlobStore {
   readonly kind: 'local';
+  readonly multipart: MultipartBlobs;
+  /**
+   * Checks a request made with a URL from `multipart.presignParts` or `multipart.presignRequest` (a request whose
+   * query names `uploads` or `uploadId`, see {@link isMultipartQuery}): valid SigV4 signature over method, path, query
+   * (so the upload id and part number too) and signed headers, not expired, key and upload id well-formed, part number
+   * in 1…10,000. The operation follows from the signed method and query. Never throws.
+   */
+  verifyPresignedMultipart(req: PresignedPutRequest): PresignedMultipartVerdict;
+  /**
+   * Streams one part of upload `uploadId` of `key` to disk: exactly `size` bytes (else {@link BlobSizeError}), at most
+   * {@link MULTIPART_MAX_PART_SIZE} (`EntityTooLarge`); placed only once complete and synced, replacing an earlier
+   * part with the same number. Throws `NoSuchUpload` when the upload is unknown or finished meanwhile.
+   */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Readable, size: number): Promise<UploadedPart>;
   /**
    * Checks a request against a URL from {@link BlobStore.presignPut}: valid SigV4 signature over method,
    * path, query, `host`, `content-length` and (when signed) `content-type`; not expired; method PUT; key
@@ -93,6 +139,11 @@ export interface LocalBlobStore extends BlobStore {
    * Resolves to the number of entries removed.
    */
   cleanupTemp(olderThanMs: number): Promise<number>;
+}
+
+/** True when a `/_blobs` request's query makes it a multipart request (`uploads` or `uploadId` present). */
+export function isMultipartQuery(query: URLSearchParams): boolean {
+  return query.has('uploads') || query.has('uploadId');
 }
 
 /** Thrown for a key that does not satisfy the key rules (see {@link assertValidKey}). */
@@ -465,7 +516,10 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     return { method: 'PUT', url: signed.url, headers, expiresAt: signed.expiresAt };
   }
 
-  function verifyPresignedPut(req: PresignedPutRequest): PresignedPutVerdict {
+  type Refusal = { ok: false; status: 400 | 403; code: string; message: string };
+
+  /** The key and signed header values of a request with a valid, unexpired signature for its method, path and query. */
+  function verifySigned(req: PresignedPutRequest): { ok: true; key: string; signedHeaders: Record<string, string> } | Refusal {
     const basePath = new URL(opts.baseUrl()).pathname.replace(/\/+$/, '');
     const fullPrefix = basePath + LOCAL_BLOB_URL_PREFIX;
     // Accept the path as the client sent it, or with the base path already stripped by a proxy.
@@ -508,6 +562,14 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
           return { ok: false, status: 403, code: 'SignatureDoesNotMatch', message: res.message };
       }
     }
+    return { ok: true, key, signedHeaders: res.signedHeaders };
+  }
+
+  function verifyPresignedPut(req: PresignedPutRequest): PresignedPutVerdict {
+    const verified = verifySigned(req);
+    if (!verified.ok) return verified;
+    const { key } = verified;
+    const res = verified;
     if (req.method.toUpperCase() !== 'PUT') {
       return { ok: false, status: 403, code: 'AccessDenied', message: 'This URL only allows PUT.' };
     }
@@ -526,6 +588,366 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
       return { ok: false, status: 403, code: 'SignatureDoesNotMatch', message: 'Content-Type does not match the signed value.' };
     }
     return contentType !== undefined ? { ok: true, key, size, contentType } : { ok: true, key, size };
+  }
+
+  // ---- multipart uploads ----------------------------------------------------------------------------------------
+
+  const mpuDir = path.join(root, MPU_DIR);
+  const uploadDir = (uploadId: string) => path.join(mpuDir, uploadId);
+  /** Per upload id: the tail of a promise chain serialising part placement, completion and abort within this process. */
+  const uploadLocks = new Map<string, Promise<unknown>>();
+
+  function withUploadLock<T>(uploadId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = uploadLocks.get(uploadId) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    uploadLocks.set(uploadId, tail);
+    void tail.then(() => {
+      if (uploadLocks.get(uploadId) === tail) uploadLocks.delete(uploadId);
+    });
+    return run;
+  }
+
+  interface UploadFile {
+    v: 1;
+    key: string;
+    contentType?: string;
+    /** Epoch ms (store clock) when the upload was created. */
+    initiated: number;
+  }
+
+  const noSuchUpload = () =>
+    new MultipartError('NoSuchUpload', 'The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.');
+
+  async function readUpload(uploadId: string): Promise<UploadFile | null> {
+    if (!UPLOAD_ID_PATTERN.test(uploadId)) return null;
+    try {
+      const parsed = JSON.parse(await fsp.readFile(path.join(uploadDir(uploadId), UPLOAD_FILE), 'utf8')) as Partial<UploadFile>;
+      if (parsed.v === 1 && typeof parsed.key === 'string' && typeof parsed.initiated === 'number') return parsed as UploadFile;
+    } catch (err) {
+      if (!isNotFound(err) && !(err instanceof SyntaxError)) throw err;
+    }
+    return null;
+  }
+
+  /** The upload's record, or `NoSuchUpload` when it does not exist or belongs to another key. */
+  async function requireUpload(key: string, uploadId: string): Promise<UploadFile> {
+    assertValidKey(key);
+    const upload = await readUpload(uploadId);
+    if (!upload || upload.key !== key) throw noSuchUpload();
+    return upload;
+  }
+
+  /** Stored parts by number (the newest file wins if a replaced one is still there), from file names alone. */
+  async function storedParts(uploadId: string): Promise<Map<number, UploadedPart & { file: string }>> {
+    const parts = new Map<number, UploadedPart & { file: string }>();
+    const dir = await fsp.opendir(uploadDir(uploadId));
+    for await (const entry of dir) {
+      const m = PART_FILE.exec(entry.name);
+      if (!m || !entry.isFile()) continue;
+      const partNumber = Number(m[1]);
+      parts.set(partNumber, { partNumber, size: Number(m[2]), etag: `"${m[3]}"`, file: entry.name });
+    }
+    return parts;
+  }
+
+  async function createUpload(key: string, createOpts?: { contentType?: string }): Promise<string> {
+    assertValidKey(key);
+    await fsp.mkdir(mpuDir, { recursive: true, mode: DIR_MODE });
+    const uploadId = randomBytes(24).toString('base64url');
+    const dir = uploadDir(uploadId);
+    await fsp.mkdir(dir, { mode: DIR_MODE });
+    const record: UploadFile = { v: 1, key, initiated: clock.now() };
+    if (createOpts?.contentType !== undefined) record.contentType = createOpts.contentType;
+    const tmp = path.join(dir, `${UPLOAD_FILE}.tmp`);
+    const handle = await fsp.open(tmp, 'wx', FILE_MODE);
+    try {
+      await handle.writeFile(JSON.stringify(record));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(tmp, path.join(dir, UPLOAD_FILE));
+    await fsyncDir(dir);
+    await fsyncDir(mpuDir);
+    return uploadId;
+  }
+
+  async function uploadPart(key: string, uploadId: string, partNumber: number, body: Readable, size: number): Promise<UploadedPart> {
+    try {
+      assertPartNumber(partNumber);
+      if (!Number.isSafeInteger(size) || size < 0) throw new RangeError('size must be a non-negative integer');
+      if (size > MULTIPART_MAX_PART_SIZE) throw new MultipartError('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', partNumber);
+      await requireUpload(key, uploadId);
+    } catch (err) {
+      body.destroy();
+      throw err;
+    }
+    await fsp.mkdir(tmpDir, { recursive: true, mode: DIR_MODE });
+    const name = tmpName();
+    const tmpPath = path.join(tmpDir, name + '.part');
+    active.add(name);
+    let handle: fsp.FileHandle | undefined;
+    try {
+      handle = await fsp.open(tmpPath, 'wx', FILE_MODE);
+      const hash = createHash('md5');
+      let received = 0;
+      for await (const chunk of body as AsyncIterable<Buffer | string>) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        received += buf.length;
+        if (received > size) throw new BlobSizeError(size, received);
+        hash.update(buf);
+        for (let off = 0; off < buf.length; ) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
+      }
+      if (received !== size) throw new BlobSizeError(size, received);
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      const md5 = hash.digest('hex');
+      const file = `${partNumber}-${size}-${md5}`;
+      await withUploadLock(uploadId, async () => {
+        // completed or aborted while the bytes streamed in: the part belongs to nobody
+        await requireUpload(key, uploadId);
+        const dir = uploadDir(uploadId);
+        await fsp.rename(tmpPath, path.join(dir, file));
+        for (const entry of await fsp.readdir(dir)) {
+          const m = PART_FILE.exec(entry);
+          if (m && Number(m[1]) === partNumber && entry !== file) await fsp.rm(path.join(dir, entry), { force: true });
+        }
+        await fsyncDir(dir);
+      });
+      return { partNumber, etag: `"${md5}"`, size };
+    } catch (err) {
+      if (!body.destroyed) body.destroy();
+      throw err;
+    } finally {
+      if (handle) await handle.close().catch(() => {});
+      await fsp.rm(tmpPath, { force: true }).catch(() => {});
+      active.delete(name);
+    }
+  }
+
+  async function listParts(key: string, uploadId: string): Promise<UploadedPart[]> {
+    await requireUpload(key, uploadId);
+    let parts;
+    try {
+      parts = await storedParts(uploadId);
+    } catch (err) {
+      if (isNotFound(err)) throw noSuchUpload();
+      throw err;
+    }
+    return [...parts.values()].sort((a, b) => a.partNumber - b.partNumber).map(({ partNumber, etag, size }) => ({ partNumber, etag, size }));
+  }
+
+  async function completeUpload(key: string, uploadId: string, list: CompletedPartRef[], completeOpts?: { expectedSize?: number }): Promise<BlobStat> {
+    assertValidKey(key);
+    assertCompletionList(list);
+    return withUploadLock(uploadId, async () => {
+      await requireUpload(key, uploadId);
+      const stored = await storedParts(uploadId);
+      const chosen: Array<UploadedPart & { file: string }> = [];
+      for (const ref of list) {
+        const part = stored.get(ref.partNumber);
+        if (!part || bareEtag(part.etag) !== bareEtag(ref.etag)) {
+          throw new MultipartError(
+            'InvalidPart',
+            'One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part\'s entity tag.',
+            ref.partNumber,
+          );
+        }
+        chosen.push(part);
+      }
+      for (const part of chosen.slice(0, -1)) {
+        if (part.size < MULTIPART_MIN_PART_SIZE) {
+          throw new MultipartError('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.', part.partNumber);
+        }
+      }
+      const total = chosen.reduce((sum, p) => sum + p.size, 0);
+      const expected = completeOpts?.expectedSize;
+      if (expected !== undefined && total !== expected) throw new BlobSizeError(expected, total);
+      const partMd5s = createHash('md5');
+      for (const part of chosen) partMd5s.update(Buffer.from(bareEtag(part.etag), 'hex'));
+      const etag = `"${partMd5s.digest('hex')}-${chosen.length}"`;
+
+      // Join the parts into a temp file (one bounded buffer, never the whole object), sync it, then link it into place
+      // write-once: an object already under the key is never replaced.
+      await fsp.mkdir(tmpDir, { recursive: true, mode: DIR_MODE });
+      const name = tmpName();
+      const tmpPath = path.join(tmpDir, name + '.part');
+      const metaTmpPath = path.join(tmpDir, name + '.meta');
+      active.add(name);
+      let out: fsp.FileHandle | undefined;
+      try {
+        out = await fsp.open(tmpPath, 'wx', FILE_MODE);
+        const buf = Buffer.allocUnsafe(1 << 20);
+        let written = 0;
+        for (const part of chosen) {
+          const src = await fsp.open(path.join(uploadDir(uploadId), part.file), 'r');
+          try {
+            let pos = 0;
+            while (pos < part.size) {
+              const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, part.size - pos), pos);
+              if (bytesRead === 0) throw new Error(`part ${part.partNumber} of an upload is shorter on disk than recorded`);
+              for (let off = 0; off < bytesRead; ) off += (await out.write(buf, off, bytesRead - off, written + off)).bytesWritten;
+              pos += bytesRead;
+              written += bytesRead;
+            }
+          } finally {
+            await src.close();
+          }
+        }
+        const mtime = new Date(clock.now());
+        await out.utimes(mtime, mtime);
+        await out.sync();
+        const st = await out.stat({ bigint: true });
+        await out.close();
+        out = undefined;
+
+        const finalPath = blobPath(key);
+        await linkInto(tmpPath, finalPath, key);
+        await fsyncDir(path.dirname(finalPath));
+        const meta: MetaFile = { v: 1, etag, size: total, ino: st.ino.toString(), mtimeNs: st.mtimeNs.toString() };
+        try {
+          await fsp.writeFile(metaTmpPath, JSON.stringify(meta), { flag: 'wx', mode: FILE_MODE });
+          await renameInto(metaTmpPath, metaPath(key));
+        } catch {
+          // best effort: without the sidecar the ETag is recomputed from the bytes (then the plain MD5)
+        }
+        // the object is in place: the upload is finished, its parts go
+        await fsp.rm(uploadDir(uploadId), { recursive: true, force: true });
+        await fsyncDir(mpuDir);
+        return { size: total, etag, lastModified: new Date(Number(st.mtimeMs)) };
+      } finally {
+        if (out) await out.close().catch(() => {});
+        await fsp.rm(tmpPath, { force: true }).catch(() => {});
+        await fsp.rm(metaTmpPath, { force: true }).catch(() => {});
+        active.delete(name);
+      }
+    });
+  }
+
+  async function abortUpload(key: string, uploadId: string): Promise<void> {
+    assertValidKey(key);
+    await withUploadLock(uploadId, async () => {
+      const upload = await readUpload(uploadId);
+      if (!upload) return;
+      if (upload.key !== key) throw noSuchUpload();
+      await fsp.rm(uploadDir(uploadId), { recursive: true, force: true });
+    });
+  }
+
+  async function* staleUploads(olderThan: Date): AsyncIterable<StaleUpload> {
+    let dir: import('node:fs').Dir;
+    try {
+      dir = await fsp.opendir(mpuDir);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for await (const entry of dir) {
+      if (!entry.isDirectory() || !UPLOAD_ID_PATTERN.test(entry.name)) continue;
+      const upload = await readUpload(entry.name);
+      let initiated: number;
+      if (upload) initiated = upload.initiated;
+      else {
+        // a crash between mkdir and the record: judge by the directory's age, so it is cleaned too
+        try {
+          initiated = (await fsp.lstat(uploadDir(entry.name))).mtimeMs;
+        } catch (err) {
+          if (isNotFound(err)) continue;
+          throw err;
+        }
+      }
+      if (initiated < olderThan.getTime()) {
+        if (upload) yield { key: upload.key, uploadId: entry.name, initiated: new Date(initiated) };
+        // without a record there is no key to name; it is removed here instead
+        else await withUploadLock(entry.name, () => fsp.rm(uploadDir(entry.name), { recursive: true, force: true }));
+      }
+    }
+  }
+
+  function presignMultipartUrl(method: 'PUT' | 'GET' | 'POST' | 'DELETE', key: string, query: Record<string, string>, headers: Record<string, string>, expiresInSeconds: number): PresignedRequest {
+    assertValidKey(key);
+    const signed = presignUrl({
+      method,
+      baseUrl: opts.baseUrl(),
+      path: LOCAL_BLOB_URL_PREFIX + key,
+      headers,
+      extraQuery: query,
+      accessKeyId,
+      secret,
+      region,
+      now: clock.now(),
+      expiresIn: expiresInSeconds,
+    });
+    return { method, url: signed.url, headers, expiresAt: signed.expiresAt };
+  }
+
+  const multipart: MultipartBlobs = {
+    create: createUpload,
+    async presignParts(key, uploadId, partNumbers, expiresInSeconds): Promise<PresignedPart[]> {
+      partNumbers.forEach(assertPartNumber);
+      return partNumbers.map((partNumber) => ({
+        partNumber,
+        ...presignMultipartUrl('PUT', key, { partNumber: String(partNumber), uploadId }, {}, expiresInSeconds),
+      }));
+    },
+    async presignRequest(request: MultipartRequest, expiresInSeconds: number): Promise<PresignedRequest> {
+      switch (request.op) {
+        case 'create':
+          return presignMultipartUrl('POST', request.key, { uploads: '' }, request.contentType !== undefined ? { 'Content-Type': request.contentType } : {}, expiresInSeconds);
+        case 'list':
+          return presignMultipartUrl('GET', request.key, { uploadId: request.uploadId }, {}, expiresInSeconds);
+        case 'complete':
+          return presignMultipartUrl('POST', request.key, { uploadId: request.uploadId }, {}, expiresInSeconds);
+        case 'abort':
+          return presignMultipartUrl('DELETE', request.key, { uploadId: request.uploadId }, {}, expiresInSeconds);
+      }
+    },
+    listParts,
+    complete: completeUpload,
+    abort: abortUpload,
+    staleUploads,
+  };
+
+  function verifyPresignedMultipart(req: PresignedPutRequest): PresignedMultipartVerdict {
+    const verified = verifySigned(req);
+    if (!verified.ok) return verified;
+    const { key, signedHeaders } = verified;
+    const q = req.query;
+    const method = req.method.toUpperCase();
+    const uploadIds = q.getAll('uploadId');
+    if (uploadIds.length > 1) return { ok: false, status: 400, code: 'InvalidArgument', message: 'The uploadId parameter is repeated.' };
+    const uploadId = uploadIds[0];
+    if (uploadId === undefined) {
+      if (method === 'POST' && q.has('uploads')) {
+        const contentType = signedHeaders['content-type'];
+        return contentType !== undefined ? { ok: true, key, op: 'create', contentType } : { ok: true, key, op: 'create' };
+      }
+      return { ok: false, status: 403, code: 'AccessDenied', message: 'This URL does not allow this request.' };
+    }
+    // garbage ids cannot name an upload (and never reach the filesystem)
+    if (!UPLOAD_ID_PATTERN.test(uploadId)) return { ok: false, status: 404, code: 'NoSuchUpload', message: noSuchUpload().message };
+    if (method === 'PUT') {
+      const raw = q.get('partNumber');
+      const partNumber = raw !== null && /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10_000 || q.getAll('partNumber').length !== 1) {
+        return { ok: false, status: 400, code: 'InvalidArgument', message: 'Part number must be an integer between 1 and 10000, inclusive' };
+      }
+      const signedLength = signedHeaders['content-length'];
+      if (signedLength !== undefined) {
+        if (!/^\d{1,16}$/.test(signedLength) || (req.header('content-length') ?? '').trim() !== signedLength) {
+          return { ok: false, status: 403, code: 'SignatureDoesNotMatch', message: 'Content-Length does not match the signed value.' };
+        }
+        return { ok: true, key, op: 'part', uploadId, partNumber, size: Number(signedLength) };
+      }
+      return { ok: true, key, op: 'part', uploadId, partNumber };
+    }
+    if (q.has('partNumber')) return { ok: false, status: 403, code: 'AccessDenied', message: 'This URL does not allow this request.' };
+    if (method === 'GET') return { ok: true, key, op: 'list', uploadId };
+    if (method === 'POST') return { ok: true, key, op: 'complete', uploadId };
+    if (method === 'DELETE') return { ok: true, key, op: 'abort', uploadId };
+    return { ok: false, status: 403, code: 'AccessDenied', message: 'This URL does not allow this request.' };
   }
 
   async function check(): Promise<void> {
@@ -592,5 +1014,8 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     verifyPresignedPut,
     s3ErrorXml,
     cleanupTemp,
+    multipart,
+    verifyPresignedMultipart,
+    uploadPart,
   };
 }

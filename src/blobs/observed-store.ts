@@ -1,19 +1,24 @@
 import type { Readable } from 'node:stream';
-import { BlobNotFoundError, BlobSizeError, type BlobStore } from './blob-store.js';
+import { BlobExistsError, BlobNotFoundError, BlobSizeError, MultipartError, type BlobStore, type MultipartBlobs } from './blob-store.js';
 
-/** The operations of a {@link BlobStore} whose failures {@link observeBlobStore} reports. */
-export type BlobOperation = 'put' | 'get' | 'stat' | 'delete' | 'list' | 'presignPut' | 'presignGet' | 'check';
+/**
+ * The operations of a {@link BlobStore} whose failures {@link observeBlobStore} reports; `multipart` stands for every
+ * operation of the multipart capability.
+ */
+export type BlobOperation = 'put' | 'get' | 'stat' | 'delete' | 'list' | 'presignPut' | 'presignGet' | 'check' | 'multipart';
 
 /**
  * Wraps `store` so that every failure of the store itself calls `onError(operation)` before the error is rethrown
  * unchanged. Not reported, because they are answers rather than failures: a missing object (`BlobNotFoundError`),
- * a body of the wrong size (`BlobSizeError`) and a put whose body failed on the client's side (aborted upload).
+ * a body of the wrong size (`BlobSizeError`), a put whose body failed on the client's side (aborted upload), and the
+ * multipart capability's answers about an upload (`MultipartError`, `BlobExistsError` at a write-once completion).
  * Results and backend-specific members (the local store's URL verification, for instance) pass through: the
  * wrapper inherits from `store`.
  */
 export function observeBlobStore<T extends BlobStore>(store: T, onError: (operation: BlobOperation) => void): T {
   const report = (operation: BlobOperation, err: unknown, body?: Readable) => {
     if (err instanceof BlobNotFoundError || err instanceof BlobSizeError) return;
+    if (operation === 'multipart' && (err instanceof MultipartError || err instanceof BlobExistsError)) return;
     if (body?.errored) return;
     onError(operation);
   };
@@ -51,5 +56,22 @@ export function observeBlobStore<T extends BlobStore>(store: T, onError: (operat
     presignGet: guard('presignGet', (input) => store.presignGet(input)),
     check: guard('check', () => store.check()),
   };
-  return Object.assign(Object.create(store) as T, observed);
+  const inner = store.multipart;
+  const multipart: MultipartBlobs | undefined = inner && {
+    create: guard('multipart', (key, opts) => inner.create(key, opts)),
+    presignParts: guard('multipart', (key, uploadId, parts, expires) => inner.presignParts(key, uploadId, parts, expires)),
+    presignRequest: guard('multipart', (request, expires) => inner.presignRequest(request, expires)),
+    listParts: guard('multipart', (key, uploadId) => inner.listParts(key, uploadId)),
+    complete: guard('multipart', (key, uploadId, parts, opts) => inner.complete(key, uploadId, parts, opts)),
+    abort: guard('multipart', (key, uploadId) => inner.abort(key, uploadId)),
+    async *staleUploads(olderThan) {
+      try {
+        yield* inner.staleUploads(olderThan);
+      } catch (err) {
+        report('multipart', err);
+        throw err;
+      }
+    },
+  };
+  return Object.assign(Object.create(store) as T, observed, multipart ? { multipart } : {});
 }

@@ -8,7 +8,9 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -18,9 +20,16 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Clock } from '../core/clock.js';
 import {
+  assertCompletionList,
+  assertPartNumber,
+  bareEtag,
   BlobExistsError,
   BlobNotFoundError,
   BlobSizeError,
+  MultipartError,
+  type MultipartBlobs,
+  type PresignedPart,
+  type UploadedPart,
   type BlobListEntry,
   type BlobStat,
   type BlobStore,
@@ -57,6 +66,7 @@ export interface S3BlobStoreOptions {
  */
 export interface S3BlobStore extends BlobStore {
   readonly kind: 's3';
+  readonly multipart: MultipartBlobs;
   /** The bucket objects are stored in. */
   readonly bucket: string;
   /** The normalised key prefix ('' or ending in `/`). */
@@ -333,8 +343,182 @@ export function createS3BlobStore(opts: S3BlobStoreOptions): S3BlobStore {
     return statAfterWrite(key);
   }
 
+  /** Maps the S3 errors of a multipart operation to {@link MultipartError} / {@link BlobExistsError}; others pass. */
+  function multipartFailure(err: unknown, key: string): unknown {
+    const name = errName(err);
+    const message = (err as Error | null)?.message || name;
+    switch (name) {
+      case 'NoSuchUpload':
+      case 'InvalidPart':
+      case 'InvalidPartOrder':
+      case 'EntityTooSmall':
+      case 'EntityTooLarge':
+        return new MultipartError(name, message);
+    }
+    if (isPreconditionFailed(err)) return new BlobExistsError(key);
+    if (httpStatus(err) === 404) return new MultipartError('NoSuchUpload', message);
+    return err;
+  }
+
+  async function listAllParts(key: string, uploadId: string): Promise<UploadedPart[]> {
+    assertOpen();
+    const parts: UploadedPart[] = [];
+    let marker: string | undefined;
+    try {
+      for (;;) {
+        const out = await client.send(
+          new ListPartsCommand({ Bucket: bucket, Key: objectKey(key), UploadId: uploadId, PartNumberMarker: marker }),
+        );
+        for (const p of out.Parts ?? []) {
+          if (p.PartNumber === undefined) continue;
+          parts.push({ partNumber: p.PartNumber, etag: p.ETag ?? '""', size: p.Size ?? 0 });
+        }
+        if (!out.IsTruncated || !out.NextPartNumberMarker || out.NextPartNumberMarker === marker) break;
+        marker = out.NextPartNumberMarker;
+      }
+    } catch (err) {
+      throw multipartFailure(err, key);
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  type SignOptions = { expiresIn: number; signingDate: Date; signableHeaders: Set<string>; unhoistableHeaders: Set<string> };
+  /** A presigned URL made by `sign` (getSignedUrl of one command); `headers` are signed and must be sent as given. */
+  async function presignCommand(
+    sign: (options: SignOptions) => Promise<string>,
+    method: PresignedRequest['method'],
+    headers: Record<string, string>,
+    expiresInSeconds: number,
+  ): Promise<PresignedRequest> {
+    assertOpen();
+    const expiresIn = presignSeconds(expiresInSeconds);
+    const now = signingTime(opts.clock);
+    const names = new Set(Object.keys(headers).map((h) => h.toLowerCase()));
+    const url = await sign({ expiresIn, signingDate: new Date(now), signableHeaders: names, unhoistableHeaders: names });
+    return { method, url, headers, expiresAt: now + expiresIn * 1000 };
+  }
+
+  const multipart: MultipartBlobs = {
+    async create(key, createOpts) {
+      assertOpen();
+      const out = await client.send(
+        new CreateMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), ContentType: createOpts?.contentType || undefined }),
+      );
+      if (!out.UploadId) throw new Error('S3 CreateMultipartUpload returned no UploadId');
+      return out.UploadId;
+    },
+
+    async presignParts(key, uploadId, partNumbers, expiresInSeconds) {
+      partNumbers.forEach(assertPartNumber);
+      const out: PresignedPart[] = [];
+      for (const partNumber of partNumbers) {
+        const command = new UploadPartCommand({ Bucket: bucket, Key: objectKey(key), UploadId: uploadId, PartNumber: partNumber });
+        out.push({ partNumber, ...(await presignCommand((o) => getSignedUrl(client, command, o), 'PUT', {}, expiresInSeconds)) });
+      }
+      return out;
+    },
+
+    async presignRequest(request, expiresInSeconds) {
+      const Key = objectKey(request.key);
+      switch (request.op) {
+        case 'create': {
+          const headers: Record<string, string> = request.contentType ? { 'Content-Type': request.contentType } : {};
+          const command = new CreateMultipartUploadCommand({ Bucket: bucket, Key, ContentType: request.contentType || undefined });
+          return presignCommand((o) => getSignedUrl(client, command, o), 'POST', headers, expiresInSeconds);
+        }
+        case 'list':
+          return presignCommand((o) => getSignedUrl(client, new ListPartsCommand({ Bucket: bucket, Key, UploadId: request.uploadId }), o), 'GET', {}, expiresInSeconds);
+        case 'complete': {
+          // with conditional writes the client's completion is write-once too
+          const headers: Record<string, string> = opts.conditionalWrites ? { 'If-None-Match': '*' } : {};
+          const command = new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key,
+            UploadId: request.uploadId,
+            IfNoneMatch: opts.conditionalWrites ? '*' : undefined,
+          });
+          return presignCommand((o) => getSignedUrl(client, command, o), 'POST', headers, expiresInSeconds);
+        }
+        case 'abort':
+          return presignCommand((o) => getSignedUrl(client, new AbortMultipartUploadCommand({ Bucket: bucket, Key, UploadId: request.uploadId }), o), 'DELETE', {}, expiresInSeconds);
+      }
+    },
+
+    listParts: listAllParts,
+
+    async complete(key, uploadId, parts, completeOpts) {
+      assertOpen();
+      assertCompletionList(parts);
+      // The parts as stored: an unknown upload is NoSuchUpload here (some S3 look-alikes fail completion of one with a
+      // 500), and the total can be checked before anything is joined.
+      const stored = new Map((await listAllParts(key, uploadId)).map((p) => [p.partNumber, p]));
+      let total = 0;
+      for (const ref of parts) {
+        const part = stored.get(ref.partNumber);
+        if (!part || bareEtag(part.etag) !== bareEtag(ref.etag)) {
+          throw new MultipartError('InvalidPart', 'One or more of the specified parts could not be found.', ref.partNumber);
+        }
+        total += part.size;
+      }
+      const expected = completeOpts?.expectedSize;
+      if (expected !== undefined && total !== expected) throw new BlobSizeError(expected, total);
+      // Write-once: If-None-Match: * makes S3 refuse to complete over an existing object. A store without conditional
+      // writes gets a HEAD check, which a concurrent writer can still race.
+      if (!opts.conditionalWrites && (await stat(key))) throw new BlobExistsError(key);
+      let etag: string | undefined;
+      try {
+        const out = await client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: objectKey(key),
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+            IfNoneMatch: opts.conditionalWrites ? '*' : undefined,
+          }),
+        );
+        etag = out.ETag;
+      } catch (err) {
+        throw multipartFailure(err, key);
+      }
+      const st = await statAfterWrite(key);
+      return etag ? { ...st, etag } : st;
+    },
+
+    async abort(key, uploadId) {
+      assertOpen();
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId: uploadId }));
+      } catch (err) {
+        const failure = multipartFailure(err, key);
+        if (failure instanceof MultipartError && failure.code === 'NoSuchUpload') return;
+        throw failure;
+      }
+    },
+
+    async *staleUploads(olderThan) {
+      assertOpen();
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      for (;;) {
+        const out = await client.send(
+          new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        );
+        for (const u of out.Uploads ?? []) {
+          if (!u.Key || !u.UploadId || !u.Key.startsWith(prefix)) continue;
+          const initiated = u.Initiated ?? new Date(0);
+          if (initiated.getTime() < olderThan.getTime()) yield { key: u.Key.slice(prefix.length), uploadId: u.UploadId, initiated };
+        }
+        if (!out.IsTruncated) break;
+        if (out.NextKeyMarker === keyMarker && out.NextUploadIdMarker === uploadIdMarker) break;
+        keyMarker = out.NextKeyMarker;
+        uploadIdMarker = out.NextUploadIdMarker;
+      }
+    },
+  };
+
   const store: S3BlobStore = {
     kind: 's3',
+    multipart,
     // a presigned PUT goes straight to the bucket, which takes it until the URL expires
     revocableUploadUrls: false,
     bucket,

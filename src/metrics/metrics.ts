@@ -8,7 +8,7 @@ import type { MetadataOps } from '../core/ports/metadata-store.js';
 
 /** Methods kept as label values; anything else is counted as `other` (label values must stay a small set). */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
-const BLOB_OPERATIONS: readonly BlobOperation[] = ['put', 'get', 'stat', 'delete', 'list', 'presignPut', 'presignGet', 'check'];
+const BLOB_OPERATIONS: readonly BlobOperation[] = ['put', 'get', 'stat', 'delete', 'list', 'presignPut', 'presignGet', 'check', 'multipart'];
 const FILE_STATUSES = ['uploaded', 'pending'] as const;
 /** Request durations span JSON calls (milliseconds) to uploads of gigabytes (minutes). */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];

@@ -3,11 +3,14 @@ import { mkdtemp, readdir, readFile, rm, mkdir, writeFile, symlink, lutimes, uti
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobSizeError } from '../../src/blobs/blob-store.js';
 import { createLocalBlobStore, isValidBlobKey, InvalidBlobKeyError, s3ErrorXml, type LocalBlobStore, type PresignedPutRequest } from '../../src/blobs/local-store.js';
 import { manualClock, systemClock, type AdjustableClock } from '../../src/core/clock.js';
+import { createAdaptorServer } from '@hono/node-server';
+import { Hono } from 'hono';
+import { handleBlobMultipart } from '../../src/http/routes/blob-multipart.js';
 import { blobStoreContract, md5Etag, putPresigned, readAll } from './blob-store-contract.js';
 
 const SECRET = 'test-secret-0123456789';
@@ -16,12 +19,33 @@ async function tempRoot(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'dz-blobs-'));
 }
 
+/**
+ * Serves the store's `/_blobs` multipart protocol (every key admitted, no size limit) on a free port, so the contract's
+ * presigned multipart URLs can be used with real HTTP requests; `baseUrl` is known once it listens.
+ */
+async function serveMultipart(store: LocalBlobStore): Promise<{ url: string; close(): Promise<void> }> {
+  const app = new Hono();
+  app.all('/_blobs/*', (c) =>
+    handleBlobMultipart(store, c.req.raw, { trustProxy: false, gate: async () => ({ ok: true }), stillWanted: async () => true }),
+  );
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 blobStoreContract('local', async () => {
   const root = await tempRoot();
-  const store = createLocalBlobStore({ root, secret: SECRET, baseUrl: () => 'http://127.0.0.1:1', clock: systemClock() });
+  let base = 'http://127.0.0.1:1';
+  const store = createLocalBlobStore({ root, secret: SECRET, baseUrl: () => base, clock: systemClock() });
+  const server = await serveMultipart(store);
+  base = server.url;
   return {
     store,
     async teardown() {
+      await server.close();
       await store.close();
       await rm(root, { recursive: true, force: true });
     },
@@ -340,6 +364,91 @@ describe('local blob store', () => {
         '<Resource>/_blobs/x?&lt;y&gt;</Resource><RequestId>id&amp;1</RequestId></Error>',
     );
     expect(store.s3ErrorXml('C', 'M', 'R', 'I')).toBe(s3ErrorXml('C', 'M', 'R', 'I'));
+  });
+
+  describe('multipart uploads on disk', () => {
+    /** Every file and directory under `dir`, relative, with its permission bits and whether it is a directory. */
+    async function modes(dir: string): Promise<Array<[string, number, boolean]>> {
+      const out: Array<[string, number, boolean]> = [];
+      for (const name of await readdir(dir, { recursive: true })) {
+        const st = await fsStat(path.join(dir, name));
+        out.push([name, st.mode & 0o777, st.isDirectory()]);
+      }
+      return out;
+    }
+
+    it('keeps uploads in .mpu owner-only, binds an upload id to its key, and leaves nothing after completion', async () => {
+      const mp = store.multipart;
+      const id = await mp.create('f/mp');
+      const part = await store.uploadPart('f/mp', id, 1, Readable.from([Buffer.from('part one')]), 8);
+      expect(part).toEqual({ partNumber: 1, etag: md5Etag('part one'), size: 8 });
+      const files = await modes(path.join(root, '.mpu'));
+      expect(files.length).toBeGreaterThanOrEqual(3);
+      for (const [name, mode, isDir] of files) expect([name, mode]).toEqual([name, isDir ? 0o700 : 0o600]);
+      // another key cannot use (nor learn anything about) this upload
+      await expect(mp.listParts('f/other', id)).rejects.toMatchObject({ code: 'NoSuchUpload' });
+      await expect(store.uploadPart('f/other', id, 2, Readable.from([Buffer.from('x')]), 1)).rejects.toMatchObject({ code: 'NoSuchUpload' });
+      await expect(mp.abort('f/other', id)).rejects.toMatchObject({ code: 'NoSuchUpload' });
+      await expect(mp.complete('f/other', id, [{ partNumber: 1, etag: part.etag }])).rejects.toMatchObject({ code: 'NoSuchUpload' });
+      // ids that are not this store's never reach the filesystem
+      await expect(mp.listParts('f/mp', '../../etc')).rejects.toMatchObject({ code: 'NoSuchUpload' });
+
+      const done = await mp.complete('f/mp', id, [{ partNumber: 1, etag: part.etag }]);
+      expect((await fsStat(path.join(root, 'f', 'mp'))).mode & 0o777).toBe(0o600);
+      expect(await readdir(path.join(root, '.mpu'))).toEqual([]);
+      expect(await readdir(path.join(root, '.tmp'))).toEqual([]);
+      expect((await store.stat('f/mp'))?.etag).toBe(done.etag);
+    });
+
+    it('a part whose bytes arrive after an abort is not stored; wrong sizes store nothing', async () => {
+      const mp = store.multipart;
+      const id = await mp.create('f/late');
+      await expect(store.uploadPart('f/late', id, 1, Readable.from([Buffer.alloc(5)]), 6)).rejects.toBeInstanceOf(BlobSizeError);
+      await expect(store.uploadPart('f/late', id, 1, Readable.from([Buffer.alloc(7)]), 6)).rejects.toBeInstanceOf(BlobSizeError);
+      await expect(store.uploadPart('f/late', id, 0, Readable.from([Buffer.alloc(6)]), 6)).rejects.toMatchObject({ code: 'InvalidArgument' });
+      expect(await mp.listParts('f/late', id)).toEqual([]);
+      const body = new PassThrough();
+      const late = store.uploadPart('f/late', id, 1, body, 6);
+      body.write(Buffer.alloc(3));
+      await new Promise((r) => setTimeout(r, 20));
+      await mp.abort('f/late', id);
+      body.end(Buffer.alloc(3));
+      await expect(late).rejects.toMatchObject({ code: 'NoSuchUpload' });
+      expect(await readdir(path.join(root, '.mpu'))).toEqual([]);
+      expect(await readdir(path.join(root, '.tmp'))).toEqual([]);
+    });
+
+    it('staleUploads judges by the store clock and removes record-less crash leftovers', async () => {
+      const mp = store.multipart;
+      const id = await mp.create('f/stale');
+      await mkdir(path.join(root, '.mpu', 'B'.repeat(32)), { mode: 0o700 }); // crashed between mkdir and the record
+      await utimes(path.join(root, '.mpu', 'B'.repeat(32)), new Date(clock.now() - 7200_000), new Date(clock.now() - 7200_000));
+      const stale = async (ms: number) => {
+        const out = [];
+        for await (const u of mp.staleUploads(new Date(ms))) out.push(u);
+        return out;
+      };
+      expect(await stale(clock.now())).toEqual([]);
+      expect(await readdir(path.join(root, '.mpu'))).toEqual([id]);
+      clock.advance(3600_000);
+      expect(await stale(clock.now())).toEqual([{ key: 'f/stale', uploadId: id, initiated: new Date(clock.now() - 3600_000) }]);
+    });
+
+    it('verifyPresignedMultipart tells the request kinds apart by the signed method and query', async () => {
+      const mp = store.multipart;
+      const id = await mp.create('f/kinds');
+      const verdictOf = (req: { url: string; method: string; headers: Record<string, string> }) => store.verifyPresignedMultipart(requestFor(req.url, req.headers, req.method));
+      expect(verdictOf(await mp.presignRequest({ op: 'create', key: 'f/kinds', contentType: 'text/csv' }, 60))).toEqual({ ok: true, key: 'f/kinds', op: 'create', contentType: 'text/csv' });
+      const [p7] = await mp.presignParts('f/kinds', id, [7], 60);
+      expect(verdictOf({ ...p7, headers: { 'content-length': '3' } })).toEqual({ ok: true, key: 'f/kinds', op: 'part', uploadId: id, partNumber: 7 });
+      expect(verdictOf(await mp.presignRequest({ op: 'list', key: 'f/kinds', uploadId: id }, 60))).toMatchObject({ ok: true, op: 'list', uploadId: id });
+      expect(verdictOf(await mp.presignRequest({ op: 'complete', key: 'f/kinds', uploadId: id }, 60))).toMatchObject({ ok: true, op: 'complete' });
+      expect(verdictOf(await mp.presignRequest({ op: 'abort', key: 'f/kinds', uploadId: id }, 60))).toMatchObject({ ok: true, op: 'abort' });
+      // a single-PUT URL is no multipart URL, and a multipart URL is no single-PUT URL
+      const put = await store.presignPut({ key: 'f/kinds', size: 3, expiresInSeconds: 60 });
+      expect(verdictOf(put)).toMatchObject({ ok: false, status: 403 });
+      expect(store.verifyPresignedPut(requestFor(p7.url, { 'content-length': '3' }))).toMatchObject({ ok: false });
+    });
   });
 });
 

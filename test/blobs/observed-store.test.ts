@@ -4,7 +4,7 @@
  */
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { BlobNotFoundError, BlobSizeError, type BlobStore } from '../../src/blobs/blob-store.js';
+import { BlobExistsError, BlobNotFoundError, BlobSizeError, MultipartError, type BlobStore, type MultipartBlobs } from '../../src/blobs/blob-store.js';
 import { observeBlobStore } from '../../src/blobs/observed-store.js';
 
 /** A store whose every operation fails with `err` (list after yielding one entry); `extra` is a backend-specific method. */
@@ -75,5 +75,45 @@ describe('observeBlobStore', () => {
     expect(store.kind).toBe('fake');
     expect(store.extra()).toBe('kept');
     expect(await store.stat('k')).toEqual({ size: 3, etag: '"e"', lastModified: new Date(1) });
+  });
+
+  it('reports failures of the multipart capability as "multipart", but not S3 answers about the upload', async () => {
+    const seen: string[] = [];
+    let next: () => Error = () => new Error('ECONNRESET');
+    const fail = async () => Promise.reject(next());
+    const multipart: MultipartBlobs = {
+      create: fail,
+      presignParts: fail,
+      presignRequest: fail,
+      listParts: fail,
+      complete: fail,
+      abort: fail,
+      async *staleUploads() {
+        throw next();
+      },
+    };
+    const store = observeBlobStore({ ...failingStore(() => new Error('x')), multipart }, (op) => seen.push(op));
+    const mp = store.multipart!;
+    const all = () => [
+      mp.create('k'),
+      mp.presignParts('k', 'u', [1], 60),
+      mp.presignRequest({ op: 'abort', key: 'k', uploadId: 'u' }, 60),
+      mp.listParts('k', 'u'),
+      mp.complete('k', 'u', [{ partNumber: 1, etag: '"e"' }]),
+      mp.abort('k', 'u'),
+      (async () => {
+        for await (const u of mp.staleUploads(new Date())) void u;
+      })(),
+    ];
+    for (const p of all()) await expect(p).rejects.toThrow('ECONNRESET');
+    expect(seen).toEqual(Array(7).fill('multipart'));
+    seen.length = 0;
+    for (const answer of [() => new MultipartError('NoSuchUpload', 'gone'), () => new BlobExistsError('k'), () => new BlobSizeError(1, 2)]) {
+      next = answer;
+      for (const p of all()) await expect(p).rejects.toBeInstanceOf(Error);
+    }
+    expect(seen).toEqual([]);
+    // a store without the capability still has none
+    expect(observeBlobStore(failingStore(() => new Error('x')), () => undefined).multipart).toBeUndefined();
   });
 });

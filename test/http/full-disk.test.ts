@@ -129,6 +129,25 @@ describe.skipIf(!mnt)(`full disk${why ? ` (skipped: ${why})` : ''}`, () => {
     expect((await t.req('GET', '//readyz')).status).toBe(200);
   });
 
+  it('a multipart part on a full disk gets 507 in S3 XML and leaves no temp file', async () => {
+    const dataDir = path.join(mnt!, 'data');
+    const t = await start(dataDir);
+    const dz = await t.createDropzone(t.adminKey);
+    const pending = await t.requestUpload(t.adminKey, dz._id, 'big.bin', 6 * MiB);
+    const key = new URL(pending.signedUrl).pathname.replace(/^\/_blobs\//, '');
+    const mp = t.server.app.ctx.blobs.multipart!;
+    const uploadId = await mp.create(key);
+    fillDisk(mnt!);
+    const [part] = await mp.presignParts(key, uploadId, [1], 60);
+    const res = await fetch(part.url, { method: 'PUT', body: randomBytes(5 * MiB) });
+    expect(res.status).toBe(507);
+    const xml = await res.text();
+    expect(xml).toContain('<Code>ServiceUnavailable</Code>');
+    expect(xml).toMatch(/storage is full/i);
+    expect(fs.readdirSync(path.join(dataDir, 'blobs', '.tmp'))).toEqual([]);
+    expect(await mp.listParts(key, uploadId)).toEqual([]);
+  });
+
   it('starts on a full disk, read-mostly, and says so', async () => {
     const dataDir = path.join(mnt!, 'data');
     const first = await start(dataDir);

@@ -7,6 +7,7 @@ import { ERRORS, isStorageFull } from '../../core/errors.js';
 import type { ApiContext } from '../context.js';
 import { clientClosed } from '../error-handler.js';
 import type { AppEnv } from '../route.js';
+import { mountBlobMultipartRoutes } from './blob-multipart.js';
 
 const CORS = {
   'Access-Control-Allow-Origin': '*',
@@ -25,6 +26,7 @@ const CORS = {
 export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: LocalBlobStore): void {
   const log = ctx.log.child('uploads');
   const path = `${LOCAL_BLOB_URL_PREFIX}*`;
+  mountBlobMultipartRoutes(app, ctx, store); // S3 multipart requests (`?uploads`, `?uploadId=`) and the CORS preflight
 
   app.options(path, () => new Response(null, { status: 204, headers: CORS }));
 
