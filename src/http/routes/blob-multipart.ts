@@ -323,11 +323,10 @@ export function mountBlobMultipartRoutes(app: Hono<AppEnv>, ctx: ApiContext, sto
     trustProxy: ctx.config.server.trustProxy,
     log,
     async gate(key) {
-      const now = ctx.clock.now();
-      const file = ctx.repo.fileByBlobKey(key);
-      const dz = file && ctx.repo.dropzoneById(file.dropzone_id);
-      if (!file || !dz || file.status !== 'pending') return { ok: false, message: 'This upload URL is no longer valid.' };
-      if ((file.pending_expires_at ?? Infinity) <= now || dz.delete_time <= now) return { ok: false, message: 'Request has expired' };
+      const pending = await ctx.files.pendingUpload(key);
+      if (!pending) return { ok: false, message: 'This upload URL is no longer valid.' };
+      if (pending.expired) return { ok: false, message: 'Request has expired' };
+      const { file } = pending;
       let renewedAt = -Infinity;
       return {
         ok: true,
@@ -335,12 +334,12 @@ export function mountBlobMultipartRoutes(app: Hono<AppEnv>, ctx: ApiContext, sto
         touch() {
           if (ctx.clock.now() - renewedAt < renewEveryMs) return;
           renewedAt = ctx.clock.now();
-          ctx.files.renewPending(file);
+          ctx.files.renewPending(file).catch((err) => log.warn('could not renew an upload reservation', { err }));
         },
       };
     },
     async stillWanted(key) {
-      return !!ctx.repo.fileByBlobKey(key);
+      return (await ctx.files.byBlobKey(key)) !== undefined;
     },
   };
   app.options(path, () => new Response(null, { status: 204, headers: BLOB_CORS }));
