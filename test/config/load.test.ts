@@ -300,4 +300,8 @@ describe('database settings', () => {
     // SQLite with a local, unshared directory stays the simple default
     expect(loadConfig({}).storage.local.shared).toBe(false);
   });
+
+  it('DROPZONE_TEST_PG (the test setup switch, inherited by servers the tests spawn) is not an unknown setting', () => {
+    expect(() => loadConfig({ env: { DROPZONE_TEST_PG: 'off' } })).not.toThrow();
+  });
 });
