@@ -4,7 +4,7 @@
  * system cluster, no fixed port, no shared state. As root the cluster runs as the `postgres` user (initdb refuses
  * root); otherwise as the current user. Used by the vitest globalSetup in `postgres-global.ts`.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { chmod, chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -64,7 +64,10 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   const as = (cmd: string, args: string[]) => (isRoot ? run('runuser', ['-u', 'postgres', '--', cmd, ...args]) : run(cmd, args));
   const data = path.join(dir, 'data');
   let started = false;
+  let watchdog: ChildProcess | undefined;
   const stop = async () => {
+    watchdog?.kill('SIGKILL');
+    watchdog = undefined;
     if (started) {
       started = false;
       await as(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
@@ -84,6 +87,14 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300`;
     started = true;
     await as(path.join(bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'log'), '-w', '-t', '60', '-o', opts, 'start']);
+    // pg_ctl detaches the server: should this process die without its teardown (SIGKILL), a detached watchdog
+    // stops the cluster and removes its directory
+    const ctl = `${isRoot ? 'runuser -u postgres -- ' : ''}'${path.join(bin, 'pg_ctl')}' -D '${data}' -m immediate stop`;
+    watchdog = spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 2; done; ${ctl} >/dev/null 2>&1; rm -rf '${dir}'`], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    watchdog.unref();
     return { adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`, stop };
   } catch (e) {
     const log = await readFile(path.join(dir, 'log'), 'utf8').catch(() => '');
