@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Runs before `npm test` (the "pretest" script): makes sure the system tools the test suite drives are present.
-// Debian's chromium (browser tests) is installed with apt-get when missing and we are root; otherwise we only warn,
-// and the browser tests then skip themselves loudly with the reason.
+// Debian's chromium (browser tests) and postgresql (the PostgreSQL store's tests initdb a private cluster with its
+// binaries; the system cluster is never started) are installed with apt-get when missing and we are root; otherwise we
+// only warn, and the dependent tests then skip themselves loudly with the reason.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -11,6 +12,9 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const missing = [];
 if (!existsSync('/usr/bin/chromium')) missing.push('chromium');
 if (!has('unzip')) missing.push('unzip');
+const pgRoot = '/usr/lib/postgresql';
+const haveInitdb = existsSync(pgRoot) && readdirSync(pgRoot).some((v) => existsSync(`${pgRoot}/${v}/bin/initdb`));
+if (!haveInitdb) missing.push('postgresql');
 
 if (missing.length === 0) process.exit(0);
 if (process.env.DROPZONE_SKIP_APT === '1') {

@@ -2,9 +2,11 @@ import { ConfigError } from './config/load.js';
 import { backupCommand } from './cli/backup.js';
 import { clientCommand } from './cli/client-common.js';
 import { type CliIo, UsageError, processIo } from './cli/common.js';
+import { dbCommand } from './cli/db.js';
 import { gcCommand } from './cli/gc.js';
 import { keysCommand } from './cli/keys.js';
 import { lsCommand } from './cli/ls.js';
+import { migrateCommand } from './cli/migrate.js';
 import { pullCommand } from './cli/pull.js';
 import { pushCommand } from './cli/push.js';
 import { rmCommand } from './cli/rm.js';
@@ -20,6 +22,9 @@ Commands:
   keys              create, list, revoke API keys; set GB-months
   backup <file>     consistent online copy of the database
   gc                remove orphaned blobs and expired uploads now
+  migrate           apply pending schema migrations of the configured database
+  db copy --from <url> --to <url>
+                    copy all metadata between databases (SQLite ⇄ PostgreSQL)
   version           print the version
 
 Client commands (talk to a server: --url/--key or DROPZONE_URL/DROPZONE_API_KEY):
@@ -40,6 +45,8 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   keys: keysCommand,
   backup: backupCommand,
   gc: gcCommand,
+  migrate: migrateCommand,
+  db: dbCommand,
   version: versionCommand,
   push: clientCommand(pushCommand),
   pull: clientCommand(pullCommand),

@@ -34,8 +34,11 @@ export interface ConfigSources {
   overridesSource?: string;
 }
 
-/** `DROPZONE_*` variables that are not settings (read elsewhere: the executable, the command-line client). */
-const IGNORED_ENV = new Set(['DROPZONE_CONFIG', 'DROPZONE_NATIVE_CACHE', 'DROPZONE_URL', 'DROPZONE_API_KEY']);
+/**
+ * `DROPZONE_*` variables that are not settings (read elsewhere: the executable, the command-line client, the test
+ * setup — `DROPZONE_TEST_PG` reaches servers the tests spawn).
+ */
+const IGNORED_ENV = new Set(['DROPZONE_CONFIG', 'DROPZONE_NATIVE_CACHE', 'DROPZONE_URL', 'DROPZONE_API_KEY', 'DROPZONE_TEST_PG']);
 
 /** Short environment names for the settings people set most. */
 export const ENV_ALIASES: Record<string, string> = {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isDatabaseUrl, isPostgresUrl } from '../db/database-url.js';
 
 /** Bytes in one GB as used by every quota in the API: decimal, like S3 and billing (10^9). */
 export const BYTES_PER_GB = 1_000_000_000;
@@ -51,6 +52,20 @@ export const configSchema = z
       .prefault({}),
     /** Directory holding the database, the local blobs and the generated secrets. */
     dataDir: z.string().min(1).default('./data'),
+    database: z
+      .object({
+        /**
+         * The metadata database: '' (the default) is the SQLite file `<dataDir>/dropzone.db`; `sqlite:<path>` another
+         * SQLite file; `postgres://user:pass@host:5432/db` (or `postgresql://`) a PostgreSQL database.
+         */
+        url: z.string().refine(isDatabaseUrl, { message: 'must be empty, sqlite:<path>, postgres://… or postgresql://…' }).default(''),
+        /** PostgreSQL: connections in this process's pool. */
+        poolSize: z.number().int().min(1).max(1000).default(10),
+        /** PostgreSQL: the server cancels a statement running longer than this, ms (`statement_timeout`); 0: no limit. */
+        statementTimeoutMs: z.number().int().min(0).default(30_000),
+      })
+      .strict()
+      .prefault({}),
     storage: z
       .object({
         backend: z.enum(['local', 's3']).default('local'),
@@ -59,6 +74,16 @@ export const configSchema = z
          * still commit and free space; 0 keeps none.
          */
         reserveBytes: z.number().int().min(0).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+        local: z
+          .object({
+            /**
+             * The blob directory is shared by every node using the same database (e.g. NFS). Required to combine a
+             * PostgreSQL database with the local backend: nodes must all see the same blobs.
+             */
+            shared: z.boolean().default(false),
+          })
+          .strict()
+          .prefault({}),
         s3: z
           .object({
             endpoint: z.string().default(''),
@@ -186,6 +211,14 @@ export const configSchema = z
         code: 'custom',
         path: ['server', 'requestTimeoutSeconds'],
         message: `must be 0 (no cap) or at least uploads.urlTtlSeconds (${c.uploads.urlTtlSeconds}) and server.headersTimeoutSeconds: an upload may take as long as its URL lives`,
+      });
+    if (isPostgresUrl(c.database.url) && c.storage.backend === 'local' && !c.storage.local.shared)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storage', 'local', 'shared'],
+        message:
+          'must be true when database.url is PostgreSQL and storage.backend is "local": every node on that database must see the same ' +
+          'blobs, so use storage.backend = "s3", or set storage.local.shared = true if the directory is shared (e.g. NFS)',
       });
     if (c.storage.backend === 's3' && !c.storage.s3.bucket)
       ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'is required when storage.backend is "s3"' });

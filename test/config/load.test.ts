@@ -135,6 +135,7 @@ urlTtlSeconds = 100
         : typeof sample === 'number' || sample === null ? (dotted === 'server.port' ? '0' : dotted === 'server.requestTimeoutSeconds' ? '7200' : dotted.startsWith('limits.min') ? '1' : dotted.startsWith('limits.max') ? '500' : '7')
         : Array.isArray(sample) ? 'https://x.example'
         : dotted === 'storage.backend' ? 'local'
+        : dotted === 'database.url' ? 'sqlite:./other.db'
         : dotted === 'storage.s3.downloadMode' ? 'stream'
         : dotted === 'log.level' ? 'debug'
         : dotted === 'server.publicUrl' || dotted === 'storage.s3.endpoint' ? 'https://x.example'
@@ -276,5 +277,31 @@ describe('config.example.toml', () => {
       if (leaf.sample === null) expect(got, leaf.path.join('.')).toBeUndefined();
       else expect(got, leaf.path.join('.')).toEqual(leaf.sample);
     }
+  });
+});
+
+describe('database settings', () => {
+  it('accepts sqlite: and postgres URLs and refuses other schemes, naming database.url', () => {
+    expect(loadConfig({ env: { DROPZONE_DATABASE_URL: 'sqlite:./x.db' } }).database.url).toBe('sqlite:./x.db');
+    expect(loadConfig({ env: { DROPZONE_DATABASE_URL: 'postgresql://u@h/db', DROPZONE_STORAGE_BACKEND: 's3', DROPZONE_STORAGE_S3_BUCKET: 'b' } }).database.url).toBe('postgresql://u@h/db');
+    const e = configError(() => loadConfig({ env: { DROPZONE_DATABASE_URL: 'mysql://u:pw@h/db' } }));
+    expect(e.key).toBe('database.url');
+    expect(e.message).not.toContain('pw');
+  });
+
+  it('refuses PostgreSQL with the local backend unless the blob directory is declared shared', () => {
+    const pg = { DROPZONE_DATABASE_URL: 'postgres://u:secret@h/db' };
+    const e = configError(() => loadConfig({ env: pg }));
+    expect(e.key).toBe('storage.local.shared');
+    expect(e.message).toMatch(/must be true when database\.url is PostgreSQL and storage\.backend is "local"/);
+    expect(e.message).not.toContain('secret');
+    expect(loadConfig({ env: { ...pg, DROPZONE_STORAGE_LOCAL_SHARED: 'true' } }).storage.local.shared).toBe(true);
+    expect(loadConfig({ env: { ...pg, DROPZONE_STORAGE_BACKEND: 's3', DROPZONE_STORAGE_S3_BUCKET: 'b' } }).storage.backend).toBe('s3');
+    // SQLite with a local, unshared directory stays the simple default
+    expect(loadConfig({}).storage.local.shared).toBe(false);
+  });
+
+  it('DROPZONE_TEST_PG (the test setup switch, inherited by servers the tests spawn) is not an unknown setting', () => {
+    expect(() => loadConfig({ env: { DROPZONE_TEST_PG: 'off' } })).not.toThrow();
   });
 });
