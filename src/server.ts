@@ -13,7 +13,8 @@ import { type AdjustableClock, systemClock } from './core/clock.js';
 import { isStorageFull } from './core/errors.js';
 import { signingSecret } from './core/signing-secret.js';
 import { type Db, openDatabase } from './db/database.js';
-import { createSqliteStore } from './db/sqlite-store.js';
+import { resolveDatabaseUrl } from './db/database-url.js';
+import { openMetadataStore } from './db/open-store.js';
 import type { MetadataStore } from './core/ports/metadata-store.js';
 import { type Logger, createLogger } from './log/logger.js';
 import { loadSqliteBinding } from './runtime/native-addon.js';
@@ -86,7 +87,9 @@ export function readTlsFiles(config: Config): { cert: Buffer; key: Buffer } {
 }
 
 /**
- * Opens the database of `config.dataDir` (created if missing), with the single executable's addon when there is one.
+ * Opens the SQLite database (`database.url`, by default `<dataDir>/dropzone.db`; created if missing) directly, for
+ * commands that work on the file itself (`dropzone backup`), with the single executable's addon when there is one;
+ * throws when the configured database is PostgreSQL.
  * The directory is created 0700 and the database files 0600 whatever the umask (SQLite gives `-wal`/`-shm` the
  * database file's mode); `warn` hears about an existing directory other users can read.
  */
@@ -94,7 +97,9 @@ export function openDataDir(config: Config, warn: (msg: string) => void = () => 
   const dir = resolve(config.dataDir);
   const loose = ensurePrivateDir(dir);
   if (loose) warn(loose);
-  const file = join(dir, 'dropzone.db');
+  const target = resolveDatabaseUrl(config.database.url, config.dataDir);
+  if (target.kind !== 'sqlite') throw new Error('this command works on the SQLite database; database.url names PostgreSQL (use pg_dump / the PostgreSQL tools)');
+  const file = target.path;
   ensurePrivateFile(file);
   // left by an older version with the umask's mode
   for (const suffix of ['-wal', '-shm']) tightenFile(file + suffix);
@@ -102,11 +107,19 @@ export function openDataDir(config: Config, warn: (msg: string) => void = () => 
 }
 
 /**
- * Opens the configured metadata store, migrated: the SQLite database of `config.dataDir` (see {@link openDataDir}).
- * The caller closes it.
+ * Opens the configured metadata store, migrated (`database.url`): the SQLite database of `config.dataDir` by default
+ * (with the single executable's addon when there is one), or PostgreSQL. The data directory is made owner-only either
+ * way (it holds the space reserve and local blobs). The caller closes the store.
  */
 export async function openMetadata(config: Config, warn: (msg: string) => void = () => {}): Promise<MetadataStore> {
-  return createSqliteStore(openDataDir(config, warn), { onHookError: (err) => warn(`after-commit hook failed: ${(err as Error).message}`) });
+  const loose = ensurePrivateDir(resolve(config.dataDir));
+  if (loose) warn(loose);
+  const sqlite = resolveDatabaseUrl(config.database.url, config.dataDir).kind === 'sqlite';
+  return openMetadataStore(config, {
+    nativeBinding: sqlite ? loadSqliteBinding() : undefined,
+    warn,
+    onHookError: (err) => warn(`after-commit hook failed: ${(err as Error).message}`),
+  });
 }
 
 /** Builds the configured blob store (not yet checked). The S3 client is loaded only when the S3 backend is used. */

@@ -220,7 +220,7 @@ export function queueFileBlob(tx: MetadataOps, { blobs, config }: Pick<CoreDeps,
 export async function flushBlobDeletions({ meta, blobs, log, clock }: Pick<CoreDeps, 'meta' | 'blobs' | 'log' | 'clock'>): Promise<number> {
   const now = clock.now();
   let done = 0;
-  let after = { at: -Infinity, key: '' };
+  let after = { at: Number.MIN_SAFE_INTEGER, key: '' };
   const one = async (row: BlobDeletion) => {
     const key = row.blobKey;
     try {

@@ -102,6 +102,18 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
       CREATE INDEX blob_deletions_order ON blob_deletions(queued_at, blob_key);
     `,
   },
+  {
+    // as SQLite's migration 7: the lease scheduled sweeps run under (one node sweeps at a time)
+    version: 2,
+    name: 'leases',
+    sql: `
+      CREATE TABLE leases (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        holder TEXT COLLATE "C" NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Advisory-lock class of this program ('dz'); the object ids below name what is locked. */

@@ -206,6 +206,11 @@ const S = {
     ORDER BY queued_at, blob_key LIMIT $4`,
   markBlobDeletionTried: 'UPDATE blob_deletions SET tries = tries + 1 WHERE blob_key = $1',
   dequeueBlobDeletion: 'DELETE FROM blob_deletions WHERE blob_key = $1',
+
+  acquireLease: `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3::bigint + $4::bigint)
+    ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+    WHERE leases.holder = excluded.holder OR leases.expires_at <= $3::bigint`,
+  releaseLease: 'DELETE FROM leases WHERE name = $1 AND holder = $2',
 } as const;
 
 type Row = Record<string, unknown>;
@@ -318,7 +323,7 @@ const pgOps = (() => {
       (await exec(q, 'pendingOfHolder', [dropzoneId, holder, now]))[0] as { files: number; bytes: number },
     extendPending: async (q: Q, id: string, until: number) => (await exec(q, 'extendPending', [until, id])).count > 0,
     async deleteFile(q: Q, id: string) {
-      await exec(q, 'deleteFile', [id]);
+      return (await exec(q, 'deleteFile', [id])).count > 0;
     },
     stalePending: async (q: Q, now: number) => (await exec(q, 'stalePending', [now])) as unknown as StoredFile[],
     fileTotals: async (q: Q) => [...(await exec(q, 'fileTotals'))] as { status: FileStatus; files: number; bytes: number }[],
@@ -348,6 +353,12 @@ const pgOps = (() => {
     },
     async dequeueBlobDeletion(q: Q, key: string) {
       await exec(q, 'dequeueBlobDeletion', [key]);
+    },
+
+    acquireLease: async (q: Q, name: string, holder: string, now: number, ttlMs: number) =>
+      (await exec(q, 'acquireLease', [name, holder, now, ttlMs])).count > 0,
+    async releaseLease(q: Q, name: string, holder: string) {
+      await exec(q, 'releaseLease', [name, holder]);
     },
   };
   return ops;

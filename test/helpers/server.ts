@@ -14,6 +14,7 @@ import { type AdjustableClock, manualClock } from '../../src/core/clock.js';
 import { type LogLevel, type Logger, createLogger } from '../../src/log/logger.js';
 import { type RunningServer, startServer } from '../../src/server.js';
 import { MOTO_CREDENTIALS, type MotoServer, createBucket, startMoto } from './moto.js';
+import { freshPostgresDatabase } from './postgres.js';
 
 /** The API base path. */
 export const API = '/api/v1';
@@ -55,7 +56,10 @@ export interface TestServer {
   clock: AdjustableClock;
   server: RunningServer;
   dataDir: string;
+  /** The blob backend. */
   backend: BackendName;
+  /** The metadata store. */
+  database: DatabaseName;
   /** Log lines written by the server (JSON strings). */
   logs: string[];
   /** A request to the API: `path` is relative to `/api/v1` unless it is absolute (`http…`) or starts with `//` (site root, one slash kept). */
@@ -88,6 +92,8 @@ export interface StartTestOptions {
   backend?: BackendName;
   /** Backend settings (from a {@link BackendContext}). */
   backendSettings?: Record<string, unknown>;
+  /** `postgres`: a fresh database on the run's private PostgreSQL cluster, dropped at close; default SQLite in dataDir. */
+  database?: DatabaseName;
 }
 
 const toAuth = (auth: Auth) => (typeof auth === 'string' ? { key: auth } : auth);
@@ -103,7 +109,17 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
     if (opts.logLevel && opts.logLevel !== 'silent') process.stderr.write(line + '\n');
   });
   let server: RunningServer;
+  let dropDatabase: (() => Promise<void>) | undefined;
   try {
+    const databaseSettings: Record<string, unknown> = {};
+    if (opts.database === 'postgres') {
+      const db = await freshPostgresDatabase('a test server');
+      if ('skipped' in db) throw new Error(`PostgreSQL unavailable: ${db.skipped}`);
+      dropDatabase = db.drop;
+      databaseSettings['database.url'] = db.url;
+      // the blobs of a PostgreSQL setup must be shared; the local store is, within one test process
+      databaseSettings['storage.local.shared'] = true;
+    }
     const config = loadConfig({
       env: {},
       overrides: {
@@ -116,6 +132,7 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
         // a small space reserve: every test server writes one
         'storage.reserveBytes': 64 * 1024,
         dataDir,
+        ...databaseSettings,
         ...opts.backendSettings,
         ...opts.settings,
       },
@@ -123,6 +140,7 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
     server = await startServer(config, { clock, log });
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
+    await dropDatabase?.();
     throw err;
   }
   const url = server.url;
@@ -166,6 +184,7 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
     server,
     dataDir,
     backend: opts.backend ?? 'local',
+    database: opts.database ?? 'sqlite',
     logs,
     req,
     async createKey(perms = [], gbMonths = 0, creator = adminKey) {
@@ -230,22 +249,47 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
         await server.close();
       } finally {
         rmSync(dataDir, { recursive: true, force: true });
+        await dropDatabase?.();
       }
     },
   };
   return t;
 }
 
-/**
- * Blob backends the API suite runs against: the local store and S3 (on moto). `DROPZONE_TEST_BACKENDS=local` (comma list)
- * narrows it; without moto on PATH the S3 suites are skipped with the reason printed (in CI, `CI` set, they fail instead).
- */
+/** Blob backends. */
 export type BackendName = 'local' | 's3';
-export const BACKENDS: readonly BackendName[] = (process.env.DROPZONE_TEST_BACKENDS?.split(',').map((s) => s.trim()) as BackendName[] | undefined) ?? ['local', 's3'];
+/** Metadata stores. */
+export type DatabaseName = 'sqlite' | 'postgres';
+
+/** One setup the API suite runs against: a blob backend with a metadata store. */
+interface Variant {
+  label: string;
+  backend: BackendName;
+  database: DatabaseName;
+}
+const VARIANTS: Record<string, Variant> = {
+  local: { label: 'local', backend: 'local', database: 'sqlite' },
+  s3: { label: 's3', backend: 's3', database: 'sqlite' },
+  postgres: { label: 's3+postgres', backend: 's3', database: 'postgres' },
+};
+
+/**
+ * The setups the API suite runs against: SQLite + the local store, SQLite + S3 (on moto) and PostgreSQL + S3 (the
+ * many-node setup). `DROPZONE_TEST_BACKENDS=local,s3,postgres` (comma list) narrows it. Without moto_server on PATH the
+ * S3 suites, without PostgreSQL the PostgreSQL suites, are skipped with the reason printed (in CI, `CI` set, they fail).
+ */
+export const BACKENDS: readonly Variant[] = (process.env.DROPZONE_TEST_BACKENDS?.split(',').map((s) => s.trim()) ?? ['local', 's3', 'postgres']).map((n) => {
+  const v = VARIANTS[n];
+  if (!v) throw new Error(`DROPZONE_TEST_BACKENDS: unknown "${n}" (known: ${Object.keys(VARIANTS).join(', ')})`);
+  return v;
+});
 
 /** What a suite body of {@link describeEachBackend} gets: the backend and a server factory bound to it. */
 export interface BackendContext {
+  /** The blob backend. */
   name: BackendName;
+  /** The metadata store. */
+  database: DatabaseName;
   /** Starts a server on this backend (S3: a fresh bucket on the shared moto). Remember to close it. */
   start(opts?: Omit<StartTestOptions, 'backend' | 'backendSettings'> & { s3DownloadMode?: 'stream' | 'redirect' }): Promise<TestServer>;
 }
@@ -259,6 +303,17 @@ function motoMissing(): string | false {
   return motoCheck;
 }
 let motoUsers = 0;
+let pgCheck: string | false | undefined;
+
+/** Why the PostgreSQL suites cannot run (switched off, or no PostgreSQL installed), or false; checked once. */
+function postgresMissing(): string | false {
+  if (process.env.DROPZONE_TEST_PG === 'off') return 'DROPZONE_TEST_PG=off';
+  pgCheck ??=
+    spawnSync('sh', ['-c', 'ls /usr/lib/postgresql/*/bin/initdb || command -v initdb'], { encoding: 'utf8' }).status === 0
+      ? false
+      : 'PostgreSQL is not installed (initdb not found; apt-get install postgresql)';
+  return pgCheck;
+}
 
 /**
  * `describe(name [backend], fn)` once per backend of {@link BACKENDS}. For S3 it starts moto once per test file and a
@@ -266,16 +321,17 @@ let motoUsers = 0;
  * there but fails to start, `start()` throws (a loud failure, not a silent skip).
  */
 export function describeEachBackend(name: string, fn: (b: BackendContext) => void): void {
-  for (const backend of BACKENDS) {
-    if (backend === 's3' && motoMissing()) {
-      // CI must run the S3 suites: a missing moto fails there instead of skipping
-      if (process.env.CI) throw new Error(`"${name} [s3]" cannot run in CI: ${motoMissing()}`);
+  for (const { label, backend, database } of BACKENDS) {
+    const missing = (backend === 's3' && motoMissing()) || (database === 'postgres' && postgresMissing());
+    if (missing) {
+      // CI must run the S3 and PostgreSQL suites: a missing tool fails there instead of skipping
+      if (process.env.CI) throw new Error(`"${name} [${label}]" cannot run in CI: ${missing}`);
       // printed at collection time, straight to stderr (vitest hides console output of skipped tests)
-      process.stderr.write(`SKIPPED "${name} [s3]": ${motoMissing()}\n`);
-      describe.skip(`${name} [s3] (skipped: ${motoMissing()})`, () => fn({ name: backend, start: () => Promise.reject(new Error('skipped')) }));
+      process.stderr.write(`SKIPPED "${name} [${label}]": ${missing}\n`);
+      describe.skip(`${name} [${label}] (skipped: ${missing})`, () => fn({ name: backend, database, start: () => Promise.reject(new Error('skipped')) }));
       continue;
     }
-    describe(`${name} [${backend}]`, () => {
+    describe(`${name} [${label}]`, () => {
       let moto: MotoServer | undefined;
       let skipped: string | undefined;
       if (backend === 's3') {
@@ -296,14 +352,16 @@ export function describeEachBackend(name: string, fn: (b: BackendContext) => voi
       }
       fn({
         name: backend,
+        database,
         async start(o = {}) {
-          if (backend === 'local') return startTestServer({ ...o, backend });
+          if (backend === 'local') return startTestServer({ ...o, backend, database });
           if (!moto) throw new Error(`S3 backend unavailable: ${skipped ?? 'moto not started'}`);
           const bucket = `dz-${randomBytes(6).toString('hex')}`;
           await createBucket(moto.endpoint, bucket);
           return startTestServer({
             ...o,
             backend,
+            database,
             backendSettings: {
               'storage.backend': 's3',
               'storage.s3.endpoint': moto.endpoint,

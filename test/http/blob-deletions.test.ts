@@ -31,7 +31,7 @@ describeEachBackend('blob deletions', (b: BackendContext) => {
   });
 
   /** Queued deletions, read through the port: every row is due at the far future, so all of them are returned. */
-  const queued = async () => (await t.server.app.ctx.meta.blobDeletionsDue(Number.MAX_SAFE_INTEGER, { at: -Infinity, key: '' }, 100_000)).length;
+  const queued = async () => (await t.server.app.ctx.meta.blobDeletionsDue(Number.MAX_SAFE_INTEGER, { at: Number.MIN_SAFE_INTEGER, key: '' }, 100_000)).length;
   const exists = async (key: string) => (await t.server.app.ctx.blobs.stat(key)) !== null;
 
   it('one sweep drains a queue longer than a batch, deleting every queued blob', async () => {

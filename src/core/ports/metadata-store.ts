@@ -218,7 +218,10 @@ export interface MetadataOps {
 
   /** Queues `blobKey` for deletion, kept until `notBefore` (default `at`); queuing again keeps the later `notBefore`. */
   queueBlobDeletion(blobKey: string, at: number, notBefore?: number): Promise<void>;
-  /** Up to `limit` deletions due at `now` (and never-tried ones), in queue order after the cursor. */
+  /**
+   * Up to `limit` deletions due at `now` (and never-tried ones), in queue order after the cursor (finite numbers only:
+   * `{ at: Number.MIN_SAFE_INTEGER, key: '' }` is the start).
+   */
   blobDeletionsDue(now: number, after: { at: number; key: string }, limit: number): Promise<BlobDeletion[]>;
   /** Records one deletion of a key that must stay queued until its `notBefore`. */
   markBlobDeletionTried(blobKey: string): Promise<void>;
