@@ -28,7 +28,7 @@ Options:
   -h, --help            this help`;
 
 /**
- * The tables, parents first, with the columns both schemas share (SQLite after migration 6, PostgreSQL migration 1)
+ * The tables, parents first, with the columns both schemas share (SQLite after migration 7, PostgreSQL migration 2)
  * and their primary key, which orders the keyset batches. A test checks these lists against both schemas.
  */
 export const COPY_TABLES: readonly { name: string; columns: readonly string[]; key: readonly string[]; booleans?: readonly string[] }[] = [
@@ -58,6 +58,8 @@ export const COPY_TABLES: readonly { name: string; columns: readonly string[]; k
   },
   { name: 'permissions', columns: ['resource_type', 'resource_id', 'principal', 'permission', 'created_at'], key: ['resource_type', 'resource_id', 'principal', 'permission'] },
   { name: 'blob_deletions', columns: ['blob_key', 'queued_at', 'not_before', 'tries'], key: ['blob_key'] },
+  // who sweeps (SQLite migration 7, PostgreSQL migration 2); copied like the rest, a stale holder's lease just expires
+  { name: 'leases', columns: ['name', 'holder', 'expires_at'], key: ['name'] },
 ];
 
 type Table = (typeof COPY_TABLES)[number];

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getMetricsFromIterator } from 'prom2javascript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshPostgresDatabase } from '../helpers/postgres.js';
 import { ROOT, api, expectNoSecretsInLogs, serve, stop, uploadFlow, type Served } from './flow.js';
 
 const BUILD_TIMEOUT_MS = 12 * 60_000;
@@ -173,6 +174,28 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
     expect(metrics.process_resident_memory_bytes.type).toBe('gauge');
     expect(again.stdout()).not.toMatch(/Admin API key/);
     expect(await stop(again)).toBe(0);
+  });
+
+  it('runs on PostgreSQL: the driver bundled inside the executable is loaded for a postgres:// URL, and the flow works', async () => {
+    const pg = await freshPostgresDatabase('the executable on PostgreSQL');
+    if ('skipped' in pg) return; // printed loudly by the helper (and a failure in CI)
+    try {
+      const dataDir = path.join(work, 'data-pg');
+      const s = await serve(
+        '/usr/bin/env',
+        cleanEnvArgs(['serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], [`DROPZONE_DATABASE_URL=${pg.url}`, 'DROPZONE_STORAGE_LOCAL_SHARED=true']),
+        { cwd: path.dirname(exe), waitForAdminKey: true, timeoutMs: 30_000 },
+      );
+      running.push(s);
+      expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
+      await uploadFlow(s.url, s.adminKey!, { size: 100_000 });
+      await uploadFlow(s.url, s.adminKey!, { legacy: true, size: 999 });
+      // the metadata went to PostgreSQL: no SQLite database was created in the data directory
+      expect(fs.existsSync(path.join(dataDir, 'dropzone.db'))).toBe(false);
+      expect(await stop(s)).toBe(0);
+    } finally {
+      await pg.drop();
+    }
   });
 
   it('--ephemeral with nothing but TMPDIR in the environment: data lives in a temp dir removed on exit', async () => {
