@@ -40,6 +40,8 @@ const DEFAULT_REGION = 'local';
 /** Objects, sidecars and temp files are owner-only whatever the umask (umask only removes bits). */
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
+/** Bytes per read when an object is streamed out: large reads are far cheaper per byte; one such buffer per download. */
+const READ_CHUNK = 1024 * 1024;
 
 /** Options of {@link createLocalBlobStore}. */
 export interface LocalBlobStoreOptions {
@@ -379,7 +381,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
         }
       }
       // Reading through the already-open handle pins this version even if the key is overwritten meanwhile.
-      const stream = createReadStream('', { fd: handle, start: range?.start, end: range?.end, autoClose: true });
+      const stream = createReadStream('', { fd: handle, start: range?.start, end: range?.end, autoClose: true, highWaterMark: READ_CHUNK });
       return { stream, stat };
     } catch (err) {
       await handle.close().catch(() => {});

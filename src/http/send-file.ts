@@ -1,10 +1,10 @@
-import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import type { BlobStore, ByteRange } from '../blobs/blob-store.js';
 import type { Config } from '../config/schema.js';
 import { AppError } from '../core/errors.js';
 import { openConfirmedBlob } from '../core/files.js';
 import type { FileRow } from '../db/repositories.js';
+import { nodeStreamResponse } from './node-body.js';
 
 /** `attachment` with an ASCII fallback `filename` and an RFC 6266/5987 `filename*` for any Unicode name. */
 export function contentDisposition(name: string, type: 'attachment' | 'inline' = 'attachment'): string {
@@ -90,5 +90,6 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
 
   // FILE_NOT_FOUND when deleted since the permission check, OBJECT_CHANGED when other bytes than the confirmed ones
   const { stream } = await openConfirmedBlob(blobs, file, range);
-  return new Response(Readable.toWeb(stream) as ReadableStream, { status, headers });
+  return nodeStreamResponse(c, stream, { status, headers });
 }
+
