@@ -578,6 +578,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     kind: 'local',
     // every PUT passes mountUploadRoutes, which refuses keys without a pending row
     revocableUploadUrls: true,
+    filesAtKeys: true,
     put,
     get,
     stat,

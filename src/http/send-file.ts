@@ -82,6 +82,7 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
   if (range === 'unsatisfiable') {
     return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${size}`, 'Accept-Ranges': 'bytes' } });
   }
+  if (config.server.accelRedirect && blobs.filesAtKeys && c.req.method === 'GET' && size > 0) return accelRedirect(blobs, file, config.server.accelRedirect, common);
   const length = range ? range.end - range.start + 1 : size;
   const headers: Record<string, string> = { ...common, 'Content-Length': String(length) };
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
@@ -93,3 +94,14 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
   return nodeStreamResponse(c, stream, { status, headers });
 }
 
+/**
+ * `server.accelRedirect`: the caller is authorized; the proxy in front sends the file from its internal location
+ * (`prefix` + key) and answers Range itself. The stored object must still be the confirmed one (else OBJECT_CHANGED,
+ * or FILE_NOT_FOUND when it vanished), as when the server sends the bytes. The body is empty; the proxy sets the length.
+ */
+async function accelRedirect(blobs: BlobStore, file: FileRow, prefix: string, headers: Record<string, string>): Promise<Response> {
+  const stat = await blobs.stat(file.blob_key);
+  if (!stat) throw new AppError('FILE_NOT_FOUND');
+  if (file.etag && stat.etag !== file.etag) throw new AppError('OBJECT_CHANGED', 'The stored object changed after it was confirmed; refusing to serve it.');
+  return new Response(null, { status: 200, headers: { ...headers, 'X-Accel-Redirect': prefix + encodeURI(file.blob_key) } });
+}

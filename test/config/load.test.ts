@@ -137,6 +137,7 @@ urlTtlSeconds = 100
         : dotted === 'storage.backend' ? 'local'
         : dotted === 'storage.s3.downloadMode' ? 'stream'
         : dotted === 'log.level' ? 'debug'
+        : dotted === 'server.accelRedirect' ? '/_dropzone_blobs/'
         : dotted === 'server.publicUrl' || dotted === 'storage.s3.endpoint' ? 'https://x.example'
         : 'value';
       const expected = typeof sample === 'boolean' ? !sample : typeof sample === 'number' || sample === null ? Number(raw) : Array.isArray(sample) ? [raw] : raw;
