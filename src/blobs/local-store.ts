@@ -27,6 +27,7 @@ import {
   type PresignGetInput,
   type PresignPutInput,
 } from './blob-store.js';
+import { type FlushEvent, finalFsync, writeDurably } from './durable-writer.js';
 import { presignUrl, verifyPresignedRequest } from './sigv4.js';
 
 /** URL path segment under the base URL where presigned uploads go: `<baseUrl>/_blobs/<key>`. */
@@ -57,6 +58,10 @@ export interface LocalBlobStoreOptions {
   accessKeyId?: string;
   /** Region put in the URLs' credential scope (default `local`). */
   region?: string;
+  /** An upload's temp file is flushed to disk in the background each time this many bytes were written (default 32 MiB). */
+  flushEveryBytes?: number;
+  /** Observes the durable flushes of uploads (tests). */
+  onFlush?: (event: FlushEvent) => void;
 }
 
 /** What the HTTP layer hands to {@link LocalBlobStore.verifyPresignedPut} about an incoming request. */
@@ -167,6 +172,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
   const accessKeyId = opts.accessKeyId ?? DEFAULT_ACCESS_KEY_ID;
   const region = opts.region ?? DEFAULT_REGION;
   const { clock, secret } = opts;
+  const flushEveryBytes = opts.flushEveryBytes ?? 32 * 1024 * 1024;
   if (!secret) throw new Error('local blob store needs a non-empty secret');
   /** Temp file names of uploads running in this store, protected from cleanupTemp. */
   const active = new Set<string>();
@@ -309,22 +315,16 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     let placedMeta: MetaFile | undefined;
     try {
       handle = await fsp.open(tmpPath, 'wx', FILE_MODE);
-      const hash = createHash('md5');
-      let received = 0;
-      // Written with handle.write rather than a WriteStream: a stream on a FileHandle holds a reference that
-      // makes handle.close() wait forever unless the stream itself closes the handle.
-      for await (const chunk of body as AsyncIterable<Buffer | string>) {
-        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        received += buf.length;
-        if (expected !== undefined && received > expected) throw new BlobSizeError(expected, received);
-        hash.update(buf);
-        for (let off = 0; off < buf.length; ) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
-      }
-      if (expected !== undefined && received !== expected) throw new BlobSizeError(expected, received);
-      const etag = `"${hash.digest('hex')}"`;
+      // gathered into large writes while more arrives, hashed off the event loop, flushed to disk in the background
+      const { size: received, md5 } = await writeDurably(handle, body as AsyncIterable<Buffer | string>, {
+        expectedSize: expected,
+        flushEveryBytes,
+        onFlush: opts.onFlush,
+      });
+      const etag = `"${md5}"`;
       const mtime = new Date(clock.now());
       await handle.utimes(mtime, mtime);
-      await handle.sync();
+      await finalFsync(handle, received, opts.onFlush);
       const st = await handle.stat({ bigint: true });
       await handle.close();
       handle = undefined;
