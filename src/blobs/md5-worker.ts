@@ -7,8 +7,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 
-/** Size of one pooled buffer. */
-export const BUFFER_SIZE = 1024 * 1024;
+/** Size of one pooled buffer: at most ~4 per upload in use; 256 KiB keeps 10 concurrent uploads in ~10 MiB and writes still large. */
+export const BUFFER_SIZE = 256 * 1024;
 
 /** Free pooled buffers; their number never exceeds the most ever in use at once. */
 const pool: Buffer[] = [];
