@@ -51,6 +51,13 @@ const ADDON_RECIPE = 'v1:release:strip-unneeded';
 /** Bump when the runtime-binary preparation changes. */
 const RUNTIME_RECIPE = 'v1:strip-all';
 
+/**
+ * V8 flags baked into the executable. A 1 MiB young-generation semi-space (Node's default grows it to 16 MiB) keeps the
+ * resident memory of a busy server tens of MiB lower — bodies stream through short-lived buffers — at no measurable
+ * cost in requests per second on this workload.
+ */
+const SEA_EXEC_ARGV = ['--max-semi-space-size=1'];
+
 class BuildError extends Error {}
 
 function fail(msg) {
@@ -406,6 +413,8 @@ function makeBlob(opts, mainFile, addonFile) {
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
     useCodeCache: opts.codeCache,
+    // V8 flags of the embedded runtime (NODE_OPTIONS still adds to them): see SEA_EXEC_ARGV
+    execArgv: SEA_EXEC_ARGV,
     assets,
   };
   const configFile = path.join(SEA_DIR, 'sea-config.json');
@@ -414,7 +423,7 @@ function makeBlob(opts, mainFile, addonFile) {
   // The blob (and its code cache) must be produced by the exact Node that will run it.
   run(NODE24, ['--experimental-sea-config', configFile], { cwd: SEA_DIR, quiet: true });
   if (!fs.existsSync(blob)) fail('node --experimental-sea-config did not write the blob');
-  console.log(`  sea-config: ${path.relative(ROOT, configFile)}; ${files.length} file(s) from ${path.relative(ROOT, opts.assetsDir) || '.'}/ + ${Object.keys(vendor).length} vendor file(s) + addon; useCodeCache=${opts.codeCache}`);
+  console.log(`  sea-config: ${path.relative(ROOT, configFile)}; ${files.length} file(s) from ${path.relative(ROOT, opts.assetsDir) || '.'}/ + ${Object.keys(vendor).length} vendor file(s) + addon; useCodeCache=${opts.codeCache}; execArgv=${SEA_EXEC_ARGV.join(' ')}`);
   return blob;
 }
 

@@ -1,13 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
-import { cors } from 'hono/cors';
 import type { AppContext } from './context.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from './blobs/local-store.js';
 import { isStorageFull } from './core/errors.js';
 import { authMiddleware } from './http/auth.js';
 import type { ApiContext } from './http/context.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { corsMiddleware, requestHeaders, requestLog } from './http/middleware.js';
 import { type AppEnv, buildOpenApi, mountRoutes } from './http/route.js';
 import { apiKeyRoutes } from './http/routes/api-keys.js';
 import { archiveRoutes } from './http/routes/archives.js';
@@ -60,12 +59,7 @@ export function createApp(context: AppContext, opts: AppOptions): App {
   app.notFound(notFoundHandler);
   app.use('*', requestLog(log.child('http')));
   if (metrics) app.use('*', metrics.requests);
-  app.use('*', (c, next) => {
-    if (config.server.publicUrl) return next();
-    const origin = requestOrigin(c.req.raw.headers, config.server.trustProxy, new URL(c.req.url).protocol);
-    return origin ? origins.run(origin, next) : next();
-  });
-
+  // the probes need no origin: registered before the middleware that finds it
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     try {
@@ -82,6 +76,13 @@ export function createApp(context: AppContext, opts: AppOptions): App {
     }
   });
 
+  app.use('*', (c, next) => {
+    if (config.server.publicUrl) return next();
+    const origin = requestOrigin(requestHeaders(c), config.server.trustProxy, c.req.url.startsWith('https:') ? 'https:' : 'http:');
+    // the origin the server falls back to anyway (the address it listens on) needs no per-request context
+    return origin && origin !== opts.publicUrl() ? origins.run(origin, next) : next();
+  });
+
   if (metrics) mountMetricsRoute(app, metrics, config.metrics.token);
   if (config.fixture.enabled) mountFixtureRoutes(app, ctx, context.clock);
   if (ctx.blobs.kind === 'local') {
@@ -91,8 +92,8 @@ export function createApp(context: AppContext, opts: AppOptions): App {
   const pageApi = mountPageRoutes(app, ctx); // the public dropzone page /d/:code, its page API and /assets/*
   mountDocsRoutes(app, ctx); // the API reference /api/docs and /assets/vendor/*
 
-  const apiCors = cors({
-    origin: config.server.corsOrigins.includes('*') ? '*' : [...config.server.corsOrigins],
+  const apiCors = corsMiddleware({
+    origins: config.server.corsOrigins,
     allowHeaders: ['x-api-key', 'authorization', 'x-dropzone-id', 'content-type', 'range', 'if-none-match'],
     allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     exposeHeaders: ['ETag', 'Content-Disposition', 'Content-Range', 'Content-Length', 'Accept-Ranges', 'Last-Modified'],
@@ -130,29 +131,10 @@ export function createApp(context: AppContext, opts: AppOptions): App {
 }
 
 /** `proto://host` of a request; `X-Forwarded-Proto/Host` count only when the proxy is trusted. Hosts with odd characters are ignored. */
-export function requestOrigin(headers: Headers, trustProxy: boolean, fallbackProtocol: string): string | undefined {
+export function requestOrigin(headers: Pick<Headers, 'get'>, trustProxy: boolean, fallbackProtocol: string): string | undefined {
   const first = (v: string | null) => v?.split(',')[0]?.trim() || undefined;
   const host = (trustProxy && first(headers.get('x-forwarded-host'))) || headers.get('host') || undefined;
   if (!host || !/^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return undefined;
   const proto = (trustProxy && first(headers.get('x-forwarded-proto'))) || fallbackProtocol.replace(/:$/, '');
   return `${proto === 'https' ? 'https' : 'http'}://${host}`;
-}
-
-/** One JSON line per request: method, route pattern (never the raw path or query: they may carry credentials), status, duration, bytes, request id. */
-function requestLog(log: Logger) {
-  return async (c: import('hono').Context<AppEnv>, next: () => Promise<void>) => {
-    const start = performance.now();
-    const requestId = c.req.header('x-request-id')?.slice(0, 64).replace(/[^\w.-]/g, '') || randomBytes(8).toString('hex');
-    c.set('requestId', requestId);
-    await next();
-    c.header('x-request-id', requestId);
-    log.info('request', {
-      method: c.req.method,
-      route: c.req.routePath,
-      status: c.res.status,
-      durationMs: Math.round((performance.now() - start) * 10) / 10,
-      bytes: Number(c.res.headers.get('content-length') ?? 0),
-      requestId,
-    });
-  };
 }

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import { type App, createApp } from './app.js';
+import { withNodeBodies } from './http/node-body.js';
 import { createContext } from './context.js';
 import type { BlobStore } from './blobs/blob-store.js';
 import { createLocalBlobStore } from './blobs/local-store.js';
@@ -202,10 +203,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
     const tls = config.server.tls.cert ? readTlsFiles(config) : undefined;
     const serverOptions = httpServerOptions(config);
+    // download and ZIP bodies are piped from their Node stream to the socket (src/http/node-body.ts)
+    const fetch = withNodeBodies(created.hono.fetch);
     const server = (
       tls
-        ? createAdaptorServer({ fetch: created.hono.fetch, createServer: createHttpsServer, serverOptions: { ...serverOptions, ...tls } })
-        : createAdaptorServer({ fetch: created.hono.fetch, serverOptions })
+        ? createAdaptorServer({ fetch, createServer: createHttpsServer, serverOptions: { ...serverOptions, ...tls } })
+        : createAdaptorServer({ fetch, serverOptions })
     ) as HttpServer;
     // No byte in either direction for this long while a request is in progress: the socket is closed (Node's default
     // when nobody listens for 'timeout'). Stalled uploads end here; slow but moving ones are never cut.

@@ -246,6 +246,11 @@ export interface BlobStore {
    */
   readonly revocableUploadUrls: boolean;
   /**
+   * True when every object is a plain file at `<root>/<key>` that a web server in front can send by itself
+   * (`server.accelRedirect`); absent or false otherwise.
+   */
+  readonly filesAtKeys?: boolean;
+  /**
    * Removes leftovers of uploads that died with a crashed process (temp files) whose last write is more than
    * `olderThanMs` before the clock's now, never touching uploads in progress; resolves to the number removed.
    * Absent on stores that keep no such leftovers.

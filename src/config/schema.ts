@@ -47,6 +47,12 @@ export const configSchema = z
          * slow upload is limited only by the idle timeout. When set, at least `uploads.urlTtlSeconds`.
          */
         requestTimeoutSeconds: z.number().int().min(0).default(0),
+        /**
+         * Behind nginx: downloads of the local store are authorized here and answered with `X-Accel-Redirect: <this
+         * prefix><key>`, an internal nginx location that sends the file itself. Empty (the default) turns it off; set,
+         * it must start and end with `/`. See the README for the nginx location it needs.
+         */
+        accelRedirect: z.union([z.literal(''), z.string().regex(/^\/[A-Za-z0-9/_.-]*\/$/, 'must start and end with / (e.g. "/_dropzone_blobs/")')]).default(''),
       })
       .strict()
       .prefault({}),

@@ -1,10 +1,10 @@
-import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import type { BlobStore, ByteRange } from '../blobs/blob-store.js';
 import type { Config } from '../config/schema.js';
 import { AppError } from '../core/errors.js';
 import { openConfirmedBlob } from '../core/files.js';
 import type { StoredFile } from '../core/ports/metadata-store.js';
+import { nodeStreamResponse } from './node-body.js';
 
 /** `attachment` with an ASCII fallback `filename` and an RFC 6266/5987 `filename*` for any Unicode name. */
 export function contentDisposition(name: string, type: 'attachment' | 'inline' = 'attachment'): string {
@@ -82,6 +82,7 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
   if (range === 'unsatisfiable') {
     return new Response(null, { status: 416, headers: { 'Content-Range': `bytes */${size}`, 'Accept-Ranges': 'bytes' } });
   }
+  if (config.server.accelRedirect && blobs.filesAtKeys && c.req.method === 'GET' && size > 0) return accelRedirect(blobs, file, config.server.accelRedirect, common);
   const length = range ? range.end - range.start + 1 : size;
   const headers: Record<string, string> = { ...common, 'Content-Length': String(length) };
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
@@ -90,5 +91,17 @@ export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Con
 
   // FILE_NOT_FOUND when deleted since the permission check, OBJECT_CHANGED when other bytes than the confirmed ones
   const { stream } = await openConfirmedBlob(blobs, file, range);
-  return new Response(Readable.toWeb(stream) as ReadableStream, { status, headers });
+  return nodeStreamResponse(c, stream, { status, headers });
+}
+
+/**
+ * `server.accelRedirect`: the caller is authorized; the proxy in front sends the file from its internal location
+ * (`prefix` + key) and answers Range itself. The stored object must still be the confirmed one (else OBJECT_CHANGED,
+ * or FILE_NOT_FOUND when it vanished), as when the server sends the bytes. The body is empty; the proxy sets the length.
+ */
+async function accelRedirect(blobs: BlobStore, file: StoredFile, prefix: string, headers: Record<string, string>): Promise<Response> {
+  const stat = await blobs.stat(file.blobKey);
+  if (!stat) throw new AppError('FILE_NOT_FOUND');
+  if (file.etag && stat.etag !== file.etag) throw new AppError('OBJECT_CHANGED', 'The stored object changed after it was confirmed; refusing to serve it.');
+  return new Response(null, { status: 200, headers: { ...headers, 'X-Accel-Redirect': prefix + encodeURI(file.blobKey) } });
 }

@@ -9,6 +9,8 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
   /** A logger whose lines carry `scope` (joined with dots to the parent's). */
   child(scope: string): Logger;
+  /** Whether lines of `level` are written (lets hot paths skip building fields nobody reads). */
+  enabled?(level: Exclude<LogLevel, 'silent'>): boolean;
 }
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -37,5 +39,6 @@ export function createLogger(level: LogLevel = 'info', write: (line: string) => 
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
     child: (s) => createLogger(level, write, scope ? `${scope}.${s}` : s),
+    enabled: (lvl) => ORDER[lvl] >= min,
   };
 }

@@ -138,6 +138,7 @@ urlTtlSeconds = 100
         : dotted === 'database.url' ? 'sqlite:./other.db'
         : dotted === 'storage.s3.downloadMode' ? 'stream'
         : dotted === 'log.level' ? 'debug'
+        : dotted === 'server.accelRedirect' ? '/_dropzone_blobs/'
         : dotted === 'server.publicUrl' || dotted === 'storage.s3.endpoint' ? 'https://x.example'
         : 'value';
       const expected = typeof sample === 'boolean' ? !sample : typeof sample === 'number' || sample === null ? Number(raw) : Array.isArray(sample) ? [raw] : raw;

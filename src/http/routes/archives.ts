@@ -1,8 +1,8 @@
-import { Readable } from 'node:stream';
 import { allFilesInBatches } from '../../core/file-batches.js';
 import { openConfirmedBlob } from '../../core/files.js';
 import { createZipStream, uniqueZipNamesAsync, zipSizeAsync } from '../../zip/zip-stream.js';
 import type { ApiContext } from '../context.js';
+import { nodeStreamResponse } from '../node-body.js';
 import { type RouteDef, defineRoute } from '../route.js';
 import { errorSchema } from '../schemas.js';
 import { contentDisposition } from '../send-file.js';
@@ -51,7 +51,7 @@ export function archiveRoutes(ctx: ApiContext): RouteDef[] {
         };
         if (c.req.method === 'HEAD') return new Response(null, { status: 200, headers });
         const zip = createZipStream(entries, { onError: (err) => log.error('zip aborted', { err, files: files.length }) });
-        return new Response(Readable.toWeb(zip) as ReadableStream, { status: 200, headers });
+        return nodeStreamResponse(c, zip, { status: 200, headers });
       },
     }),
   ];

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import type { Hono } from 'hono';
 import { BlobExistsError, BlobSizeError } from '../../blobs/blob-store.js';
@@ -66,7 +67,9 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     const now = ctx.clock.now();
     if (c.req.header('content-length') === undefined) return fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
 
-    const source = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
+    // Node's request itself when there is one (no web-stream layers in between)
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    const source = incoming ?? (c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]));
     // put() destroys what it reads on failure; reading through a pipe keeps the request itself alive, so a full disk
     // can still be answered after the rest of the (signed, bounded) body is read and discarded
     const piped = source.pipe(new PassThrough());

@@ -1,0 +1,153 @@
+/**
+ * MD5 off the event loop: one shared worker thread hashes upload buffers, in order, per session. The buffers live in
+ * shared memory ({@link takeBuffer}) and are reused from a pool: the event loop fills one, writes it to disk, then
+ * hands it to the worker, which hashes it in place and gives it back — no copy, no allocation per buffer, no garbage
+ * piling up in the worker. Where no worker can be started the hash is computed inline, as before.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+
+/** Size of one pooled buffer: at most ~4 per upload in use; 256 KiB keeps 10 concurrent uploads in ~10 MiB and writes still large. */
+export const BUFFER_SIZE = 256 * 1024;
+
+/** Free pooled buffers; their number never exceeds the most ever in use at once. */
+const pool: Buffer[] = [];
+
+/** A buffer of {@link BUFFER_SIZE} bytes in shared memory, from the pool; give it to {@link Md5Session.update} or {@link releaseBuffer}. */
+export function takeBuffer(): Buffer {
+  return pool.pop() ?? Buffer.from(new SharedArrayBuffer(BUFFER_SIZE));
+}
+
+/** Returns a buffer of {@link takeBuffer} to the pool. */
+export function releaseBuffer(buf: Buffer): void {
+  pool.push(buf);
+}
+
+/** An incremental MD5 over pooled buffers. */
+export interface Md5Session {
+  /** Hashes the first `length` bytes of `buf` (from {@link takeBuffer}), which goes back to the pool once hashed. */
+  update(buf: Buffer, length: number): void;
+  /** Resolves once at most `max` buffers handed to {@link update} are still waiting to be hashed (bounds memory). */
+  backlog(max: number): Promise<void>;
+  /** The hex digest of everything updated, once the worker has hashed it. */
+  digest(): Promise<string>;
+  /** Forgets the session (on failure). */
+  abort(): void;
+}
+
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const sessions = new Map();
+parentPort.on('message', (m) => {
+  if (m.t === 'u') {
+    let h = sessions.get(m.id);
+    if (!h) sessions.set(m.id, (h = createHash('md5')));
+    h.update(new Uint8Array(m.buf, 0, m.len));
+    parentPort.postMessage({ id: m.id, seq: m.seq });
+  } else if (m.t === 'd') {
+    const h = sessions.get(m.id) || createHash('md5');
+    sessions.delete(m.id);
+    parentPort.postMessage({ id: m.id, hex: h.digest('hex') });
+  } else if (m.t === 'x') sessions.delete(m.id);
+});
+`;
+
+let worker: Worker | undefined;
+let unavailable = false;
+let nextId = 0;
+/** Live sessions by id: acknowledgements of hashed buffers, the digest, or the worker's failure. */
+const sessions = new Map<number, { hashed(seq: number): void; done(hex: string): void; failed(err: Error): void }>();
+
+function hashWorker(): Worker | undefined {
+  if (worker || unavailable) return worker;
+  try {
+    const w = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 } });
+    w.unref();
+    w.on('message', (m: { id: number; seq?: number; hex?: string }) => {
+      const session = sessions.get(m.id);
+      if (m.hex === undefined) return session?.hashed(m.seq!);
+      sessions.delete(m.id);
+      session?.done(m.hex);
+      if (sessions.size === 0) w.unref();
+    });
+    const fail = (err: Error) => {
+      if (worker === w) worker = undefined;
+      for (const session of sessions.values()) session.failed(err);
+      sessions.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`the MD5 worker exited (code ${code})`)));
+    worker = w;
+  } catch {
+    unavailable = true;
+  }
+  return worker;
+}
+
+/** Starts an MD5 session on the shared worker (or inline when no worker can run). */
+export function md5Session(): Md5Session {
+  const w = hashWorker();
+  if (!w) return inlineSession(createHash('md5'));
+  const id = ++nextId;
+  let seq = 0;
+  /** Buffers with the worker, by sequence number (back to the pool when hashed). */
+  const inFlight = new Map<number, Buffer>();
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  let finish: { resolve: (hex: string) => void; reject: (err: Error) => void } | undefined;
+  sessions.set(id, {
+    hashed(n) {
+      const buf = inFlight.get(n);
+      inFlight.delete(n);
+      if (buf) releaseBuffer(buf);
+      wake?.();
+    },
+    done: (hex) => finish?.resolve(hex),
+    failed(err) {
+      // a dead worker may still have been reading them: those buffers are not reused
+      inFlight.clear();
+      failure = err;
+      wake?.();
+      finish?.reject(err);
+    },
+  });
+  if (sessions.size === 1) w.ref();
+  return {
+    update(buf, length) {
+      if (failure) return;
+      inFlight.set(++seq, buf);
+      w.postMessage({ t: 'u', id, seq, buf: buf.buffer, len: length });
+    },
+    async backlog(max) {
+      while (inFlight.size > max && !failure) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      if (failure) throw failure;
+    },
+    digest() {
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        finish = { resolve, reject };
+        w.postMessage({ t: 'd', id });
+      });
+    },
+    abort() {
+      // buffers still queued are returned as the worker acknowledges them; the session then disappears
+      if (worker === w) w.postMessage({ t: 'd', id });
+      else sessions.delete(id);
+      finish = undefined;
+    },
+  };
+}
+
+function inlineSession(hash: Hash): Md5Session {
+  return {
+    update(buf, length) {
+      hash.update(buf.subarray(0, length));
+      releaseBuffer(buf);
+    },
+    backlog: async () => undefined,
+    digest: async () => hash.digest('hex'),
+    abort: () => undefined,
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * The middleware every request passes, written for the hot path of `@hono/node-server`: a response built with
+ * `c.json()`/`c.body()` stays a plain body the adapter writes in one go (its "cached response" fast path). That holds
+ * only while no middleware calls `c.header()` after `next()` (Hono then rebuilds the Response and the adapter falls back
+ * to web streams), so headers are set before `next()`; a handler that returns its own `Response` (downloads, 304s) gets
+ * the missing ones added to that Response's headers afterwards, which keeps it as it is.
+ */
+import type { IncomingMessage } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { Context, MiddlewareHandler } from 'hono';
+import type { Logger } from '../log/logger.js';
+
+/** A request header, read from Node's parsed headers when the request came through `@hono/node-server` (no `Headers` built). */
+export function requestHeader(c: Context, name: string): string | undefined {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (!incoming) return c.req.header(name);
+  const v = incoming.headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** A `Headers`-like lookup over the request's headers (see {@link requestHeader}). */
+export function requestHeaders(c: Context): Pick<Headers, 'get'> {
+  return { get: (name: string) => requestHeader(c, name.toLowerCase()) ?? null };
+}
+
+/**
+ * A source of request ids: 16 hex characters, a random prefix drawn once per process followed by a counter. Unique
+ * within the process and across restarts (in practice), without drawing entropy per request. Not a secret.
+ */
+export function requestIdSource(): () => string {
+  const prefix = randomBytes(4).toString('hex');
+  let n = 0;
+  return () => {
+    n = (n + 1) >>> 0;
+    return prefix + n.toString(16).padStart(8, '0');
+  };
+}
+
+/**
+ * Sets `name` on the answer when the handler returned its own `Response` (headers set with `c.header()` before `next()`
+ * only reach responses built through the context). Mutates the Response's headers in place, which keeps the adapter's
+ * fast path; a Response with immutable headers is copied once.
+ */
+export function ensureHeader(c: Context, name: string, value: string): void {
+  if (!c.res.headers.has(name)) editHeaders(c, (h) => h.set(name, value));
+}
+
+/** Applies `edit` to the answer's headers in place; a Response with immutable headers is copied once. */
+function editHeaders(c: Context, edit: (headers: Headers) => void): void {
+  try {
+    edit(c.res.headers);
+  } catch {
+    c.res = new Response(c.res.body, c.res);
+    edit(c.res.headers);
+  }
+}
+
+/**
+ * One JSON line per request: method, route pattern (never the raw path or query: they may carry credentials), status,
+ * duration, bytes, request id. The `x-request-id` answer header is the caller's (sanitised) or a new one.
+ */
+export function requestLog(log: Logger): MiddlewareHandler {
+  const nextId = requestIdSource();
+  const logs = log.enabled?.('info') ?? true;
+  return async (c, next) => {
+    const start = logs ? performance.now() : 0;
+    const requestId = requestHeader(c, 'x-request-id')?.slice(0, 64).replace(/[^\w.-]/g, '') || nextId();
+    c.set('requestId', requestId);
+    c.header('x-request-id', requestId);
+    await next();
+    ensureHeader(c, 'x-request-id', requestId);
+    if (!logs) return;
+    log.info('request', {
+      method: c.req.method,
+      route: c.req.routePath,
+      status: c.res.status,
+      durationMs: Math.round((performance.now() - start) * 10) / 10,
+      bytes: Number(c.res.headers.get('content-length') ?? 0),
+      requestId,
+    });
+  };
+}
+
+/** Options of {@link corsMiddleware}. */
+export interface CorsOptions {
+  /** Allowed origins; `*` anywhere means any origin (answered as `*`). */
+  origins: readonly string[];
+  allowHeaders: readonly string[];
+  allowMethods: readonly string[];
+  exposeHeaders: readonly string[];
+  /** Seconds a preflight answer may be cached. */
+  maxAge: number;
+}
+
+/**
+ * CORS for the API: preflights (`OPTIONS`) are answered 204 right here; other requests get `Access-Control-Allow-Origin`
+ * (when the origin is allowed), `Access-Control-Expose-Headers` and, with a list of origins, `Vary: Origin` — set before
+ * the handler runs, so the response is never rebuilt.
+ */
+export function corsMiddleware(opts: CorsOptions): MiddlewareHandler {
+  const any = opts.origins.includes('*');
+  const expose = opts.exposeHeaders.join(',');
+  const preflight: Record<string, string> = {
+    'Access-Control-Expose-Headers': expose,
+    'Access-Control-Max-Age': String(opts.maxAge),
+    'Access-Control-Allow-Methods': opts.allowMethods.join(','),
+    'Access-Control-Allow-Headers': opts.allowHeaders.join(','),
+    Vary: any ? 'Access-Control-Request-Headers' : 'Origin, Access-Control-Request-Headers',
+  };
+  return async (c, next) => {
+    const origin = any ? '*' : opts.origins.find((o) => o === requestHeader(c, 'origin'));
+    if (c.req.method === 'OPTIONS') {
+      return new Response(null, { status: 204, headers: origin ? { 'Access-Control-Allow-Origin': origin, ...preflight } : preflight });
+    }
+    if (origin) c.header('Access-Control-Allow-Origin', origin);
+    c.header('Access-Control-Expose-Headers', expose);
+    if (!any) c.header('Vary', 'Origin', { append: true });
+    await next();
+    if (origin) ensureHeader(c, 'Access-Control-Allow-Origin', origin);
+    ensureHeader(c, 'Access-Control-Expose-Headers', expose);
+    if (!any && !/(^|,)\s*origin\s*(,|$)/i.test(c.res.headers.get('vary') ?? '')) editHeaders(c, (h) => h.append('Vary', 'Origin'));
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * The middleware keeps @hono/node-server's fast path: a JSON answer reaches the adapter as a plain body (a string it
+ * writes in one go), not as a stream of a rebuilt Response, and still carries the request id and the CORS headers.
+ * Answers a handler builds itself (downloads, 304s, preflights) get those headers too.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API, type TestServer, startTestServer } from '../helpers/server.js';
+
+/** The body the adapter would write as is (its cached response), or undefined when the Response was materialised. */
+function plainBody(res: Response): unknown {
+  const sym = Object.getOwnPropertySymbols(res).find((s) => s.description === 'cache');
+  return sym ? (res as unknown as Record<symbol, unknown[]>)[sym]?.[1] : undefined;
+}
+
+describe('hot path', () => {
+  let t: TestServer;
+  let dzId: string;
+  let fileId: string;
+  beforeAll(async () => {
+    t = await startTestServer();
+    dzId = (await t.createDropzone(t.adminKey))._id;
+    fileId = (await t.upload(t.adminKey, dzId, 'a.txt', 'hello', 'text/plain')).fileId;
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+  /** The app's own answer, in process (the adapter's Response class is installed by the running server). */
+  const fetchApp = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
+    t.server.app.hono.fetch(new Request(t.url + path, { method, headers }));
+
+  it('/healthz answers a plain JSON body with a request id', async () => {
+    const res = await fetchApp('/healthz');
+    expect(typeof plainBody(res)).toBe('string');
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f]{16}$/);
+    expect(await res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('an authenticated API GET answers a plain JSON body with CORS headers and the request id', async () => {
+    const res = await fetchApp(`${API}/dropzones/${dzId}`, { 'x-api-key': t.adminKey, origin: 'https://app.example' });
+    expect(res.status).toBe(200);
+    expect(typeof plainBody(res)).toBe('string');
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-expose-headers')).toContain('ETag');
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('request ids differ per request; a sane caller id is kept', async () => {
+    const a = (await fetchApp('/healthz')).headers.get('x-request-id');
+    const b = (await fetchApp('/healthz')).headers.get('x-request-id');
+    expect(a).not.toBe(b);
+    expect((await fetchApp('/healthz', { 'x-request-id': 'abc-123' })).headers.get('x-request-id')).toBe('abc-123');
+  });
+
+  it('an error answer is a plain JSON body with the headers too', async () => {
+    const res = await fetchApp(`${API}/dropzones/nope`, { 'x-api-key': t.adminKey });
+    expect(res.status).toBe(404);
+    expect(typeof plainBody(res)).toBe('string');
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+  });
+
+  it('answers the handler builds itself (download, 304) carry CORS and request id over the wire', async () => {
+    const res = await fetch(`${t.api}/files/${fileId}/download`, { headers: { 'x-api-key': t.adminKey } });
+    expect(await res.text()).toBe('hello');
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-expose-headers')).toContain('Content-Range');
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    const etag = res.headers.get('etag')!;
+    const nm = await fetch(`${t.api}/files/${fileId}/download`, { headers: { 'x-api-key': t.adminKey, 'if-none-match': etag } });
+    expect(nm.status).toBe(304);
+    expect(nm.headers.get('access-control-allow-origin')).toBe('*');
+    expect(nm.headers.get('x-request-id')).toBeTruthy();
+  });
+
+  it('a preflight is answered 204 with the allowed methods and headers', async () => {
+    const res = await fetch(`${t.api}/dropzones`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-methods')).toContain('DELETE');
+    expect(res.headers.get('access-control-allow-headers')).toContain('x-api-key');
+    expect(res.headers.get('access-control-max-age')).toBe('3600');
+  });
+});
+
+describe('hot path with a list of CORS origins', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ settings: { 'server.corsOrigins': ['https://a.example'] } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('reflects an allowed origin with Vary: Origin, and leaves others out', async () => {
+    const ok = await fetch(`${t.api}/dropzones`, { headers: { 'x-api-key': t.adminKey, origin: 'https://a.example' } });
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://a.example');
+    expect(ok.headers.get('vary')).toMatch(/origin/i);
+    const other = await fetch(`${t.api}/dropzones`, { headers: { 'x-api-key': t.adminKey, origin: 'https://b.example' } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    expect(other.headers.get('vary')).toMatch(/origin/i);
+  });
+});
