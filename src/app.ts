@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Hono } from 'hono';
 import type { AppContext } from './context.js';
-import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from './blobs/local-store.js';
+import { LOCAL_BLOB_URL_PREFIX, servesSignedUrls } from './blobs/local-store.js';
 import { isStorageFull } from './core/errors.js';
 import { authMiddleware } from './http/auth.js';
 import type { ApiContext } from './http/context.js';
@@ -85,9 +85,9 @@ export function createApp(context: AppContext, opts: AppOptions): App {
 
   if (metrics) mountMetricsRoute(app, metrics, config.metrics.token);
   if (config.fixture.enabled) mountFixtureRoutes(app, ctx, context.clock);
-  if (ctx.blobs.kind === 'local') {
+  if (servesSignedUrls(ctx.blobs)) {
     if (metrics) app.use(`${LOCAL_BLOB_URL_PREFIX}*`, metrics.uploadsInFlight);
-    mountUploadRoutes(app, ctx, ctx.blobs as LocalBlobStore);
+    mountUploadRoutes(app, ctx, ctx.blobs);
   }
   const pageApi = mountPageRoutes(app, ctx); // the public dropzone page /d/:code, its page API and /assets/*
   mountDocsRoutes(app, ctx); // the API reference /api/docs and /assets/vendor/*

@@ -251,6 +251,12 @@ export interface BlobStore {
    */
   readonly filesAtKeys?: boolean;
   /**
+   * True when the store's presigned URLs point at this server (`/_blobs/…`, the local store), which must then verify
+   * and receive them: such a store implements the endpoint side too (`LocalBlobStore`, see `servesSignedUrls()` in
+   * `local-store.ts`). Absent when clients talk to the store itself (S3).
+   */
+  readonly servesSignedUrls?: boolean;
+  /**
    * Removes leftovers of uploads that died with a crashed process (temp files) whose last write is more than
    * `olderThanMs` before the clock's now, never touching uploads in progress; resolves to the number removed.
    * Absent on stores that keep no such leftovers.

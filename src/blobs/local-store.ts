@@ -116,6 +116,7 @@ export type PresignedMultipartVerdict =
 /** The local filesystem store, plus what its HTTP upload endpoint needs. */
 export interface LocalBlobStore extends BlobStore {
   readonly kind: 'local';
+  readonly servesSignedUrls: true;
   readonly multipart: MultipartBlobs;
   /**
    * Checks a request made with a URL from `multipart.presignParts` or `multipart.presignRequest` (a request whose
@@ -1000,6 +1001,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     kind: 'local',
     // every PUT passes mountUploadRoutes, which refuses keys without a pending row
     revocableUploadUrls: true,
+    servesSignedUrls: true,
     filesAtKeys: true,
     put,
     get,
@@ -1021,4 +1023,9 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     verifyPresignedMultipart,
     uploadPart,
   };
+}
+
+/** True when `store`'s presigned URLs point at this server, which must mount their endpoint (the capability, not a kind check). */
+export function servesSignedUrls(store: BlobStore): store is LocalBlobStore {
+  return store.servesSignedUrls === true;
 }
