@@ -181,6 +181,19 @@ describeEachBackend('multipart API', (b: BackendContext) => {
     expect(ok.status, ok.text).toBe(200);
   });
 
+  it('signing parts keeps the reservation alive for another URL lifetime plus the grace', async () => {
+    const { fileId, uploadId } = await reserve('slow.bin', 100);
+    const { uploads } = t.server.app.ctx.config;
+    const before = (await t.server.app.ctx.meta.fileById(fileId))!.pendingExpiresAt!;
+    t.clock.advance(uploads.urlTtlSeconds * 1000); // within the grace: still alive
+    const res = await sign(fileId, uploadId, [1]);
+    expect(res.status, res.text).toBe(200);
+    const after = (await t.server.app.ctx.meta.fileById(fileId))!.pendingExpiresAt!;
+    expect(after).toBeGreaterThan(before);
+    expect(after).toBe(Math.min(t.clock.now() + (uploads.urlTtlSeconds + uploads.reservationGraceSeconds) * 1000, (await t.server.app.ctx.meta.fileById(fileId))!.createdAt + uploads.pendingTtlSeconds * 1000));
+    expect(res.body.data.parts[0].expiresAt).toBeLessThanOrEqual(after);
+  });
+
   it('needs file.upload.confirm; another key sees no such file', async () => {
     const other = await t.createKey([]);
     const up = await t.requestUpload(key(), dzId, 'perm.bin', 10);
