@@ -49,7 +49,7 @@ export function multipartAppError(err: MultipartError): AppError {
     case 'NoSuchUpload':
       return new AppError('NO_SUCH_UPLOAD', undefined, data);
     case 'InvalidPart':
-      return new AppError('INVALID_PART', `${err.message}`, data);
+      return new AppError('INVALID_PART', err.message, data);
     case 'InvalidPartOrder':
       return new AppError('INVALID_PART_ORDER', err.message, data);
     case 'EntityTooSmall':
@@ -159,11 +159,14 @@ export function createMultipartService(deps: CoreDeps, files: FileService) {
      */
     async complete(p: Principal, fileId: string, uploadId: string, parts: CompletedPartRef[]) {
       const mp = capability();
-      const { file } = await files.get(p, fileId, 'file.upload.confirm');
-      // a retried completion whose first answer was lost
-      if (file.status === 'uploaded') return files.confirm(p, fileId);
-      if (file.multipartUploadId !== uploadId) throw new AppError('NO_SUCH_UPLOAD');
-      await pinnedFile(p, fileId, uploadId);
+      let file: StoredFile;
+      try {
+        file = (await pinnedFile(p, fileId, uploadId)).file;
+      } catch (err) {
+        // a retried completion whose first answer was lost
+        if (err instanceof AppError && err.code === 'ALREADY_UPLOADED') return files.confirm(p, fileId);
+        throw err;
+      }
       try {
         await mapped(() => mp.complete(file.blobKey, uploadId, parts, { expectedSize: file.size }));
       } catch (err) {
