@@ -13,6 +13,7 @@ import { archiveRoutes } from './http/routes/archives.js';
 import { cdnRoutes } from './http/routes/cdn.js';
 import { dropzoneRoutes } from './http/routes/dropzones.js';
 import { fileRoutes } from './http/routes/files.js';
+import { multipartRoutes } from './http/routes/multipart.js';
 import { permissionRoutes } from './http/routes/permissions.js';
 import { mountFixtureRoutes } from './http/routes/fixture.js';
 import { mountUploadRoutes } from './http/routes/uploads.js';
@@ -107,7 +108,7 @@ export function createApp(context: AppContext, opts: AppOptions): App {
     {
       base: API_BASE,
       authenticated: true,
-      defs: [...dropzoneRoutes(ctx), ...archiveRoutes(ctx), ...fileRoutes(ctx), ...permissionRoutes(ctx), ...apiKeyRoutes(ctx), ...cdnRoutes(ctx)],
+      defs: [...dropzoneRoutes(ctx), ...archiveRoutes(ctx), ...fileRoutes(ctx), ...multipartRoutes(ctx), ...permissionRoutes(ctx), ...apiKeyRoutes(ctx), ...cdnRoutes(ctx)],
     },
     { base: '', defs: cdnRoutes(ctx, 'publicDownloadAtRoot') },
   ];

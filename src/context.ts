@@ -6,6 +6,7 @@ import type { AdjustableClock } from './core/clock.js';
 import type { CoreDeps, SpaceReserve } from './core/deps.js';
 import { type DropzoneService, createDropzoneService } from './core/dropzones.js';
 import { type FileService, createFileService } from './core/files.js';
+import { type MultipartService, createMultipartService } from './core/multipart.js';
 import { type GrantService, createGrantService } from './core/grants.js';
 import { type PageService, createPageService } from './core/page.js';
 import type { MetadataStore } from './core/ports/metadata-store.js';
@@ -35,6 +36,8 @@ export interface AppContext extends CoreDeps {
   keys: ApiKeyService;
   dropzones: DropzoneService;
   files: FileService;
+  /** Multipart uploads of pending files. */
+  multipart: MultipartService;
   grants: GrantService;
   /** The public dropzone page: what a link holder may do. */
   page: PageService;
@@ -61,6 +64,7 @@ export function createContext(deps: ContextDeps): AppContext {
     keys,
     dropzones,
     files,
+    multipart: createMultipartService(core, files),
     grants: createGrantService(core, keys),
     page: createPageService(core, files),
     sweeper: createSweeper(core, { dropzones, files }),

@@ -40,7 +40,7 @@ export async function gcCommand(args: string[], io: CliIo): Promise<number> {
     const gc = await ctx.sweeper.gc();
     io.out(
       `Removed ${swept.expiredDropzones} expired dropzone(s), ${swept.stalePending} stale pending upload(s), ` +
-        `${swept.tempFilesRemoved} stale temp file(s), ${gc.orphansDeleted} orphaned blob(s) of ${gc.scanned} scanned.`,
+        `${swept.tempFilesRemoved} stale temp file(s), ${swept.multipartAborted} abandoned multipart upload(s), ${gc.orphansDeleted} orphaned blob(s) of ${gc.scanned} scanned.`,
     );
     return 0;
   } finally {

@@ -141,8 +141,11 @@ export const configSchema = z
         pagePendingMaxFiles: z.number().int().min(0).default(6),
         /** Bytes one page visitor may hold pending in a dropzone at once; 0 (the default): no byte limit beyond the count. */
         pagePendingMaxBytes: z.number().int().min(0).default(0),
-        /** Largest single file in bytes, on top of each dropzone's own size. */
-        maxFileSize: z.number().int().min(1).default(4 * BYTES_PER_GB),
+        /**
+         * Largest single file in bytes, on top of each dropzone's own size (default 5 TB). On S3 a single PUT carries at
+         * most 5 GiB: larger files must use a multipart upload (10,000 parts; S3 caps an object at 5 TiB).
+         */
+        maxFileSize: z.number().int().min(1).default(5000 * BYTES_PER_GB),
       })
       .strict()
       .prefault({}),

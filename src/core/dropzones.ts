@@ -135,6 +135,12 @@ export function createDropzoneService(deps: CoreDeps) {
             const now = clock.now();
             for (const f of batch) {
               await queueFileBlob(tx, deps, f, now);
+              const uploadId = f.multipartUploadId;
+              // its parts go too (a failed abort is left to the sweeper's stale-upload pass)
+              if (uploadId && deps.blobs.multipart)
+                tx.afterCommit(() =>
+                  deps.blobs.multipart!.abort(f.blobKey, uploadId).catch((err) => deps.log.warn('could not abort the multipart upload of a removed file', { err })),
+                );
               await tx.deleteGrantsOn('file', f.id);
               await tx.deleteFile(f.id);
             }

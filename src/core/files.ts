@@ -12,6 +12,19 @@ import type { Dropzone, StoredFile } from './ports/metadata-store.js';
 /** Longest lifetime of an S3 upload URL that cannot be made conditional (`storage.s3.conditionalWrites = false`). */
 export const UNCONDITIONAL_URL_TTL_SECONDS = 900;
 
+/**
+ * Lifetime of an upload URL (single PUT or multipart part), seconds: `uploads.urlTtlSeconds`, at most
+ * `uploads.pendingTtlSeconds`, and at most {@link UNCONDITIONAL_URL_TTL_SECONDS} on S3 without conditional writes.
+ */
+export function uploadUrlSeconds(config: CoreDeps['config']): number {
+  return Math.min(
+    config.uploads.urlTtlSeconds,
+    config.uploads.pendingTtlSeconds,
+    // without If-None-Match a URL could replace the object after confirm: keep such URLs short-lived
+    config.storage.backend === 's3' && !config.storage.s3.conditionalWrites ? UNCONDITIONAL_URL_TTL_SECONDS : Infinity,
+  );
+}
+
 /** What a client declares before uploading. */
 export interface UploadRequestInput {
   name: string;
@@ -37,16 +50,23 @@ export function createFileService(deps: CoreDeps) {
   /**
    * Removes a file row, its grants and its reserved bytes, and queues its blob; one transaction. Only the remover that
    * deleted the row releases the bytes (a user's delete and the sweeper, or two nodes, may race); false when the row
-   * was already gone.
+   * was already gone. Once committed, the multipart upload pinned to the file (as the row held it) is aborted, so its
+   * parts go with it; a failed abort is left to the sweeper's stale-upload pass.
    */
-  const removeRow = (file: StoredFile): Promise<boolean> =>
-    meta.transaction(async (tx) => {
+  const removeRow = async (file: StoredFile): Promise<boolean> => {
+    let uploadId: string | null = null;
+    const removed = await meta.transaction(async (tx) => {
+      uploadId = (await tx.fileById(file.id))?.multipartUploadId ?? null;
       if (!(await tx.deleteFile(file.id))) return false;
       await tx.deleteGrantsOn('file', file.id);
       await tx.releaseSpace(file.dropzoneId, fileCost(file));
       await queueFileBlob(tx, deps, file, clock.now());
       return true;
     });
+    if (removed && uploadId && blobs.multipart)
+      await blobs.multipart.abort(file.blobKey, uploadId).catch((err) => log.warn('could not abort the multipart upload of a removed file', { err }));
+    return removed;
+  };
 
   const service = {
     /**
@@ -72,12 +92,7 @@ export function createFileService(deps: CoreDeps) {
      * The caller has checked `dropzone.upload`.
      */
     async requestUpload(p: Principal, dz: Dropzone, input: UploadRequestInput, holder?: PendingHolder): Promise<{ file: StoredFile; upload: PresignedRequest }> {
-      const urlSeconds = Math.min(
-        config.uploads.urlTtlSeconds,
-        config.uploads.pendingTtlSeconds,
-        // without If-None-Match a URL could replace the object after confirm: keep such URLs short-lived
-        config.storage.backend === 's3' && !config.storage.s3.conditionalWrites ? UNCONDITIONAL_URL_TTL_SECONDS : Infinity,
-      );
+      const urlSeconds = uploadUrlSeconds(config);
       const file = await meta.transaction(async (tx) => {
         const now = clock.now();
         const cur = await tx.dropzoneById(dz.id);

@@ -18,6 +18,8 @@ export interface SweepResult {
   blobsDeleted: number;
   /** Leftover temp files of uploads that died with a crashed process. */
   tempFilesRemoved: number;
+  /** Multipart uploads aborted because no pending file holds them any more. */
+  multipartAborted: number;
 }
 
 /** What one garbage collection removed. */
@@ -80,10 +82,11 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
     }
     const blobsDeleted = await flushBlobDeletions(deps);
     const tempFilesRemoved = await sweeper.cleanupTemp();
+    const multipartAborted = await sweeper.abortStaleUploads();
     // once deletions made room again, set space aside for the next full disk
     if (deps.reserve && !deps.reserve.held() && (await deps.reserve.restore())) log.info('space reserve restored', { bytes: deps.reserve.bytes });
-    if (expiredDropzones || stalePending || blobsDeleted || tempFilesRemoved)
-      log.info('sweep', { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved });
+    if (expiredDropzones || stalePending || blobsDeleted || tempFilesRemoved || multipartAborted)
+      log.info('sweep', { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved, multipartAborted });
     if (scheduledScan && config.sweeper.gcIntervalSeconds > 0 && clock.now() >= nextScanAt) {
       nextScanAt = clock.now() + config.sweeper.gcIntervalSeconds * 1000;
       try {
@@ -93,7 +96,7 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
         log.warn('scheduled orphan scan failed; will retry at the next interval', { err });
       }
     }
-    return { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved };
+    return { expiredDropzones, stalePending, blobsDeleted, tempFilesRemoved, multipartAborted };
   };
 
   const sweeper = {
@@ -131,6 +134,31 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
         log.warn('temp file cleanup failed', { err });
         return 0;
       }
+    },
+
+    /**
+     * Aborts the multipart uploads the store lists as started more than an upload URL lifetime
+     * (`uploads.urlTtlSeconds`) ago that are not the upload pinned to a pending file: left over after the file was
+     * deleted, expired or confirmed, or opened by a start that lost a race. Uploads of pending files are kept (they
+     * end with their file). Failures are logged; resolves to the number aborted.
+     */
+    async abortStaleUploads(): Promise<number> {
+      const mp = blobs.multipart;
+      if (!mp) return 0;
+      let aborted = 0;
+      let seen = 0;
+      try {
+        for await (const up of mp.staleUploads(new Date(clock.now() - config.uploads.urlTtlSeconds * 1000))) {
+          if (++seen % SCAN_YIELD_EVERY === 0) await yieldToEventLoop();
+          const file = await meta.fileByBlobKey(up.key);
+          if (file?.status === 'pending' && file.multipartUploadId === up.uploadId) continue;
+          await mp.abort(up.key, up.uploadId);
+          aborted++;
+        }
+      } catch (err) {
+        log.warn('aborting stale multipart uploads failed', { err });
+      }
+      return aborted;
     },
 
     /** Runs a sweep, then deletes orphaned blobs now (see {@link scanOrphans}); what `dropzone gc` does. */

@@ -169,4 +169,14 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    // Issue 11: a pending file may be uploaded in parts (S3-style multipart). The upload id the server opened for it is
+    // pinned here: parts are signed and completion accepted only for this id, so a second start (or a replayed
+    // request) cannot open parallel uploads to the same key, and deleting or expiring the file knows what to abort.
+    version: 8,
+    name: 'multipart upload id',
+    sql: `
+      ALTER TABLE files ADD COLUMN multipart_upload_id TEXT;
+    `,
+  },
 ];

@@ -114,6 +114,14 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
       );
     `,
   },
+  {
+    // as SQLite's migration 8: the multipart upload id pinned to a pending file
+    version: 3,
+    name: 'multipart upload id',
+    sql: `
+      ALTER TABLE files ADD COLUMN multipart_upload_id TEXT;
+    `,
+  },
 ];
 
 /** Advisory-lock class of this program ('dz'); the object ids below name what is locked. */

@@ -123,7 +123,8 @@ const DZ_COLS = `id, share_id AS "shareId", code, name, owner_key_id AS "ownerKe
   start_time AS "startTime", delete_time AS "deleteTime", created_at AS "createdAt", updated_at AS "updatedAt"`;
 const FILE_COLS = `id, dropzone_id AS "dropzoneId", name, type, size, blob_key AS "blobKey", status, etag,
   uploader_key_id AS "uploaderKeyId", created_at AS "createdAt", confirmed_at AS "confirmedAt",
-  pending_expires_at AS "pendingExpiresAt", pending_holder AS "pendingHolder"`;
+  pending_expires_at AS "pendingExpiresAt", pending_holder AS "pendingHolder",
+  multipart_upload_id AS "multipartUploadId"`;
 const KEY_INSERT = `INSERT INTO api_keys (public_id, secret_hash, name, balance_micro, permissions, is_admin, created_by, created_at)`;
 
 /** Every statement, prepared by the driver on first use per connection. Parameters compared with integer columns are cast to bigint. */
@@ -181,10 +182,13 @@ const S = {
     ORDER BY created_at, id LIMIT $4`,
   insertFile: `INSERT INTO files (id, dropzone_id, name, type, size, blob_key, status, uploader_key_id, created_at, pending_expires_at, pending_holder)
     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)`,
-  markUploaded: `UPDATE files SET status = 'uploaded', etag = $1, confirmed_at = $2, pending_expires_at = NULL, pending_holder = NULL
+  markUploaded: `UPDATE files SET status = 'uploaded', etag = $1, confirmed_at = $2, pending_expires_at = NULL, pending_holder = NULL,
+    multipart_upload_id = NULL
     WHERE id = $3 AND status = 'pending'`,
   pendingOfHolder: `SELECT COUNT(*)::int8 AS files, COALESCE(SUM(size), 0)::int8 AS bytes FROM files
     WHERE dropzone_id = $1 AND pending_holder = $2 AND status = 'pending' AND pending_expires_at > $3`,
+  setMultipartUpload: `UPDATE files SET multipart_upload_id = $1 WHERE id = $2 AND status = 'pending' AND multipart_upload_id IS NULL`,
+  clearMultipartUpload: 'UPDATE files SET multipart_upload_id = NULL WHERE id = $1 AND multipart_upload_id = $2',
   extendPending: `UPDATE files SET pending_expires_at = $1 WHERE id = $2 AND status = 'pending' AND pending_expires_at < $1`,
   deleteFile: 'DELETE FROM files WHERE id = $1',
   stalePending: `SELECT ${FILE_COLS} FROM files WHERE status = 'pending' AND pending_expires_at <= $1 LIMIT 500`,
@@ -321,6 +325,8 @@ const pgOps = (() => {
     markUploaded: async (q: Q, id: string, etag: string, at: number) => (await exec(q, 'markUploaded', [etag, at, id])).count > 0,
     pendingOfHolder: async (q: Q, dropzoneId: string, holder: string, now: number) =>
       (await exec(q, 'pendingOfHolder', [dropzoneId, holder, now]))[0] as { files: number; bytes: number },
+    setMultipartUpload: async (q: Q, id: string, uploadId: string) => (await exec(q, 'setMultipartUpload', [uploadId, id])).count > 0,
+    clearMultipartUpload: async (q: Q, id: string, uploadId: string) => (await exec(q, 'clearMultipartUpload', [id, uploadId])).count > 0,
     extendPending: async (q: Q, id: string, until: number) => (await exec(q, 'extendPending', [until, id])).count > 0,
     async deleteFile(q: Q, id: string) {
       return (await exec(q, 'deleteFile', [id])).count > 0;

@@ -53,6 +53,8 @@ export interface FileRow {
   pending_expires_at: number | null;
   /** Who holds this pending upload made through the page (hash of the client address); null otherwise. */
   pending_holder: string | null;
+  /** The multipart upload pinned to this pending file; null when none is open. */
+  multipart_upload_id: string | null;
 }
 
 /** Resource kinds that carry permissions. */
@@ -138,12 +140,16 @@ export function createRepositories(db: Db) {
        VALUES (@id, @dropzone_id, @name, @type, @size, @blob_key, 'pending', @uploader_key_id, @created_at, @pending_expires_at, @pending_holder)`,
     ),
     markUploaded: q<[string, number, string]>(
-      "UPDATE files SET status = 'uploaded', etag = ?, confirmed_at = ?, pending_expires_at = NULL, pending_holder = NULL WHERE id = ? AND status = 'pending'",
+      "UPDATE files SET status = 'uploaded', etag = ?, confirmed_at = ?, pending_expires_at = NULL, pending_holder = NULL, multipart_upload_id = NULL WHERE id = ? AND status = 'pending'",
     ),
     pendingOfHolder: q<[string, string, number]>(
       `SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files
        WHERE dropzone_id = ? AND pending_holder = ? AND status = 'pending' AND pending_expires_at > ?`,
     ),
+    setMultipartUpload: q<[string, string]>(
+      "UPDATE files SET multipart_upload_id = ? WHERE id = ? AND status = 'pending' AND multipart_upload_id IS NULL",
+    ),
+    clearMultipartUpload: q<[string, string]>('UPDATE files SET multipart_upload_id = NULL WHERE id = ? AND multipart_upload_id = ?'),
     extendPending: q<[number, string, number]>(
       "UPDATE files SET pending_expires_at = ? WHERE id = ? AND status = 'pending' AND pending_expires_at < ?",
     ),
@@ -280,6 +286,8 @@ export function createRepositories(db: Db) {
     pendingOfHolder: (dropzoneId: string, holder: string, now: number) =>
       s.pendingOfHolder.get(dropzoneId, holder, now) as { files: number; bytes: number },
     /** Moves a pending file's expiry forward to `until` (never backward); false when it is no longer pending. */
+    setMultipartUpload: (id: string, uploadId: string) => s.setMultipartUpload.run(uploadId, id).changes > 0,
+    clearMultipartUpload: (id: string, uploadId: string) => s.clearMultipartUpload.run(id, uploadId).changes > 0,
     extendPending: (id: string, until: number) => s.extendPending.run(until, id, until).changes > 0,
     deleteFile: (id: string) => s.deleteFile.run(id).changes > 0,
     stalePending: (now: number) => s.stalePending.all(now) as FileRow[],

@@ -98,6 +98,7 @@ const toFile = (r: FileRow): StoredFile => ({
   confirmedAt: r.confirmed_at,
   pendingExpiresAt: r.pending_expires_at,
   pendingHolder: r.pending_holder,
+  multipartUploadId: r.multipart_upload_id ?? null,
 });
 
 const keyRow = (k: NewApiKey) => ({
@@ -199,6 +200,8 @@ function syncOps(db: Db) {
       }),
     markUploaded: (id: string, etag: string, at: number) => repo.markUploaded(id, etag, at),
     pendingOfHolder: (dropzoneId: string, holder: string, now: number) => repo.pendingOfHolder(dropzoneId, holder, now),
+    setMultipartUpload: (id: string, uploadId: string) => repo.setMultipartUpload(id, uploadId),
+    clearMultipartUpload: (id: string, uploadId: string) => repo.clearMultipartUpload(id, uploadId),
     extendPending: (id: string, until: number) => repo.extendPending(id, until),
     deleteFile: (id: string) => repo.deleteFile(id),
     stalePending: (now: number) => repo.stalePending(now).map(toFile),

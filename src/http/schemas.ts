@@ -127,3 +127,46 @@ export const uploadResponseSchema = z.object({
   expiresAt: z.number().describe('epoch ms'),
   file: fileItemSchema,
 });
+
+/** `POST /files/:fileId/multipart` answer: the upload to send parts to, and the part size the server proposes. */
+export const multipartStartSchema = z.object({
+  uploadId: z.string().describe('the multipart upload pinned to this file; starting again answers the same one until it completes or is aborted'),
+  partSize: z.number().describe('proposed bytes of every part but the last (at least 5 MiB, at most 10,000 parts in all)'),
+  partCount: z.number().describe('parts of partSize the file takes'),
+  minPartSize: z.number().describe('smallest part but the last, bytes'),
+  maxParts: z.number().describe('highest part number'),
+});
+
+/** `POST /files/:fileId/multipart/:uploadId/sign` body: the part numbers to sign (any order, at most 1000). */
+export const signPartsBody = z.object({
+  partNumbers: z.array(z.number().int().min(1).max(10_000)).min(1).max(1000),
+});
+
+/** `POST /files/:fileId/multipart/:uploadId/sign` answer. */
+export const signedPartsSchema = z.object({
+  parts: z.array(
+    z.object({
+      partNumber: z.number(),
+      url: z.string().describe('PUT the part\'s bytes here; the answer\'s ETag header goes into the completion list'),
+      method: z.literal('PUT'),
+      headers: z.record(z.string(), z.string()).describe('headers the PUT must carry exactly'),
+      expiresAt: z.number().describe('epoch ms'),
+    }),
+  ),
+});
+
+/** A part as S3 (and Uppy's S3 plugin) names it: listed for resume, and sent back in the completion list. */
+export const multipartPartSchema = z.object({
+  PartNumber: z.number().int().min(1).max(10_000),
+  ETag: z.string().min(1).max(200),
+});
+
+/** `GET /files/:fileId/multipart/:uploadId` answer: the parts stored so far. */
+export const listPartsSchema = z.object({
+  parts: z.array(multipartPartSchema.extend({ Size: z.number() })),
+});
+
+/** `POST /files/:fileId/multipart/:uploadId/complete` body: every part, in ascending part-number order. */
+export const completeMultipartBody = z.object({
+  parts: z.array(multipartPartSchema).min(1).max(10_000),
+});

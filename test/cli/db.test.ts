@@ -137,6 +137,7 @@ describe.skipIf(!('url' in pgA))('with PostgreSQL', () => {
       await sqlite.reserveSpace(dzs[0].id, f.size, 1_700_000_000_000, 100);
       await sqlite.insertFile(f);
       if (i < 3) await sqlite.markUploaded(f.id, `"e${i}"`, 1_700_000_000_100);
+      if (i === 3) expect(await sqlite.setMultipartUpload(f.id, 'upload-id-3')).toBe(true);
     }
     await sqlite.insertGrant('dropzone', dzs[0].id, keys[3].publicId, 'dropzone.get', 1);
     await sqlite.insertGrant('dropzone', dzs[0].id, 'anyone', 'file.get', 1);
@@ -157,6 +158,7 @@ describe.skipIf(!('url' in pgA))('with PostgreSQL', () => {
     });
     const before = await snapshot(sqlite);
     await sqlite.close();
+    expect(before.files.map((f) => f.multipartUploadId)).toContain('upload-id-3');
     expect(before.byHash.filter(Boolean)).toHaveLength(4); // the revoked key is not found by hash
 
     const copy = await dropzone(['db', 'copy', '--from', `sqlite:${file}`, '--to', a.url, '--batch', '2']);

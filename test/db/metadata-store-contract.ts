@@ -264,6 +264,28 @@ export function metadataStoreContract(name: string, setup: () => Promise<Metadat
         expect(await store.fileByBlobKey(files[0].blobKey)).toMatchObject({ id: 'f_b' });
       });
 
+      it('pins one multipart upload id per pending file: concurrent pins, exactly one wins; unpinned only by its id; confirm clears it', async () => {
+        const d = newDropzone();
+        await store.insertDropzone(d);
+        const f = newFile(d.id);
+        await store.insertFile(f);
+        expect(await store.fileById(f.id)).toMatchObject({ multipartUploadId: null });
+        const all = await stores();
+        const won = await Promise.all(Array.from({ length: 6 }, (_, i) => all[i % all.length].setMultipartUpload(f.id, `up-${i}`)));
+        expect(won.filter(Boolean)).toHaveLength(1);
+        const pinned = `up-${won.indexOf(true)}`;
+        expect(await store.fileById(f.id)).toMatchObject({ multipartUploadId: pinned });
+        expect(await store.clearMultipartUpload(f.id, 'other')).toBe(false);
+        expect(await store.fileById(f.id)).toMatchObject({ multipartUploadId: pinned });
+        expect(await store.clearMultipartUpload(f.id, pinned)).toBe(true);
+        expect(await store.setMultipartUpload(f.id, 'again')).toBe(true);
+        expect(await store.markUploaded(f.id, '"e-2"', T0 + 1)).toBe(true);
+        expect(await store.fileById(f.id)).toMatchObject({ status: 'uploaded', multipartUploadId: null });
+        // a confirmed file takes no upload any more; a missing one neither
+        expect(await store.setMultipartUpload(f.id, 'late')).toBe(false);
+        expect(await store.setMultipartUpload('f_missing', 'x')).toBe(false);
+      });
+
       it('deletes a file row once: concurrent deletes of one file report exactly one deletion', async () => {
         const d = newDropzone();
         await store.insertDropzone(d);

@@ -87,6 +87,8 @@ export interface StoredFile {
   pendingExpiresAt: number | null;
   /** Who holds this pending upload made through the page (hash of the client address); null otherwise. */
   pendingHolder: string | null;
+  /** The multipart upload opened for this pending file (its only one); null when none is open. */
+  multipartUploadId: string | null;
 }
 
 /** What {@link MetadataOps.insertFile} needs: a new pending file. */
@@ -194,6 +196,13 @@ export interface MetadataOps {
   markUploaded(id: string, etag: string, at: number): Promise<boolean>;
   /** Pending uploads of `holder` in a dropzone that have not expired at `now`: how many, and their reserved bytes. */
   pendingOfHolder(dropzoneId: string, holder: string, now: number): Promise<{ files: number; bytes: number }>;
+  /**
+   * Pins `uploadId` as the pending file's multipart upload, only when it has none: false when the file is not pending
+   * or already has one (concurrent starts: exactly one wins).
+   */
+  setMultipartUpload(id: string, uploadId: string): Promise<boolean>;
+  /** Unpins `uploadId` from the file (an aborted upload); false when the file does not hold that id. */
+  clearMultipartUpload(id: string, uploadId: string): Promise<boolean>;
   /** Moves a pending file's expiry forward to `until` (never backward); false when it is no longer pending. */
   extendPending(id: string, until: number): Promise<boolean>;
   /** Deletes a file row; false when there was none (so a caller racing another remover releases its space only once). */

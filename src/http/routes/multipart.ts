@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { MULTIPART_MAX_PARTS, MULTIPART_MIN_PART_SIZE } from '../../blobs/blob-store.js';
+import type { ApiContext } from '../context.js';
+import { ok, okBoth, presentFile } from '../presenters.js';
+import { type RouteDef, defineRoute } from '../route.js';
+import {
+  completeMultipartBody,
+  errorResponse,
+  envelope,
+  fileItemSchema,
+  listPartsSchema,
+  multipartStartSchema,
+  signPartsBody,
+  signedPartsSchema,
+  successMessageSchema,
+} from '../schemas.js';
+
+const bothShapes = fileItemSchema.extend({ status: z.literal('success'), data: fileItemSchema });
+
+/**
+ * Multipart uploads of a reserved file (`/files/:fileId/multipart…`), for big files and bad networks: start, sign
+ * parts, list the stored parts (resume), complete (then the file is confirmed), abort. Same permission as confirm
+ * (`file.upload.confirm`). File ids are global, so there is no dropzone-scoped copy of these routes.
+ */
+export function multipartRoutes(ctx: ApiContext): RouteDef[] {
+  const security = ['ApiKeyAuth', 'BearerAuth', 'DropzoneAuth'] as const;
+  const common = {
+    400: errorResponse('Invalid body or part number, a part error (INVALID_PART, INVALID_PART_ORDER, PART_TOO_SMALL, PART_TOO_LARGE)'),
+    404: errorResponse('File not found, or NO_SUCH_UPLOAD: not the upload pinned to this file'),
+    409: errorResponse('The file is already uploaded'),
+    410: errorResponse('The pending upload expired'),
+  };
+  const ids = (c: { req: { param(name: string): string | undefined } }) => ({ fileId: c.req.param('fileId')!, uploadId: c.req.param('uploadId')! });
+  return [
+    defineRoute({
+      method: 'post',
+      path: '/files/:fileId/multipart',
+      operationId: 'startMultipartUpload',
+      summary: 'Start a multipart upload of a reserved file, or get the one already open for it (file.upload.confirm)',
+      tags: ['files'],
+      security: [...security],
+      responses: { 200: { description: 'The upload and the proposed part size', schema: envelope(multipartStartSchema) }, ...common },
+      handler: async (c) => {
+        const started = await ctx.multipart.start(c.var.principal, c.req.param('fileId')!);
+        return c.json(ok({ ...started, minPartSize: MULTIPART_MIN_PART_SIZE, maxParts: MULTIPART_MAX_PARTS }));
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/files/:fileId/multipart/:uploadId/sign',
+      operationId: 'signMultipartParts',
+      summary: 'Presigned PUT URLs for a batch of part numbers (file.upload.confirm); keeps the reservation alive',
+      tags: ['files'],
+      security: [...security],
+      body: signPartsBody,
+      responses: { 200: { description: 'One URL per part number, in the order asked', schema: envelope(signedPartsSchema) }, ...common },
+      handler: async (c, body) => {
+        const { fileId, uploadId } = ids(c);
+        const parts = await ctx.multipart.signParts(c.var.principal, fileId, uploadId, body.partNumbers);
+        return c.json(ok({ parts: parts.map((p) => ({ partNumber: p.partNumber, url: p.url, method: 'PUT' as const, headers: p.headers, expiresAt: p.expiresAt })) }));
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/files/:fileId/multipart/:uploadId',
+      operationId: 'listMultipartParts',
+      summary: 'The parts stored so far, to resume (file.upload.confirm)',
+      tags: ['files'],
+      security: [...security],
+      responses: { 200: { description: 'Parts by ascending number', schema: envelope(listPartsSchema) }, ...common },
+      handler: async (c) => {
+        const { fileId, uploadId } = ids(c);
+        const parts = await ctx.multipart.listParts(c.var.principal, fileId, uploadId);
+        return c.json(ok({ parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, Size: p.size })) }));
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: '/files/:fileId/multipart/:uploadId/complete',
+      operationId: 'completeMultipartUpload',
+      summary: 'Join the parts (their total must equal the reserved size) and confirm the file (file.upload.confirm)',
+      tags: ['files'],
+      security: [...security],
+      body: completeMultipartBody,
+      responses: {
+        200: { description: 'The FileItem, now uploaded (bare, and again under data)', schema: bothShapes },
+        ...common,
+        409: errorResponse('SIZE_MISMATCH: the parts do not add up to the reserved size (the upload stays open)'),
+      },
+      handler: async (c, body) => {
+        const p = c.var.principal;
+        const { fileId, uploadId } = ids(c);
+        const parts = body.parts.map((x) => ({ partNumber: x.PartNumber, etag: x.ETag }));
+        const { file, dz } = await ctx.multipart.complete(p, fileId, uploadId, parts);
+        return c.json(okBoth(presentFile(file, dz, await ctx.dropzones.view(p, dz))));
+      },
+    }),
+    defineRoute({
+      method: 'delete',
+      path: '/files/:fileId/multipart/:uploadId',
+      operationId: 'abortMultipartUpload',
+      summary: 'Discard the upload and its parts (file.upload.confirm); the file stays reserved until deleted or expired',
+      tags: ['files'],
+      security: [...security],
+      responses: { 200: { description: 'Aborted', schema: successMessageSchema }, ...common },
+      handler: async (c) => {
+        const { fileId, uploadId } = ids(c);
+        await ctx.multipart.abort(c.var.principal, fileId, uploadId);
+        return c.json({ status: 'success', message: 'Multipart upload aborted.' });
+      },
+    }),
+  ];
+}
