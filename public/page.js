@@ -4,6 +4,11 @@
   'use strict';
 
   var CONCURRENCY = 3;
+  // Files above this go up in parts (S3-style multipart): several parts in flight, a lost part is sent again alone,
+  // and after a reload choosing the same file again continues with the parts the server already holds.
+  var MULTIPART_ABOVE = 64 * 1024 * 1024;
+  var PARTS_IN_FLIGHT = 4;
+  var PART_ATTEMPTS = 5;
   // Headers a browser sets itself and refuses to take from scripts.
   var FORBIDDEN_HEADERS = { 'content-length': 1, host: 1, connection: 1, 'accept-encoding': 1, expect: 1 };
 
@@ -275,6 +280,7 @@
     } else if (item.state === 'requesting' || item.state === 'uploading') {
       item.cancelRequested = true;
       if (item.xhr) item.xhr.abort();
+      if (item.xhrs) item.xhrs.slice().forEach(function (x) { x.abort(); });
     }
   }
 
@@ -332,15 +338,156 @@
     });
   }
 
+  // ---------- multipart (big files) ----------
+  /** Where the page remembers a big file's upload: per dropzone, by name, size and modification time. */
+  function resumeKey(file) {
+    return 'dz-mp:' + cfg.code + ':' + file.name + ':' + file.size + ':' + file.lastModified;
+  }
+  function remembered(file) {
+    try { return JSON.parse(localStorage.getItem(resumeKey(file)) || 'null'); } catch (e) { return null; }
+  }
+  function remember(file, fileId) {
+    try { localStorage.setItem(resumeKey(file), JSON.stringify({ fileId: fileId })); } catch (e) { /* private mode: no resume after reload */ }
+  }
+  function forget(file) {
+    try { localStorage.removeItem(resumeKey(file)); } catch (e) { /* nothing to forget */ }
+  }
+  function mpPath(item, rest) {
+    return 'uploads/' + encodeURIComponent(item.fileId) + '/multipart' + (rest || '');
+  }
+
+  /** PUTs one part (a slice of the file); resolves with its ETag. */
+  function putPart(item, signed, blob, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      item.xhrs.push(xhr);
+      var done = function () { var i = item.xhrs.indexOf(xhr); if (i >= 0) item.xhrs.splice(i, 1); };
+      xhr.open('PUT', signed.url);
+      var headers = signed.headers || {};
+      Object.keys(headers).forEach(function (k) {
+        if (!FORBIDDEN_HEADERS[k.toLowerCase()]) xhr.setRequestHeader(k, headers[k]);
+      });
+      xhr.upload.onprogress = function (e) { onProgress(e.loaded); };
+      xhr.onload = function () {
+        done();
+        var etag = xhr.getResponseHeader('etag');
+        if (xhr.status >= 200 && xhr.status < 300 && etag) return resolve(etag);
+        reject({ storage: true, retry: true, status: xhr.status, message: 'The storage refused a part of the file (' + xhr.status + '). Try again.' });
+      };
+      xhr.onerror = function () { done(); reject({ network: true, message: 'Network error: the connection was lost while sending the file. Try again.' }); };
+      xhr.ontimeout = xhr.onerror;
+      xhr.onabort = function () { done(); reject({ aborted: true }); };
+      xhr.send(blob);
+    });
+  }
+
+  function wait(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
+
+  /**
+   * Reserves the file (or takes up the upload remembered for it), sends the parts the server does not hold yet, a few
+   * at a time, each retried alone after a network failure, then completes (which confirms the file).
+   */
+  function runMultipart(item) {
+    var file = item.file;
+    var type = /^[\x20-\x7e]*$/.test(file.type) ? file.type : '';
+    var saved = remembered(file);
+    item.xhrs = [];
+    setState(item, 'requesting', 'Starting…');
+    var reserve = function () {
+      return api('POST', 'uploads', { name: file.name, type: type, size: file.size }).then(function (up) {
+        item.fileId = up.fileId;
+        state.usedSpace = up.usedSpace; renderFacts();
+        remember(file, up.fileId);
+        return api('POST', mpPath(item));
+      });
+    };
+    var started = saved && saved.fileId
+      ? (item.fileId = saved.fileId, api('POST', mpPath(item)).catch(function (err) {
+          if (err && err.network) throw err;
+          forget(file); // gone, expired or already uploaded: start over
+          item.fileId = null;
+          return reserve();
+        }))
+      : reserve();
+    var mp, held = {}, loaded = {};
+    var progress = function () {
+      var sum = 0;
+      Object.keys(loaded).forEach(function (n) { sum += loaded[n]; });
+      showProgress(item, Math.min(sum, file.size));
+    };
+    return started
+      .then(function (m) {
+        mp = m;
+        if (item.cancelRequested) throw { aborted: true };
+        return api('GET', mpPath(item, '/' + encodeURIComponent(mp.uploadId)));
+      })
+      .then(function (listed) {
+        listed.parts.forEach(function (p) { held[p.PartNumber] = p.ETag; loaded[p.PartNumber] = p.Size; });
+        setState(item, 'uploading', 'Uploading');
+        item.samples = [[performance.now(), 0]];
+        progress();
+        var todo = [];
+        for (var n = 1; n <= mp.partCount; n++) if (!held[n]) todo.push(n);
+        var stopped = false; // one part failed for good: the others stop too
+        var worker = function () {
+          if (item.cancelRequested) return Promise.reject({ aborted: true });
+          if (stopped) return Promise.resolve();
+          var n = todo.shift();
+          if (n === undefined) return Promise.resolve();
+          var blob = file.slice((n - 1) * mp.partSize, Math.min(n * mp.partSize, file.size));
+          var attempt = function (k) {
+            return api('POST', mpPath(item, '/' + encodeURIComponent(mp.uploadId) + '/sign'), { partNumbers: [n] })
+              .then(function (d) { return putPart(item, d.parts[0], blob, function (b) { loaded[n] = b; progress(); }); })
+              .then(function (etag) { held[n] = etag; loaded[n] = blob.size; progress(); }, function (err) {
+                loaded[n] = 0;
+                var transient = err && (err.network || (err.storage && err.status >= 500) || (err instanceof ApiError && err.status >= 500));
+                if (!transient || item.cancelRequested || stopped || k + 1 >= PART_ATTEMPTS) throw err;
+                return wait(Math.min(8000, 500 * Math.pow(2, k))).then(function () {
+                  if (stopped) throw err;
+                  return attempt(k + 1);
+                });
+              });
+          };
+          return attempt(0).then(worker);
+        };
+        var workers = [];
+        for (var w = 0; w < PARTS_IN_FLIGHT; w++) workers.push(worker());
+        return Promise.all(workers).catch(function (err) {
+          stopped = true;
+          item.xhrs.slice().forEach(function (x) { x.abort(); });
+          throw err;
+        });
+      })
+      .then(function () {
+        setState(item, 'confirming', 'Finishing…');
+        showProgress(item, file.size);
+        var parts = [];
+        for (var n = 1; n <= mp.partCount; n++) parts.push({ PartNumber: n, ETag: held[n] });
+        return api('POST', mpPath(item, '/' + encodeURIComponent(mp.uploadId) + '/complete'), { parts: parts });
+      })
+      .then(function (d) {
+        forget(file);
+        return d;
+      }, function (err) {
+        // a cancelled upload is discarded; any other failure keeps the parts for Retry or a later visit
+        if (err && err.aborted) forget(file);
+        else item.keep = true;
+        throw err;
+      });
+  }
+
   function run(item) {
     var file = item.file;
+    // a remembered big upload already holds its space: it resumes
+    if (file.size > MULTIPART_ABOVE && remembered(file)) return finishRun(item, runMultipart(item));
     if (file.size > remaining()) {
       fail(item, { text: tooFull(file.size, remaining()) });
       return Promise.resolve();
     }
+    if (file.size > MULTIPART_ABOVE) return finishRun(item, runMultipart(item));
     setState(item, 'requesting', 'Starting…');
     var type = /^[\x20-\x7e]*$/.test(file.type) ? file.type : '';
-    return api('POST', 'uploads', { name: file.name, type: type, size: file.size })
+    return finishRun(item, api('POST', 'uploads', { name: file.name, type: type, size: file.size })
       .then(function (up) {
         item.fileId = up.fileId;
         state.usedSpace = up.usedSpace; renderFacts();
@@ -353,7 +500,13 @@
         setState(item, 'confirming', 'Finishing…');
         showProgress(item, file.size);
         return api('POST', 'uploads/' + encodeURIComponent(item.fileId) + '/confirm');
-      })
+      }));
+  }
+
+  /** Shows the end of an upload: done (then `d` has the dropzone's usedSpace), cancelled or failed. */
+  function finishRun(item, p) {
+    var file = item.file;
+    return p
       .then(function (d) {
         state.usedSpace = d.usedSpace; renderFacts();
         item.fileId = null;
@@ -364,7 +517,8 @@
         if (perms['dropzone.list']) refreshFiles();
       })
       .catch(function (err) {
-        if (item.fileId && item.state !== 'confirming') discard(item);
+        if (item.fileId && item.state !== 'confirming' && !item.keep) discard(item);
+        item.keep = false;
         if (err && err.aborted) {
           setState(item, 'cancelled', 'Cancelled');
           item.el.detail.textContent = 'Cancelled at ' + fmtBytes(item.loaded) + ' of ' + fmtBytes(file.size);

@@ -58,15 +58,16 @@ export function createContext(deps: ContextDeps): AppContext {
   const dropzones = createDropzoneService(core);
   const files = createFileService(core);
   const keys = createApiKeyService(core);
+  const multipart = createMultipartService(core, files);
   return {
     ...core,
     clock,
     keys,
     dropzones,
     files,
-    multipart: createMultipartService(core, files),
+    multipart,
     grants: createGrantService(core, keys),
-    page: createPageService(core, files),
+    page: createPageService(core, files, multipart),
     sweeper: createSweeper(core, { dropzones, files }),
     metrics,
   };

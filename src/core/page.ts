@@ -1,8 +1,9 @@
-import type { PresignedRequest } from '../blobs/blob-store.js';
+import type { CompletedPartRef, PresignedRequest } from '../blobs/blob-store.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
 import { fileBatches } from './file-batches.js';
 import type { FileService, PendingHolder, UploadRequestInput } from './files.js';
+import type { MultipartService } from './multipart.js';
 import { type PageCapability, type PageTokens, createPageTokens, pageCapabilities } from './page-tokens.js';
 import { type Principal, filePermissions } from './permissions.js';
 import type { Dropzone, StoredFile } from './ports/metadata-store.js';
@@ -21,7 +22,7 @@ export interface PageSession {
  * always after checking the page's own narrower rule (upload; list and download only with `anyone` grants; cancel
  * only pending uploads of this dropzone).
  */
-export function createPageService(deps: Pick<CoreDeps, 'meta' | 'clock' | 'config'>, files: FileService) {
+export function createPageService(deps: Pick<CoreDeps, 'meta' | 'clock' | 'config'>, files: FileService, multipart: MultipartService) {
   const { meta, clock } = deps;
   const tokens: PageTokens = createPageTokens(deps);
   /** The principal lent to a page request for files of `dz`. */
@@ -78,6 +79,38 @@ export function createPageService(deps: Pick<CoreDeps, 'meta' | 'clock' | 'confi
       need(s, 'dropzone.upload');
       await fileOf(s.dz, fileId);
       const { file } = await files.confirm(borrowed(s.dz), fileId);
+      return { file, usedSpace: await usedSpace(s.dz) };
+    },
+
+    /**
+     * Starts (or, after a reload, answers the already open) multipart upload of a pending file of this dropzone; the
+     * page sends big files in parts. Same rule as confirm: `dropzone.upload`, files of this dropzone only.
+     */
+    async startMultipart(s: PageSession, fileId: string) {
+      need(s, 'dropzone.upload');
+      await fileOf(s.dz, fileId);
+      return multipart.start(borrowed(s.dz), fileId);
+    },
+
+    /** Presigned PUT URLs for parts of this dropzone's pinned upload (keeps the reservation alive). */
+    async signParts(s: PageSession, fileId: string, uploadId: string, partNumbers: number[]) {
+      need(s, 'dropzone.upload');
+      await fileOf(s.dz, fileId);
+      return multipart.signParts(borrowed(s.dz), fileId, uploadId, partNumbers);
+    },
+
+    /** The parts stored so far (the page resumes from them). */
+    async listParts(s: PageSession, fileId: string, uploadId: string) {
+      need(s, 'dropzone.upload');
+      await fileOf(s.dz, fileId);
+      return multipart.listParts(borrowed(s.dz), fileId, uploadId);
+    },
+
+    /** Joins the parts and confirms the file (as confirm). */
+    async completeMultipart(s: PageSession, fileId: string, uploadId: string, parts: CompletedPartRef[]): Promise<{ file: StoredFile; usedSpace: number }> {
+      need(s, 'dropzone.upload');
+      await fileOf(s.dz, fileId);
+      const { file } = await multipart.complete(borrowed(s.dz), fileId, uploadId, parts);
       return { file, usedSpace: await usedSpace(s.dz) };
     },
 

@@ -38,6 +38,11 @@ export interface RouteDef<B extends z.ZodType | undefined = z.ZodType | undefine
   body?: B;
   /** Whether an empty body is acceptable (treated as `{}`). */
   bodyOptional?: boolean;
+  /**
+   * Also accept an XML body (`Content-Type: …xml`): turns its text into the value `body` then validates, or null when
+   * it is not the expected document (VALIDATION). For S3-shaped clients such as Uppy 6's `signRequest`.
+   */
+  xmlBody?: (text: string) => unknown;
   responses: Record<number, ResponseSpec>;
   /** Also answer HEAD (Hono answers HEAD for GET routes automatically; this only documents it). */
   head?: boolean;
@@ -71,6 +76,20 @@ export async function readJsonBody<T extends z.ZodType>(c: Context, schema: T, o
       throw new AppError('INVALID_JSON', `Request body is not valid JSON: ${(e as Error).message}`);
     }
   }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw validationError(parsed.error, 'body');
+  return parsed.data;
+}
+
+/**
+ * Reads an XML body (at most {@link MAX_JSON_BODY} bytes), turns it into a value with `convert` and validates that
+ * against `schema`. Throws PAYLOAD_TOO_LARGE, or VALIDATION when `convert` answers null or the value is invalid.
+ */
+export async function readXmlBody<T extends z.ZodType>(c: Context, schema: T, convert: (text: string) => unknown): Promise<z.infer<T>> {
+  const declared = Number(c.req.header('content-length') ?? '0');
+  if (declared > MAX_JSON_BODY) throw new AppError('PAYLOAD_TOO_LARGE', `XML bodies are limited to ${MAX_JSON_BODY} bytes.`);
+  const value = convert(await readCappedText(c.req.raw, MAX_JSON_BODY));
+  if (value === null) throw new AppError('VALIDATION', 'Request body is not the expected XML document.', { field: null });
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw validationError(parsed.error, 'body');
   return parsed.data;
@@ -111,7 +130,8 @@ export function mountRoutes(app: Hono<AppEnv>, base: string, routes: RouteDef[])
   for (const r of routes) {
     const path = base + r.path;
     const handler = async (c: Context<AppEnv>) => {
-      const body = r.body ? await readJsonBody(c, r.body, r.bodyOptional ?? false) : undefined;
+      const xml = r.body && r.xmlBody && /[/+]xml\b/i.test(c.req.header('content-type') ?? '');
+      const body = !r.body ? undefined : xml ? await readXmlBody(c, r.body, r.xmlBody!) : await readJsonBody(c, r.body, r.bodyOptional ?? false);
       return r.handler(c, body as never);
     };
     app.on(r.method.toUpperCase(), path, handler);

@@ -125,6 +125,55 @@ describeEachBackend('multipart API', (b: BackendContext) => {
     expect(late.body.code).toBe('ALREADY_UPLOADED');
   });
 
+  it("answers S3's XML to Accept: application/xml and takes a CompleteMultipartUpload XML body (Uppy 6 signRequest)", async () => {
+    const size = 5 * MIB + 777;
+    const data = bytes('xml', size);
+    const up = await t.requestUpload(key(), dzId, 'xml.bin', size, 'application/octet-stream');
+    const fileId = up.fileId as string;
+    const xmlReq = (method: string, path: string, body?: string) =>
+      fetch(`${t.api}${path}`, {
+        method,
+        headers: { 'x-api-key': key(), accept: 'application/xml', ...(body ? { 'content-type': 'application/xml' } : { 'content-type': 'application/octet-stream' }) },
+        body,
+      });
+    const created = await xmlReq('POST', `/files/${fileId}/multipart`);
+    const createdText = await created.text();
+    expect(created.status, createdText).toBe(200);
+    expect(created.headers.get('content-type')).toMatch(/^application\/xml/);
+    expect(createdText).toContain(`<Key>${fileId}</Key>`);
+    const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(createdText)![1].replace(/&amp;/g, '&');
+    const etags = await putParts(fileId, uploadId, new Map([[1, data.subarray(0, 5 * MIB)], [2, data.subarray(5 * MIB)]]));
+    const mp = `/files/${fileId}/multipart/${encodeURIComponent(uploadId)}`;
+    const listed = await xmlReq('GET', mp);
+    const listedText = await listed.text();
+    expect(listed.status, listedText).toBe(200);
+    expect(listedText).toMatch(/^<\?xml[^>]*>\s*<ListPartsResult[ >]/);
+    const quot = (e: string) => e.replace(/"/g, '&quot;');
+    expect(listedText).toContain(`<Part><PartNumber>1</PartNumber><ETag>${quot(etags.get(1)!)}</ETag><Size>${5 * MIB}</Size></Part>`);
+    expect(listedText).toContain(`<Part><PartNumber>2</PartNumber><ETag>${quot(etags.get(2)!)}</ETag><Size>777</Size></Part>`);
+
+    // not a CompleteMultipartUpload document: 400 naming it, the upload stays open
+    const bad = await xmlReq('POST', `${mp}/complete`, '<Nope/>');
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).code).toBe('VALIDATION');
+    const doc = `<CompleteMultipartUpload>${[1, 2].map((n) => `<Part><PartNumber>${n}</PartNumber><ETag>${etags.get(n)!.replace(/"/g, '')}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
+    const done = await xmlReq('POST', `${mp}/complete`, doc);
+    const doneText = await done.text();
+    expect(done.status, doneText).toBe(200);
+    expect(doneText).toMatch(/<CompleteMultipartUploadResult[ >]/);
+    expect(doneText).toContain(`<Location>${t.api}/files/${fileId}</Location><Key>${fileId}</Key>`);
+    expect(await t.server.app.ctx.meta.fileById(fileId)).toMatchObject({ status: 'uploaded', size });
+    const got = Buffer.from(await (await fetch(`${t.api}/files/${fileId}/download`, { headers: { 'x-api-key': key() } })).arrayBuffer());
+    expect(got.equals(data)).toBe(true);
+
+    // abort answers 204 with no body in the XML form
+    const other = await t.requestUpload(key(), dzId, 'xml-abort.bin', size, 'application/octet-stream');
+    const otherId = /<UploadId>([^<]+)<\/UploadId>/.exec(await (await xmlReq('POST', `/files/${other.fileId}/multipart`)).text())![1];
+    const aborted = await xmlReq('DELETE', `/files/${other.fileId}/multipart/${encodeURIComponent(otherId)}`);
+    expect(aborted.status).toBe(204);
+    expect(await aborted.text()).toBe('');
+  });
+
   it('error paths: foreign upload id, bad part numbers, wrong or missing ETag, order, too small part, size mismatch', async () => {
     const size = 5 * MIB + 10;
     const data = bytes('errors', size);

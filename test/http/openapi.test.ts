@@ -44,6 +44,10 @@ const MOUNTED: [string, string][] = [
   ['get', '/d/{code}/api/summary'],
   ['post', '/d/{code}/api/uploads'],
   ['post', '/d/{code}/api/uploads/{fileId}/confirm'],
+  ['post', '/d/{code}/api/uploads/{fileId}/multipart'],
+  ['post', '/d/{code}/api/uploads/{fileId}/multipart/{uploadId}/sign'],
+  ['get', '/d/{code}/api/uploads/{fileId}/multipart/{uploadId}'],
+  ['post', '/d/{code}/api/uploads/{fileId}/multipart/{uploadId}/complete'],
   ['delete', '/d/{code}/api/uploads/{fileId}'],
   ['get', '/d/{code}/api/files'],
 ];

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { MULTIPART_MAX_PARTS, MULTIPART_MIN_PART_SIZE } from '../../blobs/blob-store.js';
+import type { Context } from 'hono';
 import type { ApiContext } from '../context.js';
+import { parseCompleteMultipartXml } from './blob-multipart.js';
 import { ok, okBoth, presentFile } from '../presenters.js';
 import { type RouteDef, defineRoute } from '../route.js';
 import {
@@ -14,6 +16,30 @@ import {
   signedPartsSchema,
   successMessageSchema,
 } from '../schemas.js';
+
+const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+const x = (value: string | number) => String(value).replace(/[&<>"']/g, (ch) => XML_ESCAPES[ch]);
+
+/**
+ * True when the client asked for S3's XML answers (`Accept: application/xml`): Uppy 6's `signRequest` sends the
+ * create, list, complete and abort requests to URLs its callback names and reads them as S3 would answer.
+ */
+function wantsS3Xml(c: Context): boolean {
+  return /\bapplication\/xml\b/i.test(c.req.header('accept') ?? '');
+}
+
+/** An S3-style XML answer with root element `root`. */
+function s3Xml(c: Context, root: string, inner: string): Response {
+  return c.body(`<?xml version="1.0" encoding="UTF-8"?>\n<${root} xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${inner}</${root}>`, 200, {
+    'content-type': 'application/xml',
+  });
+}
+
+/** A CompleteMultipartUpload XML document as the JSON body of the complete route; null when it is not one. */
+function completeFromXml(text: string): unknown {
+  const parts = parseCompleteMultipartXml(text);
+  return parts && { parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) };
+}
 
 const bothShapes = fileItemSchema.extend({ status: z.literal('success'), data: fileItemSchema });
 
@@ -41,7 +67,9 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       security: [...security],
       responses: { 200: { description: 'The upload and the proposed part size', schema: envelope(multipartStartSchema) }, ...common },
       handler: async (c) => {
-        const started = await ctx.multipart.start(c.var.principal, c.req.param('fileId')!);
+        const fileId = c.req.param('fileId')!;
+        const started = await ctx.multipart.start(c.var.principal, fileId);
+        if (wantsS3Xml(c)) return s3Xml(c, 'InitiateMultipartUploadResult', `<Key>${x(fileId)}</Key><UploadId>${x(started.uploadId)}</UploadId>`);
         return c.json(ok({ ...started, minPartSize: MULTIPART_MIN_PART_SIZE, maxParts: MULTIPART_MAX_PARTS }));
       },
     }),
@@ -71,6 +99,10 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       handler: async (c) => {
         const { fileId, uploadId } = ids(c);
         const parts = await ctx.multipart.listParts(c.var.principal, fileId, uploadId);
+        if (wantsS3Xml(c)) {
+          const items = parts.map((p) => `<Part><PartNumber>${p.partNumber}</PartNumber><ETag>${x(p.etag)}</ETag><Size>${p.size}</Size></Part>`);
+          return s3Xml(c, 'ListPartsResult', `<Key>${x(fileId)}</Key><UploadId>${x(uploadId)}</UploadId>${items.join('')}`);
+        }
         return c.json(ok({ parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, Size: p.size })) }));
       },
     }),
@@ -82,6 +114,7 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['files'],
       security: [...security],
       body: completeMultipartBody,
+      xmlBody: completeFromXml,
       responses: {
         200: { description: 'The FileItem, now uploaded (bare, and again under data)', schema: bothShapes },
         ...common,
@@ -92,6 +125,10 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
         const { fileId, uploadId } = ids(c);
         const parts = body.parts.map((x) => ({ partNumber: x.PartNumber, etag: x.ETag }));
         const { file, dz } = await ctx.multipart.complete(p, fileId, uploadId, parts);
+        if (wantsS3Xml(c)) {
+          const location = c.req.url.replace(/\/multipart\/[^?]*(\?.*)?$/, '');
+          return s3Xml(c, 'CompleteMultipartUploadResult', `<Location>${x(location)}</Location><Key>${x(fileId)}</Key>`);
+        }
         return c.json(okBoth(presentFile(file, dz, await ctx.dropzones.view(p, dz))));
       },
     }),
@@ -106,6 +143,7 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       handler: async (c) => {
         const { fileId, uploadId } = ids(c);
         await ctx.multipart.abort(c.var.principal, fileId, uploadId);
+        if (wantsS3Xml(c)) return c.body(null, 204);
         return c.json({ status: 'success', message: 'Multipart upload aborted.' });
       },
     }),

@@ -11,7 +11,17 @@ import { ok } from '../presenters.js';
 import { formatBytes } from '../../util/units.js';
 import { htmlResponse, originOf, strictCsp } from '../html.js';
 import { type AppEnv, type RouteDef, defineRoute, mountRoutes } from '../route.js';
-import { envelope, errorResponse, uploadRequestBody } from '../schemas.js';
+import {
+  completeMultipartBody,
+  envelope,
+  errorResponse,
+  listPartsSchema,
+  multipartStartSchema,
+  signPartsBody,
+  signedPartsSchema,
+  uploadRequestBody,
+} from '../schemas.js';
+import { MULTIPART_MAX_PARTS, MULTIPART_MIN_PART_SIZE } from '../../blobs/blob-store.js';
 import { z } from 'zod';
 
 /**
@@ -28,6 +38,9 @@ import { z } from 'zod';
  * - `POST   /d/:code/api/uploads` `{name, type, size}` — reserve space, get `{fileId, signedUrl, method, headers, expiresAt}`;
  *   one visitor (client address) holds at most `uploads.pagePendingMaxFiles`/`pagePendingMaxBytes` pending (429 beyond).
  * - `POST   /d/:code/api/uploads/:fileId/confirm` — confirm after the PUT.
+ * - `POST   /d/:code/api/uploads/:fileId/multipart` — start (or get the open) multipart upload of a big file;
+ *   `…/multipart/:uploadId/sign` `{partNumbers}`, `GET …/multipart/:uploadId` (stored parts, to resume),
+ *   `POST …/multipart/:uploadId/complete` `{parts}` (then confirmed) — the API's multipart routes, for this dropzone.
  * - `DELETE /d/:code/api/uploads/:fileId` — cancel a pending upload of this dropzone (releases its space).
  * - `GET    /d/:code/api/files` — uploaded files; only when `anyone` holds `dropzone.list`. Each carries a
  *   `downloadUrl` (the public `/cdn/:fileId/download`, same rule) when `anyone` may download it.
@@ -121,6 +134,10 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
     403: errorResponse('The link does not allow this (listing, downloading), or the upload is already confirmed'),
     410: errorResponse('The dropzone expired'),
   };
+  const mpErrors = {
+    400: errorResponse('Invalid body or part number, or a part error (INVALID_PART, INVALID_PART_ORDER, PART_TOO_SMALL, PART_TOO_LARGE)'),
+    404: errorResponse('No such file in this dropzone, or NO_SUCH_UPLOAD'),
+  };
   const defs: RouteDef[] = [
     defineRoute({
       method: 'get',
@@ -172,6 +189,66 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       },
       handler: async (c) => {
         const { file, usedSpace } = await pages.confirm(await session(c), c.req.param('fileId')!);
+        return c.json(ok({ file: presentPageFile(file), usedSpace }));
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${base}/uploads/:fileId/multipart`,
+      operationId: 'pageStartMultipart',
+      summary: 'Start (or get the open) multipart upload of a reserved file',
+      tags,
+      security: [...security],
+      responses: { 200: { description: 'The upload and the proposed part size', schema: envelope(multipartStartSchema) }, ...refused, ...mpErrors },
+      handler: async (c) => {
+        const started = await pages.startMultipart(await session(c), c.req.param('fileId')!);
+        return c.json(ok({ ...started, minPartSize: MULTIPART_MIN_PART_SIZE, maxParts: MULTIPART_MAX_PARTS }));
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${base}/uploads/:fileId/multipart/:uploadId/sign`,
+      operationId: 'pageSignParts',
+      summary: 'Presigned PUT URLs for a batch of part numbers',
+      tags,
+      security: [...security],
+      body: signPartsBody,
+      responses: { 200: { description: 'One URL per part number', schema: envelope(signedPartsSchema) }, ...refused, ...mpErrors },
+      handler: async (c, body) => {
+        const parts = await pages.signParts(await session(c), c.req.param('fileId')!, c.req.param('uploadId')!, body.partNumbers);
+        return c.json(ok({ parts: parts.map((p) => ({ partNumber: p.partNumber, url: p.url, method: 'PUT' as const, headers: p.headers, expiresAt: p.expiresAt })) }));
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${base}/uploads/:fileId/multipart/:uploadId`,
+      operationId: 'pageListParts',
+      summary: 'The parts stored so far (to resume)',
+      tags,
+      security: [...security],
+      responses: { 200: { description: 'Parts by ascending number', schema: envelope(listPartsSchema) }, ...refused, ...mpErrors },
+      handler: async (c) => {
+        const parts = await pages.listParts(await session(c), c.req.param('fileId')!, c.req.param('uploadId')!);
+        return c.json(ok({ parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, Size: p.size })) }));
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${base}/uploads/:fileId/multipart/:uploadId/complete`,
+      operationId: 'pageCompleteMultipart',
+      summary: 'Join the parts and confirm the file',
+      tags,
+      security: [...security],
+      body: completeMultipartBody,
+      responses: {
+        200: { description: 'The confirmed file', schema: envelope(z.object({ file: pageFileSchema, usedSpace: z.number() })) },
+        ...refused,
+        ...mpErrors,
+        409: errorResponse('SIZE_MISMATCH: the parts do not add up to the reserved size (the upload stays open)'),
+      },
+      handler: async (c, body) => {
+        const parts = body.parts.map((x) => ({ partNumber: x.PartNumber, etag: x.ETag }));
+        const { file, usedSpace } = await pages.completeMultipart(await session(c), c.req.param('fileId')!, c.req.param('uploadId')!, parts);
         return c.json(ok({ file: presentPageFile(file), usedSpace }));
       },
     }),
