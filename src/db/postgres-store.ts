@@ -18,6 +18,7 @@ import type {
   StoredFile,
 } from '../core/ports/metadata-store.js';
 import { PG_LOCK_CLASS, migratePostgres } from './postgres-migrations.js';
+import { Mutex } from '../util/mutex.js';
 
 /** A connection pool, or one transaction (or savepoint) scope on a connection. */
 type Q = postgres.ISql<Record<string, unknown>>;
@@ -82,23 +83,6 @@ export async function openPostgresStore(url: string, opts: OpenPostgresStoreOpti
   return createPostgresStore(sql, opts);
 }
 
-/** A FIFO mutex: `acquire` resolves when the caller holds it; `release` hands it to the next waiter. */
-class Mutex {
-  private held = false;
-  private readonly waiters: (() => void)[] = [];
-  acquire(): Promise<void> {
-    if (!this.held) {
-      this.held = true;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.held = false;
-  }
-}
 
 /** One open transaction. */
 interface TxState {

@@ -11,6 +11,7 @@ import type {
 } from '../core/ports/metadata-store.js';
 import type { Db } from './database.js';
 import { type ApiKeyRow, type DropzoneRow, type FileRow, createRepositories } from './repositories.js';
+import { Mutex } from '../util/mutex.js';
 
 /** Options for {@link createSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -20,27 +21,6 @@ export interface SqliteStoreOptions {
   ownsConnection?: boolean;
 }
 
-/** A FIFO mutex: `acquire` resolves when the caller holds it; `release` hands it to the next waiter. */
-class Mutex {
-  private held = false;
-  private readonly waiters: (() => void)[] = [];
-  /** True while someone holds it. */
-  get locked(): boolean {
-    return this.held;
-  }
-  acquire(): Promise<void> {
-    if (!this.held) {
-      this.held = true;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.held = false;
-  }
-}
 
 /** The state of one open transaction on the connection. */
 interface TxState {
