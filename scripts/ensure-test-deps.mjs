@@ -12,6 +12,8 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const missing = [];
 if (!existsSync('/usr/bin/chromium')) missing.push('chromium');
 if (!has('unzip')) missing.push('unzip');
+// the X-Accel-Redirect suite runs a real nginx in front of the server
+if (!has('nginx') && !existsSync('/usr/sbin/nginx')) missing.push('nginx');
 const pgRoot = '/usr/lib/postgresql';
 const haveInitdb = existsSync(pgRoot) && readdirSync(pgRoot).some((v) => existsSync(`${pgRoot}/${v}/bin/initdb`));
 if (!haveInitdb) missing.push('postgresql');
