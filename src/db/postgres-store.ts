@@ -19,6 +19,7 @@ import type {
 } from '../core/ports/metadata-store.js';
 import { PG_LOCK_CLASS, migratePostgres } from './postgres-migrations.js';
 import { Mutex } from '../util/mutex.js';
+import { runAfterCommitHooks } from './after-commit.js';
 
 /** A connection pool, or one transaction (or savepoint) scope on a connection. */
 type Q = postgres.ISql<Record<string, unknown>>;
@@ -393,15 +394,7 @@ export function createPostgresStore(sql: PgPool, opts: PostgresStoreOptions = {}
   const current = new AsyncLocalStorage<Level>();
   const ended = () => new Error('metadata transaction used after it ended');
 
-  const runHooks = async (hooks: AfterCommitHook[]) => {
-    for (const hook of hooks) {
-      try {
-        await hook();
-      } catch (e) {
-        onHookError(e);
-      }
-    }
-  };
+  const runHooks = (hooks: AfterCommitHook[]) => runAfterCommitHooks(hooks, onHookError);
 
   const makeTx = (level: Level): MetadataTx => {
     const tx = scoped(() => {

@@ -12,6 +12,7 @@ import type {
 import type { Db } from './database.js';
 import { type ApiKeyRow, type DropzoneRow, type FileRow, createRepositories } from './repositories.js';
 import { Mutex } from '../util/mutex.js';
+import { runAfterCommitHooks } from './after-commit.js';
 
 /** Options for {@link createSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -266,15 +267,7 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
     });
   };
 
-  const runHooks = async (hooks: AfterCommitHook[]) => {
-    for (const hook of hooks) {
-      try {
-        await hook();
-      } catch (e) {
-        onHookError(e);
-      }
-    }
-  };
+  const runHooks = (hooks: AfterCommitHook[]) => runAfterCommitHooks(hooks, onHookError);
 
   /** A savepoint inside the open transaction `state`. */
   const nested = async <T>(state: TxState, tx: MetadataTx, fn: (tx: MetadataTx) => Promise<T>): Promise<T> => {
