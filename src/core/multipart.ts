@@ -11,7 +11,9 @@ import {
   type UploadedPart,
 } from '../blobs/blob-store.js';
 import type { CoreDeps } from './deps.js';
+import { flushBlobDeletions } from './dropzones.js';
 import { AppError } from './errors.js';
+import { freeingWrite } from './space.js';
 import { type FileService, uploadUrlSeconds } from './files.js';
 import type { Principal } from './permissions.js';
 import type { Dropzone, StoredFile } from './ports/metadata-store.js';
@@ -76,8 +78,8 @@ async function mapped<T>(fn: () => Promise<T>): Promise<T> {
  * URLs, and completes with the list of parts; the file is then confirmed as after a single PUT. The server opens the
  * upload itself and pins its id to the file: only that upload's parts are signed and only it can be completed, so a
  * repeated start answers the same upload instead of opening a parallel one. Every operation needs
- * `file.upload.confirm` on the file, like confirm. Aborting discards the parts but keeps the reservation: the file
- * stays pending (a new upload may start) until it is deleted or expires.
+ * `file.upload.confirm` on the file, like confirm. Aborting ends the upload as S3 does: its parts are discarded and
+ * the pending file goes with them, releasing its reservation (the client requests a new upload to try again).
  */
 export function createMultipartService(deps: CoreDeps, files: FileService) {
   const { meta, clock, config, blobs } = deps;
@@ -182,14 +184,15 @@ export function createMultipartService(deps: CoreDeps, files: FileService) {
     },
 
     /**
-     * Discards the pinned upload and its parts. The file stays pending with its reservation (a new upload, multipart or
-     * single PUT, may follow) until it is deleted or expires.
+     * Discards the pinned upload and its parts and removes the pending file, releasing its reserved space (aborting
+     * is how an uploader gives up; after it the upload and the file are gone). Works on a full disk (see freeingWrite).
      */
     async abort(p: Principal, fileId: string, uploadId: string): Promise<void> {
-      const mp = capability();
+      capability();
       const { file } = await pinnedFile(p, fileId, uploadId);
-      await mp.abort(file.blobKey, uploadId);
-      await meta.clearMultipartUpload(file.id, uploadId);
+      // the row goes first (in one transaction with the released space); its pinned upload is aborted once committed
+      await freeingWrite(deps, () => files.removeRow(file));
+      await flushBlobDeletions(deps);
     },
   };
   return service;

@@ -136,7 +136,7 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       method: 'delete',
       path: '/files/:fileId/multipart/:uploadId',
       operationId: 'abortMultipartUpload',
-      summary: 'Discard the upload and its parts (file.upload.confirm); the file stays reserved until deleted or expired',
+      summary: 'Discard the upload, its parts and the pending file, releasing its reserved space (file.upload.confirm)',
       tags: ['files'],
       security: [...security],
       responses: { 200: { description: 'Aborted', schema: successMessageSchema }, ...common },
