@@ -4,10 +4,8 @@
   'use strict';
 
   var CONCURRENCY = 3;
-  // Files above this go up in parts (S3-style multipart): several parts in flight, a lost part is sent again alone,
-  // and after a reload choosing the same file again continues with the parts the server already holds.
-  var MULTIPART_ABOVE = 64 * 1024 * 1024;
-  var PARTS_IN_FLIGHT = 4;
+  // Files above cfg.multipartAbove go up in parts (S3-style multipart): several parts in flight, a lost part is sent
+  // again alone, and after a reload choosing the same file again continues with the parts the server already holds.
   var PART_ATTEMPTS = 5;
   // Headers a browser sets itself and refuses to take from scripts.
   var FORBIDDEN_HEADERS = { 'content-length': 1, host: 1, connection: 1, 'accept-encoding': 1, expect: 1 };
@@ -15,6 +13,9 @@
   var cfgEl = document.getElementById('dz-config');
   if (!cfgEl) return;
   var cfg = JSON.parse(cfgEl.textContent);
+  // from the server's configuration (uploads.pageMultipartAboveBytes, uploads.pagePartsInFlight); null: never
+  var MULTIPART_ABOVE = cfg.multipartAbove == null ? Infinity : cfg.multipartAbove;
+  var PARTS_IN_FLIGHT = cfg.partsInFlight || 4;
   var perms = {};
   cfg.permissions.forEach(function (p) { perms[p] = true; });
 

@@ -142,6 +142,13 @@ export const configSchema = z
         /** Bytes one page visitor may hold pending in a dropzone at once; 0 (the default): no byte limit beyond the count. */
         pagePendingMaxBytes: z.number().int().min(0).default(0),
         /**
+         * The dropzone page sends files larger than this in parts (S3-style multipart: a cut part is sent again alone,
+         * and an interrupted upload resumes after a reload), bytes; at least 5 MiB, S3's smallest part.
+         */
+        pageMultipartAboveBytes: z.number().int().min(5 * 1024 * 1024).default(64 * 1024 * 1024),
+        /** Parts the dropzone page sends at once for one multipart upload. */
+        pagePartsInFlight: z.number().int().min(1).max(16).default(4),
+        /**
          * Largest single file in bytes, on top of each dropzone's own size (default 5 TB). On S3 a single PUT carries at
          * most 5 GiB: larger files must use a multipart upload (10,000 parts; S3 caps an object at 5 TiB).
          */

@@ -97,6 +97,9 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       token,
       tokenExpiresAt: expiresAt,
       ...summaryOf(dz, scope, now),
+      // null: the blob store cannot take parts, every file is one PUT
+      multipartAbove: ctx.blobs.multipart ? ctx.config.uploads.pageMultipartAboveBytes : null,
+      partsInFlight: ctx.config.uploads.pagePartsInFlight,
     };
     const name = displayName(dz);
     const page = render(templateOf('page.html'), {
