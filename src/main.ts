@@ -13,6 +13,7 @@ import { rmCommand } from './cli/rm.js';
 import { serveCommand } from './cli/serve.js';
 import { shareCommand } from './cli/share.js';
 import { versionCommand } from './cli/version.js';
+import { capMallocArenas, runsServer } from './runtime/malloc-arenas.js';
 
 /** Top-level help. */
 export const MAIN_HELP = `Usage: dropzone <command> [options]
@@ -88,18 +89,22 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
   }
 }
 
-const isEntry = (() => {
+/** True in the single executable. */
+const isSea = (() => {
   try {
-    // In the single executable and under `tsx src/main.ts`, this module is the program.
     const sea = (process as unknown as { getBuiltinModule?: (n: string) => { isSea?: () => boolean } | undefined }).getBuiltinModule?.('node:sea');
-    if (sea?.isSea?.()) return true;
-    return /[\\/]main\.(ts|js|cjs|mjs)$/.test(process.argv[1] ?? '');
+    return sea?.isSea?.() === true;
   } catch {
     return false;
   }
 })();
 
+// In the single executable and under `tsx src/main.ts`, this module is the program.
+const isEntry = isSea || /[\\/]main\.(ts|js|cjs|mjs)$/.test(process.argv[1] ?? '');
+
 if (isEntry) {
+  // the server runs with glibc's malloc arenas capped (re-executes in place once; see malloc-arenas.ts)
+  if (runsServer(process.argv.slice(2))) capMallocArenas(isSea);
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err) => {

@@ -693,20 +693,11 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     let handle: fsp.FileHandle | undefined;
     try {
       handle = await fsp.open(tmpPath, 'wx', FILE_MODE);
-      const hash = createHash('md5');
-      let received = 0;
-      for await (const chunk of body as AsyncIterable<Buffer | string>) {
-        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        received += buf.length;
-        if (received > size) throw new BlobSizeError(size, received);
-        hash.update(buf);
-        for (let off = 0; off < buf.length; ) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
-      }
-      if (received !== size) throw new BlobSizeError(size, received);
-      await handle.sync();
+      // the single PUT's writer: pooled buffers, MD5 off the event loop, flushes overlapped with the receive
+      const { md5 } = await writeDurably(handle, body as AsyncIterable<Buffer | string>, { expectedSize: size, flushEveryBytes, onFlush: opts.onFlush });
+      await finalFsync(handle, size, opts.onFlush);
       await handle.close();
       handle = undefined;
-      const md5 = hash.digest('hex');
       const file = `${partNumber}-${size}-${md5}`;
       await withUploadLock(uploadId, async () => {
         // completed or aborted while the bytes streamed in: the part belongs to nobody

@@ -5,8 +5,8 @@
  * pipes the stream into the socket with backpressure — no web-stream conversion, no per-chunk promise. Outside
  * `@hono/node-server` (`app.request()` in tests) the stream is wrapped as a web stream instead.
  */
-import type { ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context } from 'hono';
 
@@ -64,4 +64,43 @@ function send(res: Response, outgoing: ServerResponse): Response {
   // own): reading .body materialises it
   void sent.body;
   return sent;
+}
+
+/** A request body handed to a store: see {@link requestBody}. */
+export interface RequestBody {
+  /** What the store reads. */
+  stream: Readable;
+  /** Reads and discards what the client still sends (after the store gave up), so the answer can still be sent. */
+  discardRest(): Promise<void>;
+}
+
+/**
+ * The request body of `c` as a Node stream for a store to read: Node's request itself under `@hono/node-server` (no
+ * web-stream layers, no per-chunk promise), the web body otherwise, read through a pipe. The pipe lets a store destroy
+ * what it reads on failure while the request itself stays alive, so an error (a full disk, a size mismatch) can still
+ * be answered; a client abort fails the stream. `onData` (optional) sees each chunk as it arrives, beside the pipe
+ * rather than as another stream layer.
+ */
+export function requestBody(c: Context, onData?: () => void): RequestBody {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const source = incoming ?? (c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]));
+  const piped = source.pipe(new PassThrough());
+  // pipe() forwards no failure: a client that aborts must still fail the reader
+  source.once('error', (err) => piped.destroy(err));
+  source.once('close', () => source.readableEnded || piped.destroy(new Error('the request body was aborted')));
+  // once the reader has stopped (it failed first), a late client abort would be an unhandled 'error' on piped: it is
+  // the client's abort, already answered
+  piped.on('error', () => undefined);
+  if (onData) source.on('data', onData);
+  return {
+    stream: piped,
+    discardRest() {
+      source.unpipe(piped);
+      return new Promise((resolve) => {
+        if (source.destroyed || source.readableEnded) return resolve();
+        source.once('end', resolve).once('error', () => resolve()).once('close', resolve);
+        source.resume();
+      });
+    },
+  };
 }

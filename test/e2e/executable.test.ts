@@ -42,6 +42,9 @@ function build(): Promise<string> {
   });
 }
 
+/** The environment of process `pid` as `NAME=value` entries (what the process was exec'd with last). */
+const environOf = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+
 const skipReason = cannotBuildReason();
 if (skipReason) console.warn(`\n[e2e] SKIPPING the executable end-to-end test: ${skipReason}\n`);
 
@@ -108,6 +111,9 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
     running.push(s);
     expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(s.adminKey).toBeTruthy();
+    // `serve` re-executes itself in place (same pid) with glibc's malloc arenas capped: with one arena per thread,
+    // memory freed by the file-system threads stayed resident and grew with every part of a multipart upload
+    expect(environOf(s.child.pid!)).toContain('MALLOC_ARENA_MAX=2');
 
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
@@ -200,6 +206,18 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
     }
   });
 
+  it('keeps an operator-set MALLOC_ARENA_MAX (no re-exec) and answers as usual', async () => {
+    const s = await serve('/usr/bin/env', ['-i', `HOME=${path.join(work, 'home')}`, 'MALLOC_ARENA_MAX=4', exe, 'serve', '--ephemeral', '--port', '0', '--host', '127.0.0.1'], {
+      cwd: path.dirname(exe),
+      timeoutMs: 30_000,
+    });
+    running.push(s);
+    expect(environOf(s.child.pid!)).toContain('MALLOC_ARENA_MAX=4');
+    expect(environOf(s.child.pid!)).not.toContain('MALLOC_ARENA_MAX=2');
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    expect(await stop(s)).toBe(0);
+  });
+
   it('--ephemeral with nothing but TMPDIR in the environment: data lives in a temp dir removed on exit', async () => {
     const tmp = path.join(work, 'tmp');
     fs.mkdirSync(tmp);
@@ -209,6 +227,8 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
       timeoutMs: 30_000,
     });
     running.push(s);
+    // an operator's own MALLOC_ARENA_MAX is kept (here: none set by env -i, so the cap applies)
+    expect(environOf(s.child.pid!)).toContain('MALLOC_ARENA_MAX=2');
     const created = await api(s.url, 'POST', '/dropzones', { key: s.adminKey, body: { gb: 1, days: 30 } });
     expect(created.status, created.text).toBe(201);
     expect(fs.readdirSync(tmp).some((d) => d.startsWith('dropzone-ephemeral-'))).toBe(true);

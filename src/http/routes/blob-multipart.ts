@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Hono } from 'hono';
 import {
   BlobExistsError,
@@ -14,6 +14,7 @@ import { ERRORS, isStorageFull } from '../../core/errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { ApiContext } from '../context.js';
 import type { AppEnv } from '../route.js';
+import { type RequestBody, requestBody } from '../node-body.js';
 
 /** CORS of every `/_blobs` response: the URL itself is the credential, so any page may use it. */
 export const BLOB_CORS = {
@@ -154,7 +155,13 @@ async function readLimited(body: ReadableStream<Uint8Array> | null, limit: numbe
  * (method, upload id and part number are signed), and, except abort, its key must pass the gate. Errors are S3 XML
  * documents with S3's codes; nothing is stored by a refused request.
  */
-export async function handleBlobMultipart(store: LocalBlobStore, request: Request, opts: BlobMultipartOptions): Promise<Response> {
+export async function handleBlobMultipart(
+  store: LocalBlobStore,
+  request: Request,
+  opts: BlobMultipartOptions,
+  /** The request body as a Node stream (see `requestBody`), calling `onData` per chunk; default: read `request.body`. */
+  body?: (onData?: () => void) => RequestBody,
+): Promise<Response> {
   const requestId = randomBytes(8).toString('hex').toUpperCase();
   const url = new URL(request.url);
   const resource = url.pathname;
@@ -181,6 +188,7 @@ export async function handleBlobMultipart(store: LocalBlobStore, request: Reques
     }
   }
   const size = gate.ok ? gate.size : undefined;
+  let received: RequestBody | undefined;
 
   try {
     switch (verdict.op) {
@@ -209,23 +217,11 @@ export async function handleBlobMultipart(store: LocalBlobStore, request: Reques
           await discardBody();
           return fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
         }
-        let source: Readable = request.body ? Readable.fromWeb(request.body as never) : Readable.from([]);
+        // bytes are arriving: keep the reservation alive
         const touch = gate.ok ? gate.touch : undefined;
-        if (touch) {
-          // bytes are arriving: keep the reservation alive (a listener on 'data' would start the flow before the store reads)
-          touch();
-          const raw = source;
-          source = raw.pipe(
-            new Transform({
-              transform(chunk, _enc, cb) {
-                touch();
-                cb(null, chunk);
-              },
-            }),
-          );
-          raw.once('error', (err) => source.destroy(err));
-          raw.once('close', () => raw.readableEnded || source.destroy(new Error('the request body was aborted')));
-        }
+        touch?.();
+        received = body?.(touch);
+        const source = received ? received.stream : request.body ? Readable.fromWeb(request.body as never) : Readable.from([]);
         const part = await store.uploadPart(key, verdict.uploadId, verdict.partNumber, source, length);
         return new Response(null, { status: 200, headers: { ...base, ETag: part.etag } });
       }
@@ -304,7 +300,11 @@ export async function handleBlobMultipart(store: LocalBlobStore, request: Reques
       opts.log?.info('multipart request aborted by the client');
       return fail(ERRORS.CLIENT_CLOSED.status, 'RequestAborted', ERRORS.CLIENT_CLOSED.message);
     }
-    if (isStorageFull(err)) return fail(507, 'ServiceUnavailable', ERRORS.STORAGE_FULL.message);
+    if (isStorageFull(err)) {
+      // a clear answer S3 clients retry (the part's temp file is gone): read the rest of the body so it is heard
+      await received?.discardRest();
+      return fail(507, 'ServiceUnavailable', ERRORS.STORAGE_FULL.message);
+    }
     opts.log?.warn('multipart request failed', { err });
     return fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
   }
@@ -345,6 +345,6 @@ export function mountBlobMultipartRoutes(app: Hono<AppEnv>, ctx: ApiContext, sto
   app.options(path, () => new Response(null, { status: 204, headers: BLOB_CORS }));
   app.on(['GET', 'PUT', 'POST', 'DELETE'], path, async (c, next) => {
     if (!isMultipartQuery(new URL(c.req.url).searchParams)) return next();
-    return handleBlobMultipart(store, c.req.raw, opts);
+    return handleBlobMultipart(store, c.req.raw, opts, (onData) => requestBody(c, onData));
   });
 }

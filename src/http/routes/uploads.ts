@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import { PassThrough, Readable } from 'node:stream';
 import type { Hono } from 'hono';
 import { BlobExistsError, BlobSizeError } from '../../blobs/blob-store.js';
 import { LOCAL_BLOB_URL_PREFIX, type LocalBlobStore } from '../../blobs/local-store.js';
@@ -8,6 +6,7 @@ import { ERRORS, isStorageFull } from '../../core/errors.js';
 import type { ApiContext } from '../context.js';
 import { clientClosed } from '../error-handler.js';
 import type { AppEnv } from '../route.js';
+import { requestBody } from '../node-body.js';
 import { mountBlobMultipartRoutes } from './blob-multipart.js';
 
 const CORS = {
@@ -67,35 +66,21 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
     const now = ctx.clock.now();
     if (c.req.header('content-length') === undefined) return fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
 
-    // Node's request itself when there is one (no web-stream layers in between)
-    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-    const source = incoming ?? (c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]));
-    // put() destroys what it reads on failure; reading through a pipe keeps the request itself alive, so a full disk
-    // can still be answered after the rest of the (signed, bounded) body is read and discarded
-    const piped = source.pipe(new PassThrough());
-    // pipe() forwards no failure: a client that aborts must still fail the put
-    source.once('error', (err) => piped.destroy(err));
-    source.once('close', () => source.readableEnded || piped.destroy(new Error('the request body was aborted')));
-    // the reader below sees piped's errors while it reads; once put() has stopped reading (it failed first), a late
-    // client abort would be an unhandled 'error' event on piped: it is the client's abort, already answered
-    piped.on('error', () => undefined);
     // bytes are arriving: keep the reservation alive (now, and again every quarter of the grace while they flow), so
-    // the sweeper never removes an upload that is still receiving. A listener beside the pipe, not another stream
-    // layer: the bytes go source → pipe → put() with no extra copy or promise per chunk.
+    // the sweeper never removes an upload that is still receiving
     const renewEveryMs = (ctx.config.uploads.reservationGraceSeconds * 1000) / 4;
     let renewedAt = now;
     const renew = () => ctx.files.renewPending(file).catch((err) => log.warn('could not renew an upload reservation', { err }));
     void renew();
-    source.on('data', () => {
+    const body = requestBody(c, () => {
       if (ctx.clock.now() - renewedAt < renewEveryMs) return;
       renewedAt = ctx.clock.now();
       void renew();
     });
-    const body = piped;
     let stat;
     try {
       // write-once, like an S3 URL signed with If-None-Match: *: bytes already there (maybe confirmed) are never replaced
-      stat = await store.put(key, body, { expectedSize: verdict.size, contentType: verdict.contentType, ifAbsent: true });
+      stat = await store.put(key, body.stream, { expectedSize: verdict.size, contentType: verdict.contentType, ifAbsent: true });
     } catch (err) {
       if (err instanceof BlobExistsError) return fail(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
       if (err instanceof BlobSizeError) {
@@ -110,8 +95,7 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
       }
       // a clear answer S3 clients treat as retryable (the temp file is gone, the space is back)
       if (isStorageFull(err)) {
-        source.unpipe(piped);
-        await drain(source);
+        await body.discardRest();
         return fail(507, 'ServiceUnavailable', ERRORS.STORAGE_FULL.message);
       }
       log.warn('upload failed', { err });
@@ -124,14 +108,5 @@ export function mountUploadRoutes(app: Hono<AppEnv>, ctx: ApiContext, store: Loc
       return fail(403, 'AccessDenied', 'This upload URL is no longer valid.');
     }
     return new Response(null, { status: 200, headers: { ...CORS, ETag: stat.etag, 'x-amz-request-id': requestId } });
-  });
-}
-
-/** Reads `stream` to its end, discarding the bytes; resolves on end, error or close. */
-function drain(stream: Readable): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.destroyed || stream.readableEnded) return resolve();
-    stream.once('end', resolve).once('error', () => resolve()).once('close', resolve);
-    stream.resume();
   });
 }
