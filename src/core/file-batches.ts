@@ -1,4 +1,5 @@
-import type { MetadataOps, StoredFile } from './ports/metadata-store.js';
+import { type Page, readPage } from './paging.js';
+import type { FileCursor, MetadataOps, StoredFile } from './ports/metadata-store.js';
 
 /** Most file rows read or processed in one go before giving other requests a turn. */
 export const FILE_BATCH_SIZE = 500;
@@ -38,4 +39,17 @@ export async function allFilesInBatches(
   const all: StoredFile[] = [];
   for await (const batch of fileBatches(meta, dropzoneId, opts)) for (const f of batch) all.push(f);
   return all;
+}
+
+/**
+ * One page of a dropzone's files: at most `limit` after `after` in (createdAt, id) order, with where the next page
+ * starts when more follow. One indexed range read, whatever the dropzone's size.
+ */
+export function filePage(
+  meta: Pick<MetadataOps, 'filesOfDropzoneAfter'>,
+  dropzoneId: string,
+  after: FileCursor | undefined,
+  limit: number,
+): Promise<Page<StoredFile, FileCursor>> {
+  return readPage((a, n) => meta.filesOfDropzoneAfter(dropzoneId, a, n), after, limit, (f) => ({ createdAt: f.createdAt, id: f.id }));
 }
