@@ -97,7 +97,7 @@ export function createApp(context: AppContext, opts: AppOptions): App {
     origins: config.server.corsOrigins,
     allowHeaders: ['x-api-key', 'authorization', 'x-dropzone-id', 'content-type', 'range', 'if-none-match'],
     allowMethods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
-    exposeHeaders: ['ETag', 'Content-Disposition', 'Content-Range', 'Content-Length', 'Accept-Ranges', 'Last-Modified'],
+    exposeHeaders: ['ETag', 'Content-Disposition', 'Content-Range', 'Content-Length', 'Accept-Ranges', 'Last-Modified', 'Link'],
     maxAge: 3600,
   });
   app.use(`${API_BASE}/*`, apiCors);

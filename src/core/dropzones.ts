@@ -7,7 +7,8 @@ import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
 import { type DropzoneView, dropzoneView } from './visibility.js';
 import { FILE_BATCH_SIZE, yieldToEventLoop } from './file-batches.js';
 import { freeingWrite } from './space.js';
-import type { ApiKey, BlobDeletion, Dropzone, MetadataOps, StoredFile } from './ports/metadata-store.js';
+import { type Page, readPage } from './paging.js';
+import type { ApiKey, BlobDeletion, Dropzone, DropzoneCursor, MetadataOps, StoredFile } from './ports/metadata-store.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
 export interface DropzoneSizeInput {
@@ -83,6 +84,38 @@ export function createDropzoneService(deps: CoreDeps) {
         return meta.allDropzones();
       }
       return meta.dropzonesForKey(key.id, key.publicId);
+    },
+
+    /**
+     * One page of {@link listFor}: at most `limit` dropzones after `after` in (createdAt, id) order, with where the
+     * next page starts when more follow. The visibility rule is part of the store's query, so pages are full.
+     */
+    listPageFor(key: ApiKey, all: boolean, after: DropzoneCursor | undefined, limit: number): Promise<Page<Dropzone, DropzoneCursor>> {
+      if (all && !key.isAdmin) throw new AppError('FORBIDDEN', 'Only the admin key can list every dropzone (all=true).');
+      const fetch = all
+        ? (a: DropzoneCursor | undefined, n: number) => meta.allDropzonesAfter(a, n)
+        : (a: DropzoneCursor | undefined, n: number) => meta.dropzonesForKeyAfter(key.id, key.publicId, a, n);
+      return readPage(fetch, after, limit, (d) => ({ createdAt: d.createdAt, id: d.id }));
+    },
+
+    /**
+     * Every dropzone {@link listFor} answers, as batches of at most {@link FILE_BATCH_SIZE} read page by page and
+     * yielding to the event loop between them (a long list neither blocks nor sits whole in memory). The first batch is
+     * read at once, so a refusal (FORBIDDEN) is thrown here, before anything is answered.
+     */
+    async listBatchesFor(key: ApiKey, all = false): Promise<{ first: Dropzone[]; rest?: AsyncGenerator<Dropzone[]> }> {
+      const first = await service.listPageFor(key, all, undefined, FILE_BATCH_SIZE);
+      if (!first.next) return { first: first.items };
+      let after: DropzoneCursor | undefined = first.next;
+      async function* rest(): AsyncGenerator<Dropzone[]> {
+        while (after) {
+          await yieldToEventLoop();
+          const page = await service.listPageFor(key, all, after, FILE_BATCH_SIZE);
+          if (page.items.length > 0) yield page.items;
+          after = page.next;
+        }
+      }
+      return { first: first.items, rest: rest() };
     },
 
     /**

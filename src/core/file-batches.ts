@@ -1,4 +1,5 @@
-import type { MetadataOps, StoredFile } from './ports/metadata-store.js';
+import { type Page, readPage } from './paging.js';
+import type { FileCursor, MetadataOps, StoredFile } from './ports/metadata-store.js';
 
 /** Most file rows read or processed in one go before giving other requests a turn. */
 export const FILE_BATCH_SIZE = 500;
@@ -29,13 +30,44 @@ export async function* fileBatches(
   }
 }
 
-/** Every file of a dropzone as one array, read with {@link fileBatches} (for callers that need them all at once). */
-export async function allFilesInBatches(
+/**
+ * One page of a dropzone's files: at most `limit` after `after` in (createdAt, id) order, with where the next page
+ * starts when more follow. One indexed range read, whatever the dropzone's size.
+ */
+export function filePage(
   meta: Pick<MetadataOps, 'filesOfDropzoneAfter'>,
   dropzoneId: string,
+  after: FileCursor | undefined,
+  limit: number,
+): Promise<Page<StoredFile, FileCursor>> {
+  return readPage((a, n) => meta.filesOfDropzoneAfter(dropzoneId, a, n), after, limit, (f) => ({ createdAt: f.createdAt, id: f.id }));
+}
+
+/**
+ * Walks a dropzone's files again, in batches, yielding exactly the files named by `keys` (positions in (createdAt, id)
+ * order, as an earlier walk recorded them), in that order: files added since are skipped. A file of `keys` that is gone
+ * (or no longer matches `uploadedOnly`) throws, because whatever was planned from the first walk (e.g. a ZIP's
+ * Content-Length) no longer holds. Holds one batch at a time.
+ */
+export async function* replayFiles(
+  meta: Pick<MetadataOps, 'filesOfDropzoneAfter'>,
+  dropzoneId: string,
+  keys: { createdAt: ArrayLike<number>; id: ArrayLike<string>; length: number },
   opts: { uploadedOnly?: boolean } = {},
-): Promise<StoredFile[]> {
-  const all: StoredFile[] = [];
-  for await (const batch of fileBatches(meta, dropzoneId, opts)) for (const f of batch) all.push(f);
-  return all;
+): AsyncGenerator<StoredFile> {
+  let i = 0;
+  for await (const batch of fileBatches(meta, dropzoneId, opts)) {
+    for (const f of batch) {
+      if (i === keys.length) return;
+      const c = keys.createdAt[i]!;
+      const id = keys.id[i]!;
+      if (f.createdAt === c && f.id === id) {
+        yield f;
+        i++;
+      } else if (f.createdAt > c || (f.createdAt === c && f.id > id)) {
+        throw new Error(`file ${i + 1} of ${keys.length} is gone since the first walk`);
+      }
+    }
+  }
+  if (i < keys.length) throw new Error(`file ${i + 1} of ${keys.length} is gone since the first walk`);
 }

@@ -2,7 +2,8 @@ import type { ApiKeyService } from './api-keys.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
 import { ANYONE, type Principal, dropzonePermissions, filePermissions, invisible, requirePermission, validatePermissionNames } from './permissions.js';
-import type { MetadataOps, ResourceType } from './ports/metadata-store.js';
+import { readPage } from './paging.js';
+import type { GrantCursor, MetadataOps, ResourceType } from './ports/metadata-store.js';
 
 /** Every grant on one resource, grouped by grantee. */
 export type GrantList = { publicId: string; permissions: string[] }[];
@@ -63,6 +64,30 @@ export function createGrantService(deps: Pick<CoreDeps, 'meta' | 'clock'>, keys:
         return { data: grantsOf(grants, await resolveGrantee(meta, { publicId })), grants: grantList(grants) };
       }
       return { data: [...r.held].sort(), ...(maySeeGrants ? { grants: grantList(await meta.grantsOn(type, r.id)) } : {}) };
+    },
+
+    /**
+     * {@link list} with the grants paged: `grants` holds at most `limit` grants after `after` in (principal, permission)
+     * order (a grantee's permissions may continue on the next page), `next` where the next page starts when more
+     * follow. `data` is complete as in {@link list}.
+     */
+    async listPage(type: ResourceType, p: Principal, ref: string, publicId: string | undefined, after: GrantCursor | undefined, limit: number): Promise<GrantAnswer & { next?: GrantCursor }> {
+      const r = await load(meta, type, p, ref);
+      if (r.held.size === 0) throw invisible(p, r.notFound());
+      const maySeeGrants = p.key !== undefined && r.held.has(r.grant);
+      const page = async () => {
+        const pg = await readPage((a: GrantCursor | undefined, n) => meta.grantsOnAfter(type, r.id, a, n), after, limit, (g) => ({ principal: g.principal, permission: g.permission }));
+        return { grants: grantList(pg.items), ...(pg.next ? { next: pg.next } : {}) };
+      };
+      if (publicId !== undefined) {
+        if (!p.key) throw new AppError('UNAUTHENTICATED', 'Looking up the permissions of a grantee needs an API key.');
+        requirePermission(p, r.held, r.grant, r.notFound);
+        const grantee = await resolveGrantee(meta, { publicId });
+        // the grantee's own grants: a range of the same order, bounded by the number of permission names
+        const own = (await meta.grantsOnAfter(type, r.id, { principal: grantee, permission: '' }, 1000)).filter((g) => g.principal === grantee);
+        return { data: own.map((g) => g.permission), ...(await page()) };
+      }
+      return { data: [...r.held].sort(), ...(maySeeGrants ? await page() : {}) };
     },
 
     /**

@@ -179,4 +179,18 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       ALTER TABLE files ADD COLUMN multipart_upload_id TEXT;
     `,
   },
+  {
+    // Issue 10: every list is paged by keyset in (created_at, id) order (dropzones) or (principal, permission) order
+    // (grants: the primary key already is that order). The dropzone lists get indexes on exactly their order, so a page
+    // is a short range scan: every dropzone (admin `all=true`), a key's own ones, and the grants naming a key (covering, the
+    // other half of what a key sees; SQLite had no index by principal yet, PostgreSQL has had one since its first
+    // migration). Numbered 11: 9 and 10 are taken by work on other branches.
+    version: 11,
+    name: 'list paging indexes',
+    sql: `
+      CREATE INDEX dropzones_order ON dropzones(created_at, id);
+      CREATE INDEX dropzones_owner_order ON dropzones(owner_key_id, created_at, id);
+      CREATE INDEX permissions_principal ON permissions(principal, resource_type, permission, resource_id);
+    `,
+  },
 ];

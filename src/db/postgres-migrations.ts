@@ -122,6 +122,16 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
       ALTER TABLE files ADD COLUMN multipart_upload_id TEXT;
     `,
   },
+  {
+    // as SQLite's migration 11: indexes on the orders the dropzone lists are paged in (the principal index exists
+    // since migration 1). Numbered 6: 4 and 5 are taken by work on other branches.
+    version: 6,
+    name: 'list paging indexes',
+    sql: `
+      CREATE INDEX dropzones_order ON dropzones(created_at, id);
+      CREATE INDEX dropzones_owner_order ON dropzones(owner_key_id, created_at, id);
+    `,
+  },
 ];
 
 /** Advisory-lock class of this program ('dz'); the object ids below name what is locked. */

@@ -5,9 +5,11 @@ import type {
   ApiKey,
   BlobDeletion,
   Dropzone,
+  DropzoneCursor,
   FileCursor,
   FileStatus,
   Grant,
+  GrantCursor,
   MetadataOps,
   MetadataStore,
   MetadataTx,
@@ -106,6 +108,8 @@ const KEY_COLS = `id, public_id AS "publicId", secret_hash AS "secretHash", name
 const DZ_COLS = `id, share_id AS "shareId", code, name, owner_key_id AS "ownerKeyId", tier, hidden, size_gb AS "sizeGb",
   days, max_size AS "maxSize", max_file_size AS "maxFileSize", used_space AS "usedSpace", file_count AS "fileCount",
   start_time AS "startTime", delete_time AS "deleteTime", created_at AS "createdAt", updated_at AS "updatedAt"`;
+/** {@link DZ_COLS} of a dropzones table aliased `d` (for joins). */
+const DZ_COLS_D = DZ_COLS.replace(/(^|, |\n  )([a-z_]+)/g, '$1d.$2');
 const FILE_COLS = `id, dropzone_id AS "dropzoneId", name, type, size, blob_key AS "blobKey", status, etag,
   uploader_key_id AS "uploaderKeyId", created_at AS "createdAt", confirmed_at AS "confirmedAt",
   pending_expires_at AS "pendingExpiresAt", pending_holder AS "pendingHolder",
@@ -142,6 +146,17 @@ const S = {
         AND permission IN ('dropzone.get', 'dropzone.own'))
     ORDER BY created_at, id`,
   allDropzones: `SELECT ${DZ_COLS} FROM dropzones ORDER BY created_at, id`,
+  // as SQLite's: each branch cut at the page size before the union (owned: dropzones_owner_order; granted:
+  // permissions_principal), so a page costs the same however many dropzones the key cannot see
+  dropzonesForKeyAfter: `(SELECT ${DZ_COLS} FROM dropzones WHERE owner_key_id = $1 AND (created_at, id) > ($3::bigint, $4::text)
+      ORDER BY created_at, id LIMIT $5)
+    UNION
+    (SELECT ${DZ_COLS_D} FROM permissions p JOIN dropzones d ON d.id = p.resource_id
+      WHERE p.principal = $2 AND p.resource_type = 'dropzone' AND p.permission IN ('dropzone.get', 'dropzone.own')
+        AND (d.created_at, d.id) > ($3::bigint, $4::text)
+      ORDER BY d.created_at, d.id LIMIT $5)
+    ORDER BY "createdAt", id LIMIT $5`,
+  allDropzonesAfter: `SELECT ${DZ_COLS} FROM dropzones WHERE (created_at, id) > ($1::bigint, $2::text) ORDER BY created_at, id LIMIT $3`,
   releaseExpiredName: 'UPDATE dropzones SET live_name = NULL WHERE owner_key_id = $1 AND live_name = $2 AND delete_time <= $3',
   insertDropzone: `INSERT INTO dropzones (id, share_id, code, name, live_name, owner_key_id, tier, hidden, size_gb, days, max_size,
       max_file_size, start_time, delete_time, created_at, updated_at)
@@ -181,6 +196,9 @@ const S = {
   dropzoneTotals: 'SELECT COUNT(*)::int8 AS dropzones, COALESCE(SUM(max_size), 0)::int8 AS capacity FROM dropzones',
 
   grantsOn: 'SELECT principal, permission FROM permissions WHERE resource_type = $1 AND resource_id = $2 ORDER BY principal, permission',
+  grantsOnAfter: `SELECT principal, permission FROM permissions WHERE resource_type = $1 AND resource_id = $2
+      AND (principal, permission) > ($3::text, $4::text)
+    ORDER BY principal, permission LIMIT $5`,
   grantsFor: "SELECT permission FROM permissions WHERE resource_type = $1 AND resource_id = $2 AND principal IN ($3, 'anyone')",
   grantsForAnyone: "SELECT permission FROM permissions WHERE resource_type = $1 AND resource_id = $2 AND principal = 'anyone'",
   insertGrant: `INSERT INTO permissions (resource_type, resource_id, principal, permission, created_at) VALUES ($1, $2, $3, $4, $5)
@@ -258,6 +276,10 @@ const pgOps = (() => {
     dropzoneByOwnerName: async (q: Q, owner: number, name: string) => first<Dropzone>(await exec(q, 'dropzoneByOwnerName', [owner, name])),
     dropzonesForKey: async (q: Q, keyId: number, publicId: string) => (await exec(q, 'dropzonesForKey', [keyId, publicId])) as unknown as Dropzone[],
     allDropzones: async (q: Q) => (await exec(q, 'allDropzones')) as unknown as Dropzone[],
+    dropzonesForKeyAfter: async (q: Q, keyId: number, publicId: string, after: DropzoneCursor | undefined, limit: number) =>
+      (await exec(q, 'dropzonesForKeyAfter', [keyId, publicId, after?.createdAt ?? -Number.MAX_SAFE_INTEGER, after?.id ?? '', limit])) as unknown as Dropzone[],
+    allDropzonesAfter: async (q: Q, after: DropzoneCursor | undefined, limit: number) =>
+      (await exec(q, 'allDropzonesAfter', [after?.createdAt ?? -Number.MAX_SAFE_INTEGER, after?.id ?? '', limit])) as unknown as Dropzone[],
     /**
      * Clears the owner's expired claims on the name, then inserts unless a live dropzone holds it: the partial unique
      * index on (owner, live_name) decides between concurrent inserts, on any number of connections.
@@ -321,6 +343,8 @@ const pgOps = (() => {
     dropzoneTotals: async (q: Q) => (await exec(q, 'dropzoneTotals'))[0] as { dropzones: number; capacity: number },
 
     grantsOn: async (q: Q, type: ResourceType, id: string) => [...(await exec(q, 'grantsOn', [type, id]))] as unknown as Grant[],
+    grantsOnAfter: async (q: Q, type: ResourceType, id: string, after: GrantCursor | undefined, limit: number) =>
+      [...(await exec(q, 'grantsOnAfter', [type, id, after?.principal ?? '', after?.permission ?? '', limit]))] as unknown as Grant[],
     grantsFor: async (q: Q, type: ResourceType, id: string, publicId: string) =>
       (await exec(q, 'grantsFor', [type, id, publicId])).map((r) => r.permission as string),
     grantsForAnyone: async (q: Q, type: ResourceType, id: string) => (await exec(q, 'grantsForAnyone', [type, id])).map((r) => r.permission as string),

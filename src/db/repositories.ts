@@ -105,6 +105,21 @@ export function createRepositories(db: Db) {
        ORDER BY created_at, id`,
     ),
     allDropzones: q<[]>('SELECT * FROM dropzones ORDER BY created_at, id'),
+    // owned ones through dropzones_owner_order, granted ones through permissions_principal; each branch is cut at the
+    // page size before the union, so a page costs the same however many dropzones the key cannot see
+    dropzonesForKeyAfter: q(
+      `SELECT * FROM (
+         SELECT * FROM dropzones WHERE owner_key_id = @keyId AND (created_at, id) > (@createdAt, @id)
+         ORDER BY created_at, id LIMIT @limit)
+       UNION
+       SELECT * FROM (
+         SELECT d.* FROM permissions p JOIN dropzones d ON d.id = p.resource_id
+         WHERE p.principal = @publicId AND p.resource_type = 'dropzone' AND p.permission IN ('dropzone.get', 'dropzone.own')
+           AND (d.created_at, d.id) > (@createdAt, @id)
+         ORDER BY d.created_at, d.id LIMIT @limit)
+       ORDER BY created_at, id LIMIT @limit`,
+    ),
+    allDropzonesAfter: q('SELECT * FROM dropzones WHERE (created_at, id) > (@createdAt, @id) ORDER BY created_at, id LIMIT @limit'),
     releaseExpiredName: q(
       'UPDATE dropzones SET live_name = NULL WHERE owner_key_id = @owner_key_id AND live_name = @name AND delete_time <= @created_at',
     ),
@@ -160,6 +175,11 @@ export function createRepositories(db: Db) {
 
     grantsOn: q<[ResourceType, string]>(
       'SELECT principal, permission FROM permissions WHERE resource_type = ? AND resource_id = ? ORDER BY principal, permission',
+    ),
+    grantsOnAfter: q(
+      `SELECT principal, permission FROM permissions WHERE resource_type = @type AND resource_id = @id
+         AND (principal, permission) > (@principal, @permission)
+       ORDER BY principal, permission LIMIT @limit`,
     ),
     grantsFor: q<[ResourceType, string, string]>(
       "SELECT permission FROM permissions WHERE resource_type = ? AND resource_id = ? AND principal IN (?, 'anyone')",
@@ -230,6 +250,12 @@ export function createRepositories(db: Db) {
     dropzoneByOwnerName: (ownerId: number, name: string) => s.dropzoneByOwnerName.get(ownerId, name) as DropzoneRow | undefined,
     dropzonesForKey: (keyId: number, publicId: string) => s.dropzonesForKey.all({ keyId, publicId }) as DropzoneRow[],
     allDropzones: () => s.allDropzones.all() as DropzoneRow[],
+    /** A page of {@link dropzonesForKey}: at most `limit` rows after (created_at, id) `after`; the filter is in the query. */
+    dropzonesForKeyAfter: (keyId: number, publicId: string, after: Pick<DropzoneRow, 'created_at' | 'id'> | undefined, limit: number) =>
+      s.dropzonesForKeyAfter.all({ keyId, publicId, createdAt: after?.created_at ?? -Number.MAX_SAFE_INTEGER, id: after?.id ?? '', limit }) as DropzoneRow[],
+    /** A page of {@link allDropzones}: at most `limit` rows after (created_at, id) `after`. */
+    allDropzonesAfter: (after: Pick<DropzoneRow, 'created_at' | 'id'> | undefined, limit: number) =>
+      s.allDropzonesAfter.all({ createdAt: after?.created_at ?? -Number.MAX_SAFE_INTEGER, id: after?.id ?? '', limit }) as DropzoneRow[],
     /**
      * Inserts a dropzone; false (nothing inserted) when its owner already has a dropzone of that name alive at
      * `created_at`. The owner's expired dropzones of that name give the name up first (the unique index on
@@ -297,6 +323,9 @@ export function createRepositories(db: Db) {
     dropzoneTotals: () => s.dropzoneTotals.get() as { dropzones: number; capacity: number },
 
     grantsOn: (type: ResourceType, id: string) => s.grantsOn.all(type, id) as { principal: string; permission: string }[],
+    /** A page of {@link grantsOn}: at most `limit` grants after (principal, permission) `after`. */
+    grantsOnAfter: (type: ResourceType, id: string, after: { principal: string; permission: string } | undefined, limit: number) =>
+      s.grantsOnAfter.all({ type, id, principal: after?.principal ?? '', permission: after?.permission ?? '', limit }) as { principal: string; permission: string }[],
     grantsFor: (type: ResourceType, id: string, publicId: string) => (s.grantsFor.pluck().all(type, id, publicId) as string[]),
     grantsForAnyone: (type: ResourceType, id: string) => s.grantsForAnyone.pluck().all(type, id) as string[],
     insertGrant: (type: ResourceType, id: string, principal: string, permission: string, at: number) =>

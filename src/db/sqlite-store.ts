@@ -126,6 +126,10 @@ function syncOps(db: Db) {
     dropzoneByOwnerName: (ownerKeyId: number, name: string) => opt(toDropzone, repo.dropzoneByOwnerName(ownerKeyId, name)),
     dropzonesForKey: (keyId: number, publicId: string) => repo.dropzonesForKey(keyId, publicId).map(toDropzone),
     allDropzones: () => repo.allDropzones().map(toDropzone),
+    dropzonesForKeyAfter: (keyId: number, publicId: string, after: { createdAt: number; id: string } | undefined, limit: number) =>
+      repo.dropzonesForKeyAfter(keyId, publicId, after && { created_at: after.createdAt, id: after.id }, limit).map(toDropzone),
+    allDropzonesAfter: (after: { createdAt: number; id: string } | undefined, limit: number) =>
+      repo.allDropzonesAfter(after && { created_at: after.createdAt, id: after.id }, limit).map(toDropzone),
     insertDropzone: (d: Parameters<MetadataOps['insertDropzone']>[0]) =>
       repo.insertDropzone({
         id: d.id,
@@ -190,6 +194,8 @@ function syncOps(db: Db) {
     dropzoneTotals: () => repo.dropzoneTotals(),
 
     grantsOn: (type: 'dropzone' | 'file', id: string) => repo.grantsOn(type, id),
+    grantsOnAfter: (type: 'dropzone' | 'file', id: string, after: { principal: string; permission: string } | undefined, limit: number) =>
+      repo.grantsOnAfter(type, id, after && { principal: after.principal, permission: after.permission }, limit),
     grantsFor: (type: 'dropzone' | 'file', id: string, publicId: string) => repo.grantsFor(type, id, publicId),
     grantsForAnyone: (type: 'dropzone' | 'file', id: string) => repo.grantsForAnyone(type, id),
     insertGrant: (type: 'dropzone' | 'file', id: string, principal: string, permission: string, at: number) =>

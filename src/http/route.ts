@@ -34,6 +34,8 @@ export interface RouteDef<B extends z.ZodType | undefined = z.ZodType | undefine
   tags: string[];
   /** Accepted schemes; empty means no authentication. */
   security: SecurityScheme[];
+  /** Query parameters, for the OpenAPI document only (the handler parses them). */
+  query?: { name: string; description: string; schema: Record<string, unknown> }[];
   /** JSON request body schema; requests are validated against it (400 naming the field otherwise). */
   body?: B;
   /** Whether an empty body is acceptable (treated as `{}`). */
@@ -194,14 +196,16 @@ export function buildOpenApi(opts: {
   for (const group of opts.routes) {
     for (const r of group.defs) {
       const oaPath = (group.base + r.path).replace(/:([A-Za-z_]+)(\{[^}]*\})?/g, '{$1}');
-      const params = [...(group.base + r.path).matchAll(/:([A-Za-z_]+)/g)].map((m) => ({
+      const params: Record<string, unknown>[] = [...(group.base + r.path).matchAll(/:([A-Za-z_]+)/g)].map((m) => ({
         name: m[1],
         in: 'path',
         required: true,
         schema: { type: 'string' },
       }));
+      const pathParams = params.length;
+      for (const q of r.query ?? []) params.push({ name: q.name, in: 'query', required: false, description: q.description, schema: q.schema });
       const responses: Record<string, unknown> = {};
-      const implied = Object.entries(impliedResponses(r, group.authenticated ?? false, params.length > 0)).map(
+      const implied = Object.entries(impliedResponses(r, group.authenticated ?? false, pathParams > 0)).map(
         ([status, description]): [string, ResponseSpec] => [status, { description, schema: opts.errorSchema }],
       );
       const all: [string, ResponseSpec][] = [...Object.entries(r.responses), ...implied.filter(([status]) => !(status in r.responses))];

@@ -299,6 +299,110 @@ export function metadataStoreContract(name: string, setup: () => Promise<Metadat
       });
     });
 
+    describe('keyset pages (issue 10)', () => {
+      /** Every id `page` yields, walking with `limit` rows per call from the start; `between` runs after each page. */
+      const walk = async <T extends { id: string; createdAt: number }>(page: (after: T | undefined) => Promise<T[]>, limit: number, between?: (n: number) => Promise<void>) => {
+        const seen: string[] = [];
+        let after: T | undefined;
+        for (let n = 0; n < 100; n++) {
+          const rows = await page(after);
+          expect(rows.length).toBeLessThanOrEqual(limit);
+          seen.push(...rows.map((r) => r.id));
+          if (rows.length < limit) return seen;
+          after = rows[rows.length - 1];
+          await between?.(n);
+        }
+        throw new Error('walk did not end');
+      };
+
+      it('files: ties in createdAt are ordered by id; rows inserted between pages appear once, behind the cursor or not at all', async () => {
+        const d = newDropzone();
+        await store.insertDropzone(d);
+        for (const id of ['f_e', 'f_a', 'f_c', 'f_b', 'f_d']) await store.insertFile(newFile(d.id, { id, createdAt: T0 }));
+        await store.insertFile(newFile(d.id, { id: 'f_0', createdAt: T0 - 1 }));
+        // after each page: one row sorted before the cursor (never seen by this walk) and one after it (seen once)
+        const seen = await walk((after) => store.filesOfDropzoneAfter(d.id, after, 2), 2, async (n) => {
+          await store.insertFile(newFile(d.id, { id: `f_early${n}`, createdAt: T0 - 10 }));
+          await store.insertFile(newFile(d.id, { id: `f_late${n}`, createdAt: T0 + 10 + n }));
+        });
+        expect(seen.slice(0, 6)).toEqual(['f_0', 'f_a', 'f_b', 'f_c', 'f_d', 'f_e']);
+        expect(new Set(seen).size).toBe(seen.length);
+        expect(seen.filter((id) => id.startsWith('f_early'))).toEqual([]);
+        expect(seen.filter((id) => id.startsWith('f_late')).length).toBeGreaterThan(0);
+      });
+
+      it('dropzones of a key: owned and granted ones, each once, in (createdAt, id) order; invisible ones never shorten a page', async () => {
+        const owner = await store.insertKey(newKey());
+        const other = await store.insertKey(newKey());
+        const visible: string[] = [];
+        for (let i = 0; i < 12; i++) {
+          // ties: two dropzones per createdAt; between them, dropzones of another key the owner cannot see
+          const mine = newDropzone({ id: `dz_m${String(i).padStart(2, '0')}`, ownerKeyId: owner.id, createdAt: T0 + Math.floor(i / 2) });
+          await store.insertDropzone(mine);
+          for (let j = 0; j < 3; j++) await store.insertDropzone(newDropzone({ ownerKeyId: other.id, createdAt: T0 + Math.floor(i / 2) }));
+          visible.push(mine.id);
+        }
+        // granted to the owner: once with get, once with get and own (listed once), once with a permission that does not list
+        const granted = [newDropzone({ id: 'dz_g1', ownerKeyId: other.id, createdAt: T0 + 2 }), newDropzone({ id: 'dz_g2', ownerKeyId: other.id, createdAt: T0 + 100 })];
+        for (const g of granted) await store.insertDropzone(g);
+        await store.insertGrant('dropzone', 'dz_g1', owner.publicId, 'dropzone.get', T0);
+        await store.insertGrant('dropzone', 'dz_g2', owner.publicId, 'dropzone.get', T0);
+        await store.insertGrant('dropzone', 'dz_g2', owner.publicId, 'dropzone.own', T0);
+        const hidden = newDropzone({ ownerKeyId: other.id, createdAt: T0 + 3 });
+        await store.insertDropzone(hidden);
+        await store.insertGrant('dropzone', hidden.id, owner.publicId, 'dropzone.upload', T0);
+
+        const expected = (await store.dropzonesForKey(owner.id, owner.publicId)).map((d) => d.id);
+        expect(expected).toHaveLength(14);
+        expect(expected).toContain('dz_g1');
+        expect(expected).not.toContain(hidden.id);
+        for (const limit of [1, 3, 5, 14, 1000]) {
+          const pages: number[] = [];
+          const seen = await walk(async (after) => {
+            const rows = await store.dropzonesForKeyAfter(owner.id, owner.publicId, after, limit);
+            pages.push(rows.length);
+            return rows;
+          }, limit);
+          expect(seen, `limit ${limit}`).toEqual(expected);
+          // every page but the last is full: the filter is applied before the limit
+          expect(pages.slice(0, -1).every((n) => n === limit), `limit ${limit}: ${pages}`).toBe(true);
+        }
+        expect(expected.filter((id) => id.startsWith('dz_m'))).toEqual(visible);
+      });
+
+      it('every dropzone: ties and inserts between pages, each row at most once', async () => {
+        for (const id of ['dz_c', 'dz_a', 'dz_b']) await store.insertDropzone(newDropzone({ id, createdAt: T0 }));
+        await store.insertDropzone(newDropzone({ id: 'dz_0', createdAt: T0 - 1 }));
+        const seen = await walk((after) => store.allDropzonesAfter(after, 2), 2, async (n) => {
+          await store.insertDropzone(newDropzone({ id: `dz_early${n}`, createdAt: T0 - 10 }));
+          await store.insertDropzone(newDropzone({ id: `dz_late${n}`, createdAt: T0 + 10 + n }));
+        });
+        expect(seen.slice(0, 4)).toEqual(['dz_0', 'dz_a', 'dz_b', 'dz_c']);
+        expect(new Set(seen).size).toBe(seen.length);
+        expect(seen.filter((id) => id.startsWith('dz_early'))).toEqual([]);
+        expect(seen.filter((id) => id.startsWith('dz_late')).length).toBeGreaterThan(0);
+      });
+
+      it('grants on a resource in (principal, permission) order, only that resource', async () => {
+        const grants = [
+          ['pk_b', 'dropzone.get'], ['pk_a', 'dropzone.list'], ['pk_a', 'dropzone.get'], ['anyone', 'dropzone.list'], ['pk_b', 'dropzone.upload'],
+        ] as const;
+        for (const [principal, permission] of grants) await store.insertGrant('dropzone', 'dz1', principal, permission, T0);
+        await store.insertGrant('dropzone', 'dz2', 'pk_a', 'dropzone.get', T0);
+        await store.insertGrant('file', 'dz1', 'pk_a', 'file.get', T0);
+        const all: string[] = [];
+        let after: { principal: string; permission: string } | undefined;
+        for (;;) {
+          const page = await store.grantsOnAfter('dropzone', 'dz1', after, 2);
+          all.push(...page.map((g) => `${g.principal}:${g.permission}`));
+          if (page.length < 2) break;
+          after = page[page.length - 1];
+        }
+        expect(all).toEqual(['anyone:dropzone.list', 'pk_a:dropzone.get', 'pk_a:dropzone.list', 'pk_b:dropzone.get', 'pk_b:dropzone.upload']);
+        expect((await store.grantsOn('dropzone', 'dz1')).map((g) => `${g.principal}:${g.permission}`)).toEqual(all);
+      });
+    });
+
     describe('leases', () => {
       it('one holder at a time; renewable by its holder; taken over once expired; released', async () => {
         expect(await store.acquireLease('sweeper', 'node-a', T0, 1000)).toBe(true);

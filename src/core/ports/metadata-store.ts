@@ -100,11 +100,17 @@ export type NewFile = Pick<
 /** A position in a dropzone's file order (createdAt, id), for keyset pagination. */
 export type FileCursor = Pick<StoredFile, 'createdAt' | 'id'>;
 
+/** A position in the dropzone order (createdAt, id), for keyset pagination. */
+export type DropzoneCursor = Pick<Dropzone, 'createdAt' | 'id'>;
+
 /** One grant: `principal` (a key's publicId or `anyone`) holds `permission`. */
 export interface Grant {
   principal: string;
   permission: string;
 }
+
+/** A position in a resource's grant order (principal, permission), for keyset pagination. */
+export type GrantCursor = Grant;
 
 /** A queued blob deletion. */
 export interface BlobDeletion {
@@ -161,6 +167,13 @@ export interface MetadataOps {
   /** Every dropzone, oldest first. */
   allDropzones(): Promise<Dropzone[]>;
   /**
+   * At most `limit` of the dropzones {@link dropzonesForKey} answers, after `after` in the order (createdAt, id); from
+   * the start without `after`. The visibility filter is part of the query: a page is short only at the end.
+   */
+  dropzonesForKeyAfter(keyId: number, publicId: string, after: DropzoneCursor | undefined, limit: number): Promise<Dropzone[]>;
+  /** At most `limit` dropzones after `after` in the order (createdAt, id); from the start without `after`. */
+  allDropzonesAfter(after: DropzoneCursor | undefined, limit: number): Promise<Dropzone[]>;
+  /**
    * Inserts a dropzone; false (nothing inserted) when its owner already has a named dropzone of the same name alive at
    * `dz.createdAt`. Expired dropzones give their name up; concurrent inserts of one name: exactly one wins.
    */
@@ -216,6 +229,8 @@ export interface MetadataOps {
 
   /** Every grant on a resource, by principal then permission. */
   grantsOn(type: ResourceType, id: string): Promise<Grant[]>;
+  /** At most `limit` grants on a resource after `after` in the order (principal, permission); from the start without `after`. */
+  grantsOnAfter(type: ResourceType, id: string, after: GrantCursor | undefined, limit: number): Promise<Grant[]>;
   /** Permissions granted on a resource to `publicId` or to `anyone`. */
   grantsFor(type: ResourceType, id: string, publicId: string): Promise<string[]>;
   /** Permissions granted on a resource to `anyone`. */

@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import type { Principal } from '../../core/permissions.js';
 import type { Dropzone } from '../../core/ports/metadata-store.js';
-import { fileBatches } from '../../core/file-batches.js';
+import { fileBatches, filePage } from '../../core/file-batches.js';
 import type { ApiContext } from '../context.js';
 import { streamJsonList } from '../json-stream.js';
+import { pageQuery, pageRequest, setNextLink } from '../paging.js';
 import { ok, presentDropzone, presentFile } from '../presenters.js';
 import { type AppEnv, type RouteDef, defineRoute } from '../route.js';
 import {
@@ -34,10 +35,17 @@ export function requireDropzoneId(p: Principal): string {
 }
 
 
-/** Shared by both generations: the files of a dropzone the caller may list, streamed in batches (see streamJsonList). */
+/**
+ * Shared by both generations: the files of a dropzone the caller may list. Without `limit`/`cursor` all of them,
+ * streamed in batches (see streamJsonList); with them one page and a `Link` rel="next" when more follow (paging.ts).
+ */
 export async function listFilesOf(ctx: ApiContext, c: Context<AppEnv>, dz: Dropzone): Promise<Response> {
+  const page = pageRequest(c, 'file');
   const view = await ctx.dropzones.view(c.var.principal, dz);
-  return streamJsonList(c, fileBatches(ctx.meta, dz.id), (f) => presentFile(f, dz, view), ctx.log);
+  if (!page) return streamJsonList(c, fileBatches(ctx.meta, dz.id), (f) => presentFile(f, dz, view), ctx.log);
+  const { items, next } = await filePage(ctx.meta, dz.id, page.after, page.limit);
+  setNextLink(c, 'file', page.limit, next);
+  return c.json(ok(items.map((f) => presentFile(f, dz, view))));
 }
 
 /** Shared by both generations: reserve space and answer with the signed upload URL. */
@@ -102,16 +110,34 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       path: '/dropzones',
       operationId: 'listDropzones',
       summary: "The caller's dropzones (owned or shared with the key); `?all=true` lists every dropzone (admin key only)",
+      description: 'Oldest first. Paged with `limit`/`cursor` (next page in the `Link` header); all of them without.',
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
-      responses: { 200: { description: 'Dropzones', schema: envelope(z.array(dropzoneSchema)) }, 401: errorResponse('Missing or invalid credentials') },
+      query: [{ name: 'all', description: 'true: every dropzone (admin key only)', schema: { type: 'boolean' } }, ...pageQuery],
+      responses: { 200: { description: 'Dropzones', schema: envelope(z.array(dropzoneSchema)) }, 400: errorResponse('Invalid all, limit or cursor'), 401: errorResponse('Missing or invalid credentials') },
       handler: async (c) => {
         const all = c.req.query('all');
         if (all !== undefined && all !== 'true' && all !== 'false') throw new AppError('VALIDATION', 'Invalid query: "all" must be true or false', { field: 'all' });
-        const list = await ctx.dropzones.listFor(requireKey(c.var.principal), all === 'true');
-        const out = [];
-        for (const dz of list) out.push(await present(c.var.principal, dz));
-        return c.json(ok(out));
+        const key = requireKey(c.var.principal);
+        const page = pageRequest(c, 'dropzone');
+        const presentAll = async (list: Dropzone[]) => {
+          const out = [];
+          for (const dz of list) out.push(await present(c.var.principal, dz));
+          return out;
+        };
+        if (page) {
+          const { items, next } = await ctx.dropzones.listPageFor(key, all === 'true', page.after, page.limit);
+          setNextLink(c, 'dropzone', page.limit, next);
+          return c.json(ok(await presentAll(items)));
+        }
+        // the whole list: a short one as one plain body, a long one streamed batch by batch
+        const { first, rest } = await ctx.dropzones.listBatchesFor(key, all === 'true');
+        if (!rest) return c.json(ok(await presentAll(first)));
+        async function* presented() {
+          yield await presentAll(first);
+          for await (const batch of rest!) yield await presentAll(batch);
+        }
+        return streamJsonList(c, presented(), (d) => d, ctx.log);
       },
     }),
     defineRoute({
@@ -145,9 +171,11 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       path: '/dropzones/:id/files',
       operationId: 'listDropzoneFiles',
       summary: 'List the files of a dropzone (dropzone.list)',
+      description: 'Oldest first. Paged with `limit`/`cursor` (next page in the `Link` header); all of them without.',
       tags: ['files'],
       security: ['ApiKeyAuth', 'BearerAuth'],
-      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
+      query: pageQuery,
+      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 400: errorResponse('Invalid limit or cursor'), 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
       handler: async (c) => {
         const dz = await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.list');
         return listFilesOf(ctx, c, dz);
@@ -188,9 +216,11 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       path: '/files',
       operationId: 'listFilesLegacy',
       summary: 'List the files of the dropzone named by x-dropzone-id',
+      description: 'Oldest first. Paged with `limit`/`cursor` (next page in the `Link` header); all of them without.',
       tags: ['first generation'],
       security: ['DropzoneAuth'],
-      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
+      query: pageQuery,
+      responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 400: errorResponse('An API key was sent instead of x-dropzone-id, or an invalid limit or cursor'), 401: errorResponse('Missing or unknown dropzone id') },
       handler: async (c) => {
         const dz = await ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
         return listFilesOf(ctx, c, dz);

@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import type { ResourceType } from '../../core/ports/metadata-store.js';
 import type { ApiContext } from '../context.js';
+import { pageQuery, pageRequest, setNextLink } from '../paging.js';
 import { type AppEnv, type RouteDef, defineRoute } from '../route.js';
 import { errorResponse, permissionListSchema, permissionsBody } from '../schemas.js';
 
@@ -25,10 +26,18 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
         path,
         operationId: `get${type === 'dropzone' ? 'Dropzone' : 'File'}Permissions`,
         summary: `The caller's permissions on the ${type} (?publicId= for a grantee's, with ${type}.grant)`,
+        description: '`grants` is paged with `limit`/`cursor` in (grantee, permission) order (next page in the `Link` header; a grantee may continue on the next page); all of them without.',
         tags: tag,
         security,
-        responses: { 200: { description: 'Permissions', schema: answerSchema }, 404: errorResponse('Not found') },
-        handler: async (c) => c.json({ status: 'success', ...(await ctx.grants.list(type, c.var.principal, c.req.param(idParam)!, c.req.query('publicId'))) }),
+        query: [{ name: 'publicId', description: 'a grantee whose permissions to answer in `data`', schema: { type: 'string' } }, ...pageQuery],
+        responses: { 200: { description: 'Permissions', schema: answerSchema }, 400: errorResponse('Invalid limit or cursor'), 404: errorResponse('Not found') },
+        handler: async (c) => {
+          const page = pageRequest(c, 'grant');
+          if (!page) return c.json({ status: 'success', ...(await ctx.grants.list(type, c.var.principal, c.req.param(idParam)!, c.req.query('publicId'))) });
+          const { next, ...answer } = await ctx.grants.listPage(type, c.var.principal, c.req.param(idParam)!, c.req.query('publicId'), page.after, page.limit);
+          setNextLink(c, 'grant', page.limit, next);
+          return c.json({ status: 'success', ...answer });
+        },
       }),
       defineRoute({
         method: 'post',
