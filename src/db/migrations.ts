@@ -179,4 +179,16 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       ALTER TABLE files ADD COLUMN multipart_upload_id TEXT;
     `,
   },
+  {
+    // Issue 13: the virus-scan state of a confirmed file (NULL: confirmed with scanning off) and the claim a node holds
+    // on its scan (so one node scans a file; a node that dies loses the claim when it expires). The partial index
+    // finds the files left `scanning` (at start, by the periodic resume) without walking the table.
+    version: 10,
+    name: 'scan state',
+    sql: `
+      ALTER TABLE files ADD COLUMN scan_state TEXT CHECK (scan_state IN ('scanning', 'clean', 'quarantined', 'scan_failed'));
+      ALTER TABLE files ADD COLUMN scan_claim_until INTEGER;
+      CREATE INDEX files_scanning ON files(confirmed_at, id) WHERE scan_state = 'scanning';
+    `,
+  },
 ];

@@ -122,6 +122,16 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
       ALTER TABLE files ADD COLUMN multipart_upload_id TEXT;
     `,
   },
+  {
+    // as SQLite's migration 10: the virus-scan state of a confirmed file and the claim on its scan
+    version: 5,
+    name: 'scan state',
+    sql: `
+      ALTER TABLE files ADD COLUMN scan_state TEXT COLLATE "C" CHECK (scan_state IN ('scanning', 'clean', 'quarantined', 'scan_failed'));
+      ALTER TABLE files ADD COLUMN scan_claim_until BIGINT;
+      CREATE INDEX files_scanning ON files(confirmed_at, id) WHERE scan_state = 'scanning';
+    `,
+  },
 ];
 
 /** Advisory-lock class of this program ('dz'); the object ids below name what is locked. */
