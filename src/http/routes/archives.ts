@@ -1,5 +1,6 @@
 import { allFilesInBatches } from '../../core/file-batches.js';
 import { openConfirmedBlob } from '../../core/files.js';
+import { servable } from '../../core/scan.js';
 import { createZipStream, uniqueZipNamesAsync, zipSizeAsync } from '../../zip/zip-stream.js';
 import type { ApiContext } from '../context.js';
 import { nodeStreamResponse } from '../node-body.js';
@@ -8,7 +9,7 @@ import { errorSchema } from '../schemas.js';
 import { contentDisposition } from '../send-file.js';
 
 /**
- * `GET /dropzones/:id/zip` (dropzone.zip): every uploaded file of the dropzone as one ZIP, streamed object after
+ * `GET /dropzones/:id/zip` (dropzone.zip): every uploaded file of the dropzone that may be served (see core/scan.ts) as one ZIP, streamed object after
  * object (stored, ZIP64 when needed) with an exact Content-Length; duplicate names are made unique. Rows are read,
  * names made unique and the length computed in slices that yield to the event loop, so a dropzone of many files
  * does not stall other requests while the archive is prepared. Each entry is checked against the ETag recorded at
@@ -33,7 +34,8 @@ export function archiveRoutes(ctx: ApiContext): RouteDef[] {
       },
       handler: async (c) => {
         const dz = await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.zip');
-        const files = await allFilesInBatches(ctx.meta, dz.id, { uploadedOnly: true });
+        // files still scanning, quarantined or held after a failed scan are left out
+        const files = (await allFilesInBatches(ctx.meta, dz.id, { uploadedOnly: true })).filter((f) => servable(ctx.config, f));
         const names = await uniqueZipNamesAsync(files.map((f) => f.name));
         const entries = files.map((f, i) => ({
           name: names[i],
