@@ -73,13 +73,15 @@ export function createScanService(deps: CoreDeps, scanner: Scanner | undefined) 
   const running = new Map<string, AbortController>();
   /** Scans started (claimed or not yet): at most `scan.concurrency`. */
   let active = 0;
+  /** Looks for left-over work in progress (idle waits for them too). */
+  let resuming = 0;
   let idleWaiters: (() => void)[] = [];
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const holder = `scan-${process.pid}-${randomId(6)}`;
 
   const notifyIdle = () => {
-    if (queue.length || active) return;
+    if (queue.length || active || resuming) return;
     const w = idleWaiters;
     idleWaiters = [];
     for (const f of w) f();
@@ -169,19 +171,25 @@ export function createScanService(deps: CoreDeps, scanner: Scanner | undefined) 
      */
     async resume(): Promise<number> {
       if (!scanner || stopped) return 0;
-      const files = await meta.filesToScan(clock.now(), RESUME_BATCH);
-      let added = 0;
-      for (const f of files) {
-        if (queued.has(f.id)) continue;
-        service.enqueue(f.id);
-        added++;
+      resuming++;
+      try {
+        const files = await meta.filesToScan(clock.now(), RESUME_BATCH);
+        let added = 0;
+        for (const f of files) {
+          if (queued.has(f.id)) continue;
+          service.enqueue(f.id);
+          added++;
+        }
+        return added;
+      } finally {
+        resuming--;
+        notifyIdle();
       }
-      return added;
     },
 
     /** Resolves once nothing is queued or running (tests, shutdown). */
     idle(): Promise<void> {
-      if (!queue.length && !active) return Promise.resolve();
+      if (!queue.length && !active && !resuming) return Promise.resolve();
       return new Promise((res) => idleWaiters.push(res));
     },
 

@@ -166,6 +166,42 @@ describeEachBackend('virus scanning', (b: BackendContext) => {
       }
     });
 
+    it('the drop page follows the scan: confirm answers scanning, GET uploads/:id then the final state', async () => {
+      const gate = join(gateDir, 'open-page');
+      process.env.GATE = gate;
+      try {
+        t = await b.start({ settings: commandScan() });
+        const dz = await t.createDropzone(t.adminKey, { gb: 1, days: 30 });
+        const html = await (await fetch(dz.uploadUrl)).text();
+        const token = JSON.parse(/<script type="application\/json" id="dz-config">([^<]*)<\/script>/.exec(html)![1]).token as string;
+        const page = async (method: string, path: string, body?: unknown) => {
+          const res = await fetch(`${t!.url}/d/${dz.code}/api/${path}`, {
+            method,
+            headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+            body: body !== undefined ? JSON.stringify(body) : undefined,
+          });
+          return { status: res.status, body: await res.json() };
+        };
+        const up = await page('POST', 'uploads', { name: 'page.txt', type: 'text/plain', size: CLEAN.length });
+        expect(up.status).toBe(200);
+        expect((await t.put(up.body.data, CLEAN)).status).toBe(200);
+        const confirmed = await page('POST', `uploads/${up.body.data.fileId}/confirm`);
+        expect(confirmed.body.data.file).toMatchObject({ status: 'uploaded', scanStatus: 'scanning' });
+        expect((await page('GET', `uploads/${up.body.data.fileId}`)).body.data.file.scanStatus).toBe('scanning');
+        writeFileSync(gate, '');
+        await t.server.app.ctx.scan.idle();
+        expect((await page('GET', `uploads/${up.body.data.fileId}`)).body.data.file.scanStatus).toBe('clean');
+        // files of other dropzones stay invisible
+        const other = await t.createDropzone(t.adminKey, { gb: 1, days: 30 });
+        const foreign = await t.upload(t.adminKey, other._id, 'other.txt', CLEAN);
+        expect((await page('GET', `uploads/${foreign.fileId}`)).status).toBe(404);
+      } finally {
+        delete process.env.GATE;
+        await t?.close();
+        t = undefined;
+      }
+    });
+
     it('exit 1 quarantines (scan.quarantine = "delete" deletes the bytes); another exit code is scan_failed', async () => {
       t = await b.start({ settings: commandScan({ 'scan.quarantine': 'delete' }, true) });
       const dz = await publicDropzone(t);
