@@ -193,12 +193,12 @@ export function createFileService(deps: CoreDeps, scan?: ConfirmScanHook) {
       }
       // counted only by the confirm that made the change (a concurrent second confirm changes nothing)
       const scanState = scan?.initialState() ?? null;
-      if (await meta.markUploaded(file.id, stat.etag, clock.now(), scanState)) {
-        deps.observer?.uploadConfirmed?.(file.size);
-        if (scanState === 'scanning') scan!.enqueue(file.id);
-      }
+      const changed = await meta.markUploaded(file.id, stat.etag, clock.now(), scanState);
+      if (changed) deps.observer?.uploadConfirmed?.(file.size);
       // deleted (file or dropzone) while the store was being checked
       const confirmed = await meta.fileById(file.id);
+      // queued after the read, so this confirm answers `scanning` however fast the scanner is
+      if (changed && scanState === 'scanning') scan!.enqueue(file.id);
       const current = confirmed && (await meta.dropzoneById(confirmed.dropzoneId));
       if (!confirmed || !current) throw notFound();
       return { file: confirmed, dz: current };
