@@ -504,6 +504,41 @@
       }));
   }
 
+  /** The end state of an uploaded file, with the virus scan's verdict when the server scans (`scan`). */
+  function showScanned(item, scan) {
+    var name = item.file.name;
+    if (scan === 'quarantined') {
+      setState(item, 'error', 'Quarantined');
+      item.el.msg.hidden = false;
+      item.el.msg.textContent = 'A virus was found in this file; it was quarantined and will not be shared.';
+      alertNow(name + ' was quarantined: a virus was found.');
+    } else if (scan === 'scan_failed') {
+      setState(item, 'done', 'Uploaded, not checked');
+      item.el.msg.hidden = false;
+      item.el.msg.textContent = 'The virus check could not be completed for this file.';
+      announce(name + ' uploaded; the virus check could not be completed.');
+    } else {
+      setState(item, 'done', scan === 'clean' ? 'Uploaded, checked' : 'Uploaded');
+      announce(name + ' uploaded.');
+    }
+    if (perms['dropzone.list']) refreshFiles();
+  }
+
+  /** Shows "Checking…" while the server scans the file, asking every 2 s, then its final state. */
+  function followScan(item, fileId) {
+    setState(item, 'checking', 'Checking…');
+    var ask = function () {
+      return api('GET', 'uploads/' + encodeURIComponent(fileId)).then(function (d) {
+        if (d.file.scanStatus === 'scanning') return new Promise(function (r) { setTimeout(r, 2000); }).then(ask);
+        showScanned(item, d.file.scanStatus);
+      }, function (err) {
+        if (err && err.status === 401) { setState(item, 'done', 'Uploaded'); return; }
+        return new Promise(function (r) { setTimeout(r, 5000); }).then(ask);
+      });
+    };
+    return ask();
+  }
+
   /** Shows the end of an upload: done (then `d` has the dropzone's usedSpace), cancelled or failed. */
   function finishRun(item, p) {
     var file = item.file;
@@ -511,11 +546,11 @@
       .then(function (d) {
         state.usedSpace = d.usedSpace; renderFacts();
         item.fileId = null;
-        setState(item, 'done', 'Uploaded');
         item.el.bar.value = 100;
         item.el.detail.textContent = fmtBytes(file.size) + ' of ' + fmtBytes(file.size) + ' · 100%';
-        announce(file.name + ' uploaded.');
-        if (perms['dropzone.list']) refreshFiles();
+        // (not awaited: the upload slot goes to the next file while the server scans this one)
+        if (d.file && d.file.scanStatus === 'scanning') { followScan(item, d.file._id); return; }
+        showScanned(item, d.file && d.file.scanStatus);
       })
       .catch(function (err) {
         if (item.fileId && item.state !== 'confirming' && !item.keep) discard(item);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs before `npm test` (the "pretest" script): makes sure the system tools the test suite drives are present.
-// Debian's chromium (browser tests) and postgresql (the PostgreSQL store's tests initdb a private cluster with its
+// Debian's chromium (browser tests), clamav-daemon (the virus-scan tests start a private clamd) and postgresql (the PostgreSQL store's tests initdb a private cluster with its
 // binaries; the system cluster is never started) are installed with apt-get when missing and we are root; otherwise we
 // only warn, and the dependent tests then skip themselves loudly with the reason.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -17,6 +17,8 @@ if (!has('nginx') && !existsSync('/usr/sbin/nginx')) missing.push('nginx');
 const pgRoot = '/usr/lib/postgresql';
 const haveInitdb = existsSync(pgRoot) && readdirSync(pgRoot).some((v) => existsSync(`${pgRoot}/${v}/bin/initdb`));
 if (!haveInitdb) missing.push('postgresql');
+// the virus-scan suite runs a private clamd (with a signature database it writes; no freshclam)
+if (!existsSync('/usr/sbin/clamd') && !has('clamd')) missing.push('clamav-daemon');
 
 if (missing.length === 0) process.exit(0);
 if (process.env.DROPZONE_SKIP_APT === '1') {

@@ -10,7 +10,9 @@ import { type MultipartService, createMultipartService } from './core/multipart.
 import { type GrantService, createGrantService } from './core/grants.js';
 import { type PageService, createPageService } from './core/page.js';
 import type { MetadataStore } from './core/ports/metadata-store.js';
+import { type ScanService, createScanService } from './core/scan.js';
 import { type Sweeper, createSweeper } from './core/sweeper.js';
+import { createScanner } from './scan/index.js';
 import type { Logger } from './log/logger.js';
 import { type Metrics, createMetrics } from './metrics/metrics.js';
 
@@ -42,6 +44,8 @@ export interface AppContext extends CoreDeps {
   /** The public dropzone page: what a link holder may do. */
   page: PageService;
   sweeper: Sweeper;
+  /** The virus-scan step (`scan.enabled`); its queue is started by whoever runs the server. */
+  scan: ScanService;
   /** The Prometheus metrics when `metrics.enabled`. */
   metrics?: Metrics;
 }
@@ -56,7 +60,8 @@ export function createContext(deps: ContextDeps): AppContext {
   const blobs = metrics ? observeBlobStore(deps.blobs, (op) => metrics.blobStoreError(op)) : deps.blobs;
   const core: CoreDeps = { config, meta, blobs, clock, log, reserve, observer: metrics?.observer };
   const dropzones = createDropzoneService(core);
-  const files = createFileService(core);
+  const scan = createScanService(core, createScanner(config));
+  const files = createFileService(core, scan);
   const keys = createApiKeyService(core);
   const multipart = createMultipartService(core, files);
   return {
@@ -69,6 +74,7 @@ export function createContext(deps: ContextDeps): AppContext {
     grants: createGrantService(core, keys),
     page: createPageService(core, files, multipart),
     sweeper: createSweeper(core, { dropzones, files }),
+    scan,
     metrics,
   };
 }

@@ -52,7 +52,7 @@ export const COPY_TABLES: readonly { name: string; columns: readonly string[]; k
     name: 'files',
     columns: [
       'id', 'dropzone_id', 'name', 'type', 'size', 'blob_key', 'status', 'etag', 'uploader_key_id', 'created_at', 'confirmed_at',
-      'pending_expires_at', 'pending_holder', 'multipart_upload_id',
+      'pending_expires_at', 'pending_holder', 'multipart_upload_id', 'scan_state', 'scan_claim_until',
     ],
     key: ['id'],
   },

@@ -191,6 +191,44 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    scan: z
+      .object({
+        /**
+         * Scan every confirmed file before it is served: it is `scanning` (not downloadable, not public, not in ZIPs)
+         * until the scanner answers. Off (the default): files are served as soon as they are confirmed.
+         */
+        enabled: z.boolean().default(false),
+        /** `clamd`: ClamAV's daemon over its socket (INSTREAM); `command`: run `scan.command` per file. */
+        engine: z.enum(['clamd', 'command']).default('clamd'),
+        clamd: z
+          .object({
+            /** clamd's local (unix) socket path, e.g. /run/clamav/clamd.ctl; when set, host/port are not used. */
+            socket: z.string().default(''),
+            /** clamd's TCP address when no socket is set (clamd.conf TCPSocket/TCPAddr). */
+            host: z.string().default(''),
+            port: z.number().int().min(1).max(65535).default(3310),
+          })
+          .strict()
+          .prefault({}),
+        /**
+         * `engine = "command"`: the program and its arguments (no shell). `{path}` in an argument is replaced by the path
+         * of a private temporary copy of the file; without it the bytes come on stdin. Exit 0: clean, 1: infected (the
+         * first line of stdout names it), anything else: the scan failed.
+         */
+        command: z.array(z.string().min(1)).default([]),
+        /** A scan taking longer than this is abandoned and the file becomes `scan_failed`, ms. */
+        timeoutMs: z.number().int().min(1).default(60_000),
+        /** Scans running at once in this process. */
+        concurrency: z.number().int().min(1).max(64).default(2),
+        /** Files larger than this are not scanned and become `scan_failed`, bytes; 0: no limit (clamd has its own StreamMaxLength). */
+        maxBytes: z.number().int().min(0).default(0),
+        /** An infected file is `quarantined` and never served; `keep` leaves its bytes in the store, `delete` deletes them. */
+        quarantine: z.enum(['keep', 'delete']).default('keep'),
+        /** A file whose scan failed (error, timeout, too large): `hold` never serves it, `serve` serves it like a clean one. */
+        onFailure: z.enum(['serve', 'hold']).default('hold'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: logLevel.default('info'),
@@ -236,6 +274,10 @@ export const configSchema = z
           'must be true when database.url is PostgreSQL and storage.backend is "local": every node on that database must see the same ' +
           'blobs, so use storage.backend = "s3", or set storage.local.shared = true if the directory is shared (e.g. NFS)',
       });
+    if (c.scan.enabled && c.scan.engine === 'command' && c.scan.command.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['scan', 'command'], message: 'is required when scan.enabled and scan.engine is "command"' });
+    if (c.scan.enabled && c.scan.engine === 'clamd' && !c.scan.clamd.socket && !c.scan.clamd.host)
+      ctx.addIssue({ code: 'custom', path: ['scan', 'clamd', 'socket'], message: 'scan.clamd.socket or scan.clamd.host is required when scan.enabled and scan.engine is "clamd"' });
     if (c.storage.backend === 's3' && !c.storage.s3.bucket)
       ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'is required when storage.backend is "s3"' });
   });

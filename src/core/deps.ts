@@ -47,4 +47,8 @@ export interface CoreObserver {
   sweepFailed?(): void;
   /** A garbage collection finished and removed what `result` says. */
   gcFinished?(result: GcResult): void;
+  /** A virus scan ended with a `clean` or `scan_failed` verdict (quarantines: {@link fileQuarantined}). */
+  scanFinished?(state: 'clean' | 'scan_failed'): void;
+  /** A file was found infected and quarantined (`signature`: the scanner's name for what it found). */
+  fileQuarantined?(file: { id: string; dropzoneId: string }, signature: string): void;
 }

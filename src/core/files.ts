@@ -7,7 +7,7 @@ import { newBlobKey, newFileId } from './ids.js';
 import { freeingWrite } from './space.js';
 import { type FilePermission, type Principal, filePermissions, invisible, requirePermission } from './permissions.js';
 import { fileCost } from './quota.js';
-import type { Dropzone, StoredFile } from './ports/metadata-store.js';
+import type { Dropzone, ScanState, StoredFile } from './ports/metadata-store.js';
 
 /** Longest lifetime of an S3 upload URL that cannot be made conditional (`storage.s3.conditionalWrites = false`). */
 export const UNCONDITIONAL_URL_TTL_SECONDS = 900;
@@ -42,8 +42,19 @@ export interface PendingHolder {
   maxBytes: number;
 }
 
-/** Files: reserving space and handing out upload URLs, confirming, deleting, and the pending-upload lifecycle. */
-export function createFileService(deps: CoreDeps) {
+/** What the file service needs of the virus-scan step (core/scan.ts) at confirm. */
+export interface ConfirmScanHook {
+  /** The scan state a newly confirmed file gets (`scanning`, or none when scanning is off). */
+  initialState(): ScanState | null;
+  /** Queues the scan of a file just confirmed `scanning`. */
+  enqueue(fileId: string): void;
+}
+
+/**
+ * Files: reserving space and handing out upload URLs, confirming, deleting, and the pending-upload lifecycle. With
+ * `scan`, a confirmed file starts in the state it names and its scan is queued once the confirm is recorded.
+ */
+export function createFileService(deps: CoreDeps, scan?: ConfirmScanHook) {
   const { meta, clock, config, blobs, log } = deps;
   const notFound = () => new AppError('FILE_NOT_FOUND');
 
@@ -157,6 +168,7 @@ export function createFileService(deps: CoreDeps) {
 
     /**
      * Marks a pending file uploaded once the store holds exactly its declared size; a second confirm returns the file.
+     * With scanning on, the file is `scanning` (not served) and its scan is queued.
      * Not there yet: NOT_UPLOADED (409). Wrong size: the object is deleted, the bytes released, SIZE_MISMATCH (409).
      * Deleted meanwhile: FILE_NOT_FOUND (404).
      */
@@ -180,9 +192,13 @@ export function createFileService(deps: CoreDeps) {
         });
       }
       // counted only by the confirm that made the change (a concurrent second confirm changes nothing)
-      if (await meta.markUploaded(file.id, stat.etag, clock.now())) deps.observer?.uploadConfirmed?.(file.size);
+      const scanState = scan?.initialState() ?? null;
+      const changed = await meta.markUploaded(file.id, stat.etag, clock.now(), scanState);
+      if (changed) deps.observer?.uploadConfirmed?.(file.size);
       // deleted (file or dropzone) while the store was being checked
       const confirmed = await meta.fileById(file.id);
+      // queued after the read, so this confirm answers `scanning` however fast the scanner is
+      if (changed && scanState === 'scanning') scan!.enqueue(file.id);
       const current = confirmed && (await meta.dropzoneById(confirmed.dropzoneId));
       if (!confirmed || !current) throw notFound();
       return { file: confirmed, dz: current };

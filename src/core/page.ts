@@ -7,6 +7,7 @@ import type { MultipartService } from './multipart.js';
 import { type PageCapability, type PageTokens, createPageTokens, pageCapabilities } from './page-tokens.js';
 import { type Principal, filePermissions } from './permissions.js';
 import type { Dropzone, StoredFile } from './ports/metadata-store.js';
+import { servable } from './scan.js';
 
 /** What one page request may do: the dropzone its link names and the capabilities left of its token. */
 export interface PageSession {
@@ -114,6 +115,12 @@ export function createPageService(deps: Pick<CoreDeps, 'meta' | 'clock' | 'confi
       return { file, usedSpace: await usedSpace(s.dz) };
     },
 
+    /** A file of this dropzone as it stands (the page follows its virus scan); same rule as confirm. */
+    async upload(s: PageSession, fileId: string): Promise<StoredFile> {
+      need(s, 'dropzone.upload');
+      return fileOf(s.dz, fileId);
+    },
+
     /** Cancels a pending upload of this dropzone (confirmed files cannot be deleted from the page: FORBIDDEN). */
     async cancel(s: PageSession, fileId: string): Promise<{ usedSpace: number }> {
       need(s, 'dropzone.upload');
@@ -125,13 +132,15 @@ export function createPageService(deps: Pick<CoreDeps, 'meta' | 'clock' | 'confi
 
     /**
      * The uploaded files (needs `dropzone.list` in the scope), in batches, each file with whether its public link
-     * serves it (`anyone` may download it).
+     * serves it (`anyone` may download it, and the virus scan, when on, cleared it).
      */
     async *uploadedFiles(s: PageSession): AsyncGenerator<{ file: StoredFile; publicDownload: boolean }[]> {
       need(s, 'dropzone.list');
       for await (const batch of fileBatches(meta, s.dz.id, { uploadedOnly: true })) {
         const out = [];
-        for (const file of batch) out.push({ file, publicDownload: (await filePermissions(meta, {}, file, s.dz)).has('file.download') });
+        // a file the virus scan has not cleared gets no link
+        for (const file of batch)
+          out.push({ file, publicDownload: servable(deps.config, file) && (await filePermissions(meta, {}, file, s.dz)).has('file.download') });
         yield out;
       }
     },

@@ -180,6 +180,18 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
     `,
   },
   {
+    // Issue 13: the virus-scan state of a confirmed file (NULL: confirmed with scanning off) and the claim a node holds
+    // on its scan (so one node scans a file; a node that dies loses the claim when it expires). The partial index
+    // finds the files left `scanning` (at start, by the periodic resume) without walking the table.
+    version: 10,
+    name: 'scan state',
+    sql: `
+      ALTER TABLE files ADD COLUMN scan_state TEXT CHECK (scan_state IN ('scanning', 'clean', 'quarantined', 'scan_failed'));
+      ALTER TABLE files ADD COLUMN scan_claim_until INTEGER;
+      CREATE INDEX files_scanning ON files(confirmed_at, id) WHERE scan_state = 'scanning';
+    `,
+  },
+  {
     // Issue 10: every list is paged by keyset in (created_at, id) order (dropzones) or (principal, permission) order
     // (grants: the primary key already is that order). The dropzone lists get indexes on exactly their order, so a page
     // is a short range scan: every dropzone (admin `all=true`), a key's own ones, and the grants naming a key (covering, the

@@ -123,6 +123,16 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
     `,
   },
   {
+    // as SQLite's migration 10: the virus-scan state of a confirmed file and the claim on its scan
+    version: 5,
+    name: 'scan state',
+    sql: `
+      ALTER TABLE files ADD COLUMN scan_state TEXT COLLATE "C" CHECK (scan_state IN ('scanning', 'clean', 'quarantined', 'scan_failed'));
+      ALTER TABLE files ADD COLUMN scan_claim_until BIGINT;
+      CREATE INDEX files_scanning ON files(confirmed_at, id) WHERE scan_state = 'scanning';
+    `,
+  },
+  {
     // as SQLite's migration 11: indexes on the orders the dropzone lists are paged in (the principal index exists
     // since migration 1). Numbered 6: 4 and 5 are taken by work on other branches.
     version: 6,

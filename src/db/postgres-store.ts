@@ -17,6 +17,7 @@ import type {
   NewDropzone,
   NewFile,
   ResourceType,
+  ScanState,
   StoredFile,
 } from '../core/ports/metadata-store.js';
 import { PG_LOCK_CLASS, migratePostgres } from './postgres-migrations.js';
@@ -113,7 +114,7 @@ const DZ_COLS_D = DZ_COLS.replace(/(^|, |\n  )([a-z_]+)/g, '$1d.$2');
 const FILE_COLS = `id, dropzone_id AS "dropzoneId", name, type, size, blob_key AS "blobKey", status, etag,
   uploader_key_id AS "uploaderKeyId", created_at AS "createdAt", confirmed_at AS "confirmedAt",
   pending_expires_at AS "pendingExpiresAt", pending_holder AS "pendingHolder",
-  multipart_upload_id AS "multipartUploadId"`;
+  multipart_upload_id AS "multipartUploadId", scan_state AS "scanState", scan_claim_until AS "scanClaimUntil"`;
 const KEY_INSERT = `INSERT INTO api_keys (public_id, secret_hash, name, balance_micro, permissions, is_admin, created_by, created_at)`;
 
 /** Every statement, prepared by the driver on first use per connection. Parameters compared with integer columns are cast to bigint. */
@@ -183,8 +184,14 @@ const S = {
   insertFile: `INSERT INTO files (id, dropzone_id, name, type, size, blob_key, status, uploader_key_id, created_at, pending_expires_at, pending_holder)
     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)`,
   markUploaded: `UPDATE files SET status = 'uploaded', etag = $1, confirmed_at = $2, pending_expires_at = NULL, pending_holder = NULL,
-    multipart_upload_id = NULL
+    multipart_upload_id = NULL, scan_state = $4
     WHERE id = $3 AND status = 'pending'`,
+  claimScan: `UPDATE files SET scan_claim_until = $1 WHERE id = $2 AND scan_state = 'scanning'
+    AND (scan_claim_until IS NULL OR scan_claim_until <= $3::bigint)`,
+  releaseScanClaim: `UPDATE files SET scan_claim_until = NULL WHERE id = $1 AND scan_state = 'scanning'`,
+  finishScan: `UPDATE files SET scan_state = $1, scan_claim_until = NULL WHERE id = $2 AND scan_state = 'scanning'`,
+  filesToScan: `SELECT ${FILE_COLS} FROM files WHERE scan_state = 'scanning' AND (scan_claim_until IS NULL OR scan_claim_until <= $1::bigint)
+    ORDER BY confirmed_at, id LIMIT $2`,
   pendingOfHolder: `SELECT COUNT(*)::int8 AS files, COALESCE(SUM(size), 0)::int8 AS bytes FROM files
     WHERE dropzone_id = $1 AND pending_holder = $2 AND status = 'pending' AND pending_expires_at > $3`,
   setMultipartUpload: `UPDATE files SET multipart_upload_id = $1 WHERE id = $2 AND status = 'pending' AND multipart_upload_id IS NULL`,
@@ -329,7 +336,14 @@ const pgOps = (() => {
         f.id, f.dropzoneId, f.name, f.type, f.size, f.blobKey, f.uploaderKeyId, f.createdAt, f.pendingExpiresAt, f.pendingHolder ?? null,
       ]);
     },
-    markUploaded: async (q: Q, id: string, etag: string, at: number) => (await exec(q, 'markUploaded', [etag, at, id])).count > 0,
+    markUploaded: async (q: Q, id: string, etag: string, at: number, scanState: ScanState | null = null) =>
+      (await exec(q, 'markUploaded', [etag, at, id, scanState])).count > 0,
+    claimScan: async (q: Q, id: string, now: number, until: number) => (await exec(q, 'claimScan', [until, id, now])).count > 0,
+    async releaseScanClaim(q: Q, id: string) {
+      await exec(q, 'releaseScanClaim', [id]);
+    },
+    finishScan: async (q: Q, id: string, state: Exclude<ScanState, 'scanning'>) => (await exec(q, 'finishScan', [state, id])).count > 0,
+    filesToScan: async (q: Q, now: number, limit: number) => (await exec(q, 'filesToScan', [now, limit])) as unknown as StoredFile[],
     pendingOfHolder: async (q: Q, dropzoneId: string, holder: string, now: number) =>
       (await exec(q, 'pendingOfHolder', [dropzoneId, holder, now]))[0] as { files: number; bytes: number },
     setMultipartUpload: async (q: Q, id: string, uploadId: string) => (await exec(q, 'setMultipartUpload', [uploadId, id])).count > 0,

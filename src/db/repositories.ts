@@ -55,6 +55,10 @@ export interface FileRow {
   pending_holder: string | null;
   /** The multipart upload pinned to this pending file; null when none is open. */
   multipart_upload_id: string | null;
+  /** The virus scan's state (`scanning`, `clean`, `quarantined`, `scan_failed`); null: confirmed with scanning off. */
+  scan_state: string | null;
+  /** While scanning: the claim on the scan runs until this time; null: nobody holds it. */
+  scan_claim_until: number | null;
 }
 
 /** Resource kinds that carry permissions. */
@@ -154,8 +158,17 @@ export function createRepositories(db: Db) {
       `INSERT INTO files (id, dropzone_id, name, type, size, blob_key, status, uploader_key_id, created_at, pending_expires_at, pending_holder)
        VALUES (@id, @dropzone_id, @name, @type, @size, @blob_key, 'pending', @uploader_key_id, @created_at, @pending_expires_at, @pending_holder)`,
     ),
-    markUploaded: q<[string, number, string]>(
-      "UPDATE files SET status = 'uploaded', etag = ?, confirmed_at = ?, pending_expires_at = NULL, pending_holder = NULL, multipart_upload_id = NULL WHERE id = ? AND status = 'pending'",
+    markUploaded: q<[string, number, string | null, string]>(
+      "UPDATE files SET status = 'uploaded', etag = ?, confirmed_at = ?, scan_state = ?, pending_expires_at = NULL, pending_holder = NULL, multipart_upload_id = NULL WHERE id = ? AND status = 'pending'",
+    ),
+    claimScan: q<[number, string, number]>(
+      "UPDATE files SET scan_claim_until = ? WHERE id = ? AND scan_state = 'scanning' AND (scan_claim_until IS NULL OR scan_claim_until <= ?)",
+    ),
+    releaseScanClaim: q<[string]>("UPDATE files SET scan_claim_until = NULL WHERE id = ? AND scan_state = 'scanning'"),
+    finishScan: q<[string, string]>("UPDATE files SET scan_state = ?, scan_claim_until = NULL WHERE id = ? AND scan_state = 'scanning'"),
+    filesToScan: q<[number, number]>(
+      `SELECT * FROM files WHERE scan_state = 'scanning' AND (scan_claim_until IS NULL OR scan_claim_until <= ?)
+       ORDER BY confirmed_at, id LIMIT ?`,
     ),
     pendingOfHolder: q<[string, string, number]>(
       `SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files
@@ -307,7 +320,14 @@ export function createRepositories(db: Db) {
       row: Pick<FileRow, 'id' | 'dropzone_id' | 'name' | 'type' | 'size' | 'blob_key' | 'uploader_key_id' | 'created_at' | 'pending_expires_at'> &
         Partial<Pick<FileRow, 'pending_holder'>>,
     ) => void s.insertFile.run({ pending_holder: null, ...row }),
-    markUploaded: (id: string, etag: string, at: number) => s.markUploaded.run(etag, at, id).changes > 0,
+    markUploaded: (id: string, etag: string, at: number, scanState: string | null = null) => s.markUploaded.run(etag, at, scanState, id).changes > 0,
+    /** Claims a scanning file's scan until `until` when nobody holds it at `now`; false otherwise. */
+    claimScan: (id: string, now: number, until: number) => s.claimScan.run(until, id, now).changes > 0,
+    releaseScanClaim: (id: string) => void s.releaseScanClaim.run(id),
+    /** Sets the verdict of a file still scanning; false otherwise. */
+    finishScan: (id: string, state: string) => s.finishScan.run(state, id).changes > 0,
+    /** Scanning files nobody holds a claim on at `now`, earliest confirmed first. */
+    filesToScan: (now: number, limit: number) => s.filesToScan.all(now, limit) as FileRow[],
     /** Pending uploads of `holder` in a dropzone that have not expired at `now`: how many, and their reserved bytes. */
     pendingOfHolder: (dropzoneId: string, holder: string, now: number) =>
       s.pendingOfHolder.get(dropzoneId, holder, now) as { files: number; bytes: number },

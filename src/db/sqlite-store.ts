@@ -7,6 +7,7 @@ import type {
   MetadataStore,
   MetadataTx,
   NewApiKey,
+  ScanState,
   StoredFile,
 } from '../core/ports/metadata-store.js';
 import type { Db } from './database.js';
@@ -80,6 +81,8 @@ const toFile = (r: FileRow): StoredFile => ({
   pendingExpiresAt: r.pending_expires_at,
   pendingHolder: r.pending_holder,
   multipartUploadId: r.multipart_upload_id ?? null,
+  scanState: (r.scan_state ?? null) as StoredFile['scanState'],
+  scanClaimUntil: r.scan_claim_until ?? null,
 });
 
 const keyRow = (k: NewApiKey) => ({
@@ -183,7 +186,11 @@ function syncOps(db: Db) {
         pending_expires_at: f.pendingExpiresAt,
         pending_holder: f.pendingHolder ?? null,
       }),
-    markUploaded: (id: string, etag: string, at: number) => repo.markUploaded(id, etag, at),
+    markUploaded: (id: string, etag: string, at: number, scanState: ScanState | null = null) => repo.markUploaded(id, etag, at, scanState),
+    claimScan: (id: string, now: number, until: number) => repo.claimScan(id, now, until),
+    releaseScanClaim: (id: string) => repo.releaseScanClaim(id),
+    finishScan: (id: string, state: Exclude<ScanState, 'scanning'>) => repo.finishScan(id, state),
+    filesToScan: (now: number, limit: number) => repo.filesToScan(now, limit).map(toFile),
     pendingOfHolder: (dropzoneId: string, holder: string, now: number) => repo.pendingOfHolder(dropzoneId, holder, now),
     setMultipartUpload: (id: string, uploadId: string) => repo.setMultipartUpload(id, uploadId),
     clearMultipartUpload: (id: string, uploadId: string) => repo.clearMultipartUpload(id, uploadId),

@@ -45,6 +45,8 @@ export function presentFile(f: StoredFile, dz: Dropzone, view: DropzoneView) {
       createdAt: iso(f.createdAt),
       ...(view.visible ? { dropZoneId: view.id } : {}),
       s3Status: f.status,
+      // only for files confirmed with virus scanning on
+      ...(f.scanState ? { scanStatus: f.scanState } : {}),
     },
   };
 }

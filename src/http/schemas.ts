@@ -90,6 +90,10 @@ export const fileItemSchema = z.object({
     createdAt: z.string(),
     dropZoneId: z.string().optional().describe('present when the caller may see the dropzone'),
     s3Status: z.enum(['pending', 'uploaded']),
+    scanStatus: z
+      .enum(['scanning', 'clean', 'quarantined', 'scan_failed'])
+      .optional()
+      .describe('virus scan (only when the server scans): scanning, then clean, quarantined (never served) or scan_failed'),
   }),
 });
 

@@ -3,6 +3,7 @@ import type { BlobStore, ByteRange } from '../blobs/blob-store.js';
 import type { Config } from '../config/schema.js';
 import { AppError } from '../core/errors.js';
 import { openConfirmedBlob } from '../core/files.js';
+import { refuseUnservable } from '../core/scan.js';
 import type { StoredFile } from '../core/ports/metadata-store.js';
 import { nodeStreamResponse } from './node-body.js';
 
@@ -43,10 +44,12 @@ function etagMatches(header: string, etag: string): boolean {
  * Answers a download of an uploaded file: a 302 to a presigned GET when the store offers one and the operator chose
  * redirects; otherwise streams the bytes with Content-Type/Length/Disposition, ETag and Last-Modified, honouring
  * `Range` (206/416), `If-Range`, `If-None-Match` (304) and HEAD. Throws NOT_UPLOADED for pending files, FILE_NOT_FOUND when
- * the object vanished (deleted concurrently).
+ * the object vanished (deleted concurrently), and a catalog error for files the virus scan has not cleared (core/scan.ts).
  */
 export async function sendFile(c: Context, deps: { blobs: BlobStore; config: Config }, file: StoredFile): Promise<Response> {
   if (file.status !== 'uploaded') throw new AppError('NOT_UPLOADED', 'The file has not been uploaded yet.');
+  // FILE_SCANNING / FILE_QUARANTINED / FILE_SCAN_FAILED: not (yet) cleared by the virus scan
+  refuseUnservable(deps.config, file);
   const { blobs, config } = deps;
   const disposition = contentDisposition(file.name);
   const type = file.type || 'application/octet-stream';

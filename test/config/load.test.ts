@@ -138,12 +138,19 @@ urlTtlSeconds = 100
         : dotted === 'database.url' ? 'sqlite:./other.db'
         : dotted === 'storage.s3.downloadMode' ? 'stream'
         : dotted === 'log.level' ? 'debug'
+        : dotted === 'scan.engine' ? 'command'
+        : dotted === 'scan.quarantine' ? 'delete'
+        : dotted === 'scan.onFailure' ? 'serve'
         : dotted === 'server.accelRedirect' ? '/_dropzone_blobs/'
         : dotted === 'server.publicUrl' || dotted === 'storage.s3.endpoint' ? 'https://x.example'
         : 'value';
       const expected = typeof sample === 'boolean' ? !sample : typeof sample === 'number' || sample === null ? Number(raw) : Array.isArray(sample) ? [raw] : raw;
       // keys that only come in pairs get their partner too
-      const partner: Record<string, string> = dotted === 'server.tls.cert' ? { DROPZONE_SERVER_TLS_KEY: 'k' } : dotted === 'server.tls.key' ? { DROPZONE_SERVER_TLS_CERT: 'c' } : {};
+      const partner: Record<string, string> =
+        dotted === 'server.tls.cert' ? { DROPZONE_SERVER_TLS_KEY: 'k' }
+        : dotted === 'server.tls.key' ? { DROPZONE_SERVER_TLS_CERT: 'c' }
+        : dotted === 'scan.enabled' ? { DROPZONE_SCAN_CLAMD_SOCKET: '/run/clamav/clamd.ctl' }
+        : {};
       const c = loadConfig({ env: { [name]: raw, ...partner } }) as unknown as Record<string, unknown>;
       const got = leaf.path.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], c);
       expect(got, `${name}=${raw}`).toEqual(expected);
@@ -304,5 +311,15 @@ describe('database settings', () => {
 
   it('DROPZONE_TEST_PG (the test setup switch, inherited by servers the tests spawn) is not an unknown setting', () => {
     expect(() => loadConfig({ env: { DROPZONE_TEST_PG: 'off' } })).not.toThrow();
+  });
+});
+
+describe('scan settings', () => {
+  it('are off by default and refuse an enabled scanner without a target', () => {
+    const c = loadConfig({ env: {} });
+    expect(c.scan).toMatchObject({ enabled: false, engine: 'clamd', quarantine: 'keep', onFailure: 'hold' });
+    expect(configError(() => loadConfig({ env: { DROPZONE_SCAN_ENABLED: 'true' } })).key).toBe('scan.clamd.socket');
+    expect(configError(() => loadConfig({ env: { DROPZONE_SCAN_ENABLED: 'true', DROPZONE_SCAN_ENGINE: 'command' } })).key).toBe('scan.command');
+    expect(loadConfig({ env: { DROPZONE_SCAN_ENABLED: 'true', DROPZONE_SCAN_CLAMD_HOST: '127.0.0.1' } }).scan.clamd.port).toBe(3310);
   });
 });

@@ -286,6 +286,51 @@ export function metadataStoreContract(name: string, setup: () => Promise<Metadat
         expect(await store.setMultipartUpload('f_missing', 'x')).toBe(false);
       });
 
+      it('scan state: set at confirm (none by default), one claim at a time until it expires, verdict only from scanning', async () => {
+        const d = newDropzone();
+        await store.insertDropzone(d);
+        const plain = newFile(d.id, { id: 'f_plain', createdAt: T0 });
+        const scanned = newFile(d.id, { id: 'f_scan', createdAt: T0 + 1 });
+        const later = newFile(d.id, { id: 'f_later', createdAt: T0 + 2 });
+        for (const f of [plain, scanned, later]) await store.insertFile(f);
+        expect(await store.fileById(plain.id)).toMatchObject({ scanState: null, scanClaimUntil: null });
+        expect(await store.markUploaded(plain.id, '"p"', T0 + 1)).toBe(true);
+        expect(await store.fileById(plain.id)).toMatchObject({ status: 'uploaded', scanState: null });
+        expect(await store.markUploaded(scanned.id, '"s"', T0 + 2, 'scanning')).toBe(true);
+        expect(await store.markUploaded(later.id, '"l"', T0 + 3, 'scanning')).toBe(true);
+        expect(await store.fileById(scanned.id)).toMatchObject({ status: 'uploaded', scanState: 'scanning', scanClaimUntil: null });
+        // a file without a scan state is never claimed or decided
+        expect(await store.claimScan(plain.id, T0, T0 + 100)).toBe(false);
+        expect(await store.finishScan(plain.id, 'quarantined')).toBe(false);
+        expect((await store.filesToScan(T0, 10)).map((f) => f.id)).toEqual([scanned.id, later.id]);
+        // many nodes claim at once: exactly one wins
+        const all = await stores();
+        const won = await Promise.all(Array.from({ length: 6 }, (_, i) => all[i % all.length].claimScan(scanned.id, T0 + 10, T0 + 1000)));
+        expect(won.filter(Boolean)).toHaveLength(1);
+        expect(await store.fileById(scanned.id)).toMatchObject({ scanClaimUntil: T0 + 1000 });
+        expect((await store.filesToScan(T0 + 10, 10)).map((f) => f.id)).toEqual([later.id]);
+        // the claim expires: another node takes it over
+        expect(await store.claimScan(scanned.id, T0 + 999, T0 + 2000)).toBe(false);
+        expect((await store.filesToScan(T0 + 1000, 10)).map((f) => f.id)).toEqual([scanned.id, later.id]);
+        expect(await store.claimScan(scanned.id, T0 + 1000, T0 + 3000)).toBe(true);
+        // released: free for anyone again
+        await store.releaseScanClaim(scanned.id);
+        expect(await store.fileById(scanned.id)).toMatchObject({ scanClaimUntil: null });
+        expect(await store.claimScan(scanned.id, T0 + 1000, T0 + 3000)).toBe(true);
+        // the verdict lands once and clears the claim; a later one does not replace it
+        const verdicts = await Promise.all(all.map((s, i) => s.finishScan(scanned.id, i === 0 ? 'quarantined' : 'clean')));
+        expect(verdicts.filter(Boolean)).toHaveLength(1);
+        const decided = await store.fileById(scanned.id);
+        expect(['quarantined', 'clean']).toContain(decided?.scanState);
+        expect(decided?.scanClaimUntil).toBeNull();
+        expect(await store.finishScan(scanned.id, 'scan_failed')).toBe(false);
+        expect(await store.claimScan(scanned.id, T0 + 5000, T0 + 6000)).toBe(false);
+        expect((await store.filesToScan(T0 + 5000, 10)).map((f) => f.id)).toEqual([later.id]);
+        expect(await store.finishScan(later.id, 'scan_failed')).toBe(true);
+        expect(await store.fileById(later.id)).toMatchObject({ scanState: 'scan_failed' });
+        expect(await store.filesToScan(T0 + 5000, 10)).toEqual([]);
+      });
+
       it('deletes a file row once: concurrent deletes of one file report exactly one deletion', async () => {
         const d = newDropzone();
         await store.insertDropzone(d);

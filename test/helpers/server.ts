@@ -78,6 +78,11 @@ export interface TestServer {
   blobKeys(): Promise<string[]>;
   /** Every regular file under `dataDir/blobs` relative to it (local backend; `[]` otherwise). */
   blobFiles(): string[];
+  /**
+   * Stops this server and starts a new one on the same data directory, database, bucket and clock, with `settings`
+   * over this one's; this server's `close()` then only stops it (the new one removes the data when closed).
+   */
+  restart(settings?: Record<string, unknown>): Promise<TestServer>;
   close(): Promise<void>;
 }
 
@@ -94,14 +99,16 @@ export interface StartTestOptions {
   backendSettings?: Record<string, unknown>;
   /** `postgres`: a fresh database on the run's private PostgreSQL cluster, dropped at close; default SQLite in dataDir. */
   database?: DatabaseName;
+  /** A restart ({@link TestServer.restart}): the data directory, admin key and database of the stopped server. */
+  reuse?: { dataDir: string; adminKey: string; databaseUrl?: string; dropDatabase?: () => Promise<void> };
 }
 
 const toAuth = (auth: Auth) => (typeof auth === 'string' ? { key: auth } : auth);
 
 /** Starts a real server on 127.0.0.1:0 with a fresh data dir; `close()` stops it and removes the directory. */
 export async function startTestServer(opts: StartTestOptions = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'dropzone-http-'));
-  const adminKey = `dzk_admin_${randomBytes(16).toString('hex')}`;
+  const dataDir = opts.reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'dropzone-http-'));
+  const adminKey = opts.reuse?.adminKey ?? `dzk_admin_${randomBytes(16).toString('hex')}`;
   const clock = opts.clock ?? manualClock(Date.now());
   const logs: string[] = [];
   const log: Logger = createLogger(opts.logLevel ?? 'warn', (line) => {
@@ -109,13 +116,20 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
     if (opts.logLevel && opts.logLevel !== 'silent') process.stderr.write(line + '\n');
   });
   let server: RunningServer;
-  let dropDatabase: (() => Promise<void>) | undefined;
+  let dropDatabase: (() => Promise<void>) | undefined = opts.reuse?.dropDatabase;
+  let databaseUrl = opts.reuse?.databaseUrl;
+  /** Set by restart: the data now belongs to the restarted server. */
+  let handedOver = false;
   try {
     const databaseSettings: Record<string, unknown> = {};
-    if (opts.database === 'postgres') {
+    if (databaseUrl) {
+      databaseSettings['database.url'] = databaseUrl;
+      databaseSettings['storage.local.shared'] = true;
+    } else if (opts.database === 'postgres') {
       const db = await freshPostgresDatabase('a test server');
       if ('skipped' in db) throw new Error(`PostgreSQL unavailable: ${db.skipped}`);
       dropDatabase = db.drop;
+      databaseUrl = db.url;
       databaseSettings['database.url'] = db.url;
       // the blobs of a PostgreSQL setup must be shared; the local store is, within one test process
       databaseSettings['storage.local.shared'] = true;
@@ -244,7 +258,13 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
       walk(root);
       return out.sort();
     },
+    async restart(settings = {}) {
+      handedOver = true;
+      await server.close();
+      return startTestServer({ ...opts, clock, settings: { ...opts.settings, ...settings }, reuse: { dataDir, adminKey, databaseUrl, dropDatabase } });
+    },
     async close() {
+      if (handedOver) return server.close();
       try {
         await server.close();
       } finally {

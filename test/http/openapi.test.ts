@@ -49,6 +49,7 @@ const MOUNTED: [string, string][] = [
   ['get', '/d/{code}/api/uploads/{fileId}/multipart/{uploadId}'],
   ['post', '/d/{code}/api/uploads/{fileId}/multipart/{uploadId}/complete'],
   ['delete', '/d/{code}/api/uploads/{fileId}'],
+  ['get', '/d/{code}/api/uploads/{fileId}'],
   ['get', '/d/{code}/api/files'],
 ];
 

@@ -17,6 +17,13 @@ export type ResourceType = 'dropzone' | 'file';
 /** Status of a stored file: reserved but not confirmed, or confirmed (its bytes are then immutable). */
 export type FileStatus = 'pending' | 'uploaded';
 
+/**
+ * Where a confirmed file stands with the virus scanner (`scan.enabled`): `scanning` until a scanner answers, then
+ * `clean`, `quarantined` (infected; never served) or `scan_failed` (error or timeout; `scan.onFailure` decides). Files
+ * confirmed while scanning was off have none (`null`) and are served as always.
+ */
+export type ScanState = 'scanning' | 'clean' | 'quarantined' | 'scan_failed';
+
 /** An API key as the domain sees it. Amounts are micro GB-months; times are epoch milliseconds. */
 export interface ApiKey {
   /** Internal numeric id (never shown to clients). */
@@ -89,6 +96,10 @@ export interface StoredFile {
   pendingHolder: string | null;
   /** The multipart upload opened for this pending file (its only one); null when none is open. */
   multipartUploadId: string | null;
+  /** The virus scan's verdict; null when the file was confirmed with scanning off (or is still pending). */
+  scanState: ScanState | null;
+  /** While `scanning`: a node claimed the scan until this time (epoch ms); null when nobody holds it. */
+  scanClaimUntil: number | null;
 }
 
 /** What {@link MetadataOps.insertFile} needs: a new pending file. */
@@ -205,8 +216,22 @@ export interface MetadataOps {
   filesOfDropzoneAfter(dropzoneId: string, after: FileCursor | undefined, limit: number, uploadedOnly?: boolean): Promise<StoredFile[]>;
   /** Inserts a pending file. */
   insertFile(file: NewFile): Promise<void>;
-  /** Confirms a pending file; false when it is not pending (already confirmed or gone). */
-  markUploaded(id: string, etag: string, at: number): Promise<boolean>;
+  /**
+   * Confirms a pending file, with `scanState` as its scan state (`scanning` when a scan must follow; default none);
+   * false when it is not pending (already confirmed or gone).
+   */
+  markUploaded(id: string, etag: string, at: number, scanState?: ScanState | null): Promise<boolean>;
+  /**
+   * Claims the scan of a `scanning` file until `until`, only when nobody holds it (no claim, or one expired at `now`):
+   * with any number of nodes, one of them scans a file at a time.
+   */
+  claimScan(id: string, now: number, until: number): Promise<boolean>;
+  /** Gives up a claim on a file still `scanning` (it is scanned again later, by any node). */
+  releaseScanClaim(id: string): Promise<void>;
+  /** Records a scan's verdict, only while the file is `scanning` (false otherwise: decided already, or gone). */
+  finishScan(id: string, state: Exclude<ScanState, 'scanning'>): Promise<boolean>;
+  /** Up to `limit` `scanning` files nobody holds a claim on at `now`, earliest confirmed first. */
+  filesToScan(now: number, limit: number): Promise<StoredFile[]>;
   /** Pending uploads of `holder` in a dropzone that have not expired at `now`: how many, and their reserved bytes. */
   pendingOfHolder(dropzoneId: string, holder: string, now: number): Promise<{ files: number; bytes: number }>;
   /**

@@ -1,5 +1,6 @@
 import { fileBatches, replayFiles } from '../../core/file-batches.js';
 import { openConfirmedBlob } from '../../core/files.js';
+import { servable } from '../../core/scan.js';
 import { createZipStream, uniqueZipNamesAsync, zipSizeAsync } from '../../zip/zip-stream.js';
 import type { ApiContext } from '../context.js';
 import { nodeStreamResponse } from '../node-body.js';
@@ -8,7 +9,7 @@ import { errorSchema } from '../schemas.js';
 import { contentDisposition } from '../send-file.js';
 
 /**
- * `GET /dropzones/:id/zip` (dropzone.zip): every uploaded file of the dropzone as one ZIP, streamed object after
+ * `GET /dropzones/:id/zip` (dropzone.zip): every uploaded file of the dropzone that may be served (see core/scan.ts) as one ZIP, streamed object after
  * object (stored, ZIP64 when needed) with an exact Content-Length; duplicate names are made unique. Files are walked
  * twice in batches through the port (never all rows at once): first for names, sizes and positions (the length),
  * then again while streaming; names made unique and the length computed in slices that yield to the event loop, so a
@@ -41,6 +42,8 @@ export function archiveRoutes(ctx: ApiContext): RouteDef[] {
         const keys = { createdAt: [] as number[], id: [] as string[], length: 0 };
         for await (const batch of fileBatches(ctx.meta, dz.id, { uploadedOnly: true })) {
           for (const f of batch) {
+            // files still scanning, quarantined or held after a failed scan are left out
+            if (!servable(ctx.config, f)) continue;
             names.push(f.name);
             sizes.push(f.size);
             keys.createdAt.push(f.createdAt);
@@ -53,6 +56,8 @@ export function archiveRoutes(ctx: ApiContext): RouteDef[] {
         async function* entries() {
           let i = 0;
           for await (const f of replayFiles(ctx.meta, dz.id, keys, { uploadedOnly: true })) {
+            // quarantined (or otherwise held) since the first walk: cut the archive off rather than serve it
+            if (!servable(ctx.config, f)) throw new Error('a file of the archive may no longer be served');
             yield {
               name: unique[i++]!,
               size: f.size,

@@ -256,6 +256,19 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       },
     }),
     defineRoute({
+      method: 'get',
+      path: `${base}/uploads/:fileId`,
+      operationId: 'pageGetUpload',
+      summary: 'An upload of this dropzone as it stands now (the page polls it while the virus scan runs)',
+      tags,
+      security: [...security],
+      responses: { 200: { description: 'The file', schema: envelope(z.object({ file: pageFileSchema })) }, ...refused },
+      handler: async (c) => {
+        const file = await pages.upload(await session(c), c.req.param('fileId')!);
+        return c.json(ok({ file: presentPageFile(file) }));
+      },
+    }),
+    defineRoute({
       method: 'delete',
       path: `${base}/uploads/:fileId`,
       operationId: 'pageCancelUpload',
@@ -313,7 +326,15 @@ const pageUploadSchema = z.object({
   expiresAt: z.number(),
   usedSpace: z.number(),
 });
-const pageFileSchema = z.object({ _id: z.string(), name: z.string(), size: z.number(), type: z.string(), createdAt: z.string(), status: z.enum(['pending', 'uploaded']) });
+const pageFileSchema = z.object({
+  _id: z.string(),
+  name: z.string(),
+  size: z.number(),
+  type: z.string(),
+  createdAt: z.string(),
+  status: z.enum(['pending', 'uploaded']),
+  scanStatus: z.enum(['scanning', 'clean', 'quarantined', 'scan_failed']).optional().describe('virus scan, only when the server scans'),
+});
 
 /** Codes are 128-bit base64url (22 characters); anything else cannot exist. */
 const CODE_RE = /^[A-Za-z0-9_-]{16,64}$/;
@@ -356,6 +377,7 @@ const presentPageFile = (f: StoredFile) => ({
   type: f.type,
   createdAt: new Date(f.createdAt).toISOString(),
   status: f.status,
+  ...(f.scanState ? { scanStatus: f.scanState } : {}),
 });
 
 function template(name: string): string {
