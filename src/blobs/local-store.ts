@@ -132,6 +132,14 @@ export interface LocalBlobStore extends BlobStore {
    */
   uploadPart(key: string, uploadId: string, partNumber: number, body: Readable, size: number): Promise<UploadedPart>;
   /**
+   * Bytes of the parts of `uploadId` stored so far, leaving out part `exceptPart` (which a PUT is about to replace): what
+   * bounds a new part so the parts together never exceed the reserved size. Kept in memory per upload after one
+   * listing, so a part request costs no directory scan; parts placed by another process sharing the directory are
+   * counted once this process lists the upload again (completion checks the exact total anyway). NoSuchUpload when
+   * the upload does not exist.
+   */
+  storedPartBytes(key: string, uploadId: string, exceptPart: number): Promise<number>;
+  /**
    * Checks a request against a URL from {@link BlobStore.presignPut}: valid SigV4 signature over method,
    * path, query, `host`, `content-length` and (when signed) `content-type`; not expired; method PUT; key
    * valid. On success returns the key, the signed size (the request's Content-Length equals it) and the
@@ -597,6 +605,35 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
 
   const mpuDir = path.join(root, MPU_DIR);
   const uploadDir = (uploadId: string) => path.join(mpuDir, uploadId);
+  /** Per upload id: the sizes of its stored parts by number, as this process last saw them (see storedPartBytes). */
+  const partSizes = new Map<string, Map<number, number>>();
+  /** Most uploads whose part sizes are remembered; the oldest is forgotten beyond (and listed again when needed). */
+  const PART_SIZE_UPLOADS = 10_000;
+  const rememberPartSizes = (uploadId: string, sizes: Map<number, number>) => {
+    partSizes.delete(uploadId);
+    partSizes.set(uploadId, sizes);
+    if (partSizes.size > PART_SIZE_UPLOADS) partSizes.delete(partSizes.keys().next().value!);
+  };
+
+  async function storedPartBytes(key: string, uploadId: string, exceptPart: number): Promise<number> {
+    let sizes = partSizes.get(uploadId);
+    if (!sizes) {
+      await requireUpload(key, uploadId);
+      let parts;
+      try {
+        parts = await storedParts(uploadId);
+      } catch (err) {
+        if (isNotFound(err)) throw noSuchUpload();
+        throw err;
+      }
+      sizes = new Map([...parts.values()].map((p) => [p.partNumber, p.size]));
+      rememberPartSizes(uploadId, sizes);
+    }
+    let total = 0;
+    for (const [n, size] of sizes) if (n !== exceptPart) total += size;
+    return total;
+  }
+
   /** Per upload id: the tail of a promise chain serialising part placement, completion and abort within this process. */
   const uploadLocks = new Map<string, Promise<unknown>>();
 
@@ -709,6 +746,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
           if (m && Number(m[1]) === partNumber && entry !== file) await fsp.rm(path.join(dir, entry), { force: true });
         }
         await fsyncDir(dir);
+        partSizes.get(uploadId)?.set(partNumber, size);
       });
       return { partNumber, etag: `"${md5}"`, size };
     } catch (err) {
@@ -808,6 +846,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
           // best effort: without the sidecar the ETag is recomputed from the bytes (then the plain MD5)
         }
         // the object is in place: the upload is finished, its parts go
+        partSizes.delete(uploadId);
         await fsp.rm(uploadDir(uploadId), { recursive: true, force: true });
         await fsyncDir(mpuDir);
         return { size: total, etag, lastModified: new Date(Number(st.mtimeMs)) };
@@ -826,6 +865,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
       const upload = await readUpload(uploadId);
       if (!upload) return;
       if (upload.key !== key) throw noSuchUpload();
+      partSizes.delete(uploadId);
       await fsp.rm(uploadDir(uploadId), { recursive: true, force: true });
     });
   }
@@ -855,7 +895,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
       if (initiated < olderThan.getTime()) {
         if (upload) yield { key: upload.key, uploadId: entry.name, initiated: new Date(initiated) };
         // without a record there is no key to name; it is removed here instead
-        else await withUploadLock(entry.name, () => fsp.rm(uploadDir(entry.name), { recursive: true, force: true }));
+        else await withUploadLock(entry.name, () => (partSizes.delete(entry.name), fsp.rm(uploadDir(entry.name), { recursive: true, force: true })));
       }
     }
   }
@@ -1013,6 +1053,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
     multipart,
     verifyPresignedMultipart,
     uploadPart,
+    storedPartBytes,
   };
 }
 

@@ -210,9 +210,7 @@ export async function handleBlobMultipart(
           return fail(400, 'InvalidArgument', 'Content-Length must be a non-negative integer.');
         }
         // no part may be larger than S3 allows, nor make the parts together larger than the upload's reserved size
-        const others = (await store.multipart.listParts(key, verdict.uploadId))
-          .filter((p) => p.partNumber !== verdict.partNumber)
-          .reduce((sum, p) => sum + p.size, 0);
+        const others = await store.storedPartBytes(key, verdict.uploadId, verdict.partNumber);
         if (length > MULTIPART_MAX_PART_SIZE || (size !== undefined && others + length > size)) {
           await discardBody();
           return fail(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size');
