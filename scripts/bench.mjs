@@ -418,6 +418,7 @@ if (want('upload')) {
       await main.api('DELETE', `/files/${last.dz}`).catch(() => {});
       rmSync(path.join(W, 'nginx/root/up', last.ng), { force: true });
       rmSync(path.join(W, 'plain', last.pn), { force: true });
+      if (last.tus) for (const ext of ['', '.json']) rmSync(path.join(W, 'tus', last.tus.split('/').pop() + ext), { force: true });
     }
     last = { dz: dz.fileId, ng: `f${r}.bin`, pn: `_f${r}.bin`, tus: t?.url };
   }
