@@ -194,7 +194,7 @@ export const configSchema = z
         /** A delivery is retried with exponential backoff until this long after its event, seconds; then it has failed. */
         retryForSeconds: z.number().int().min(0).max(30 * 24 * 3600).default(24 * 3600),
         /** One delivery attempt (connect, send, response headers) may take this long, ms. */
-        timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        timeoutMs: z.number().int().min(1).max(120_000).default(10_000),
         /**
          * Targets allowed although they resolve to loopback, private, link-local, ULA, CGNAT, multicast or metadata
          * addresses: host names (exact) and IP addresses or CIDR ranges (`10.1.0.0/16`, `fd00::/8`). Empty: none.
@@ -203,7 +203,7 @@ export const configSchema = z
         /** The dispatcher looks for due deliveries this often even when nothing woke it, seconds. */
         pollIntervalSeconds: z.number().int().min(1).max(3600).default(10),
         /** Delivered (and failed) deliveries, their attempt logs and fanned-out events are kept this long, seconds. */
-        retentionSeconds: z.number().int().min(60).default(7 * 24 * 3600),
+        retentionSeconds: z.number().int().min(1).default(7 * 24 * 3600),
         /** Subscriptions one API key may hold (the admin key too). */
         maxPerKey: z.number().int().min(1).max(1000).default(20),
       })
