@@ -11,6 +11,8 @@ import { type GrantService, createGrantService } from './core/grants.js';
 import { type PageService, createPageService } from './core/page.js';
 import type { MetadataStore } from './core/ports/metadata-store.js';
 import { type Sweeper, createSweeper } from './core/sweeper.js';
+import { type WebhookDispatcher, type WebhookService, type WebhookTransport, createWebhookDispatcher, createWebhookService } from './core/webhooks.js';
+import { createHttpTransport } from './webhooks/transport.js';
 import type { Logger } from './log/logger.js';
 import { type Metrics, createMetrics } from './metrics/metrics.js';
 
@@ -24,6 +26,8 @@ export interface ContextDeps {
   log: Logger;
   /** The data directory's space reserve (released so deletions commit on a full disk); none when omitted. */
   reserve?: SpaceReserve;
+  /** How webhook requests leave the server; default: node:http(s) under `webhooks.allowTargets`. */
+  webhookTransport?: WebhookTransport;
 }
 
 /**
@@ -42,6 +46,10 @@ export interface AppContext extends CoreDeps {
   /** The public dropzone page: what a link holder may do. */
   page: PageService;
   sweeper: Sweeper;
+  /** Webhook subscriptions (`/webhooks`). */
+  webhooks: WebhookService;
+  /** Delivers the events outbox (started by whoever runs the server, like the sweeper). */
+  webhookDispatcher: WebhookDispatcher;
   /** The Prometheus metrics when `metrics.enabled`. */
   metrics?: Metrics;
 }
@@ -54,7 +62,12 @@ export function createContext(deps: ContextDeps): AppContext {
   const { config, log, clock, reserve, meta } = deps;
   const metrics = config.metrics.enabled ? createMetrics(meta) : undefined;
   const blobs = metrics ? observeBlobStore(deps.blobs, (op) => metrics.blobStoreError(op)) : deps.blobs;
-  const core: CoreDeps = { config, meta, blobs, clock, log, reserve, observer: metrics?.observer };
+  // the dispatcher is built from the same deps: a late-bound wake-up lets core call it after commits
+  let wake = () => {};
+  const core: CoreDeps = { config, meta, blobs, clock, log, reserve, observer: metrics?.observer, onEventsCommitted: () => wake() };
+  const transport = deps.webhookTransport ?? createHttpTransport(config.webhooks.allowTargets);
+  const webhookDispatcher = createWebhookDispatcher(core, transport);
+  wake = () => webhookDispatcher.wake();
   const dropzones = createDropzoneService(core);
   const files = createFileService(core);
   const keys = createApiKeyService(core);
@@ -69,6 +82,8 @@ export function createContext(deps: ContextDeps): AppContext {
     grants: createGrantService(core, keys),
     page: createPageService(core, files, multipart),
     sweeper: createSweeper(core, { dropzones, files }),
+    webhooks: createWebhookService(core, transport),
+    webhookDispatcher,
     metrics,
   };
 }

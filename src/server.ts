@@ -228,6 +228,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const host = bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound;
     listenUrl = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
     created.ctx.sweeper.start();
+    created.ctx.webhookDispatcher.start();
 
     let closing: Promise<void> | undefined;
     const store = blobs;
@@ -254,6 +255,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             await closed;
           }
           await created.ctx.sweeper.stop();
+          await created.ctx.webhookDispatcher.stop();
           await store.close();
           await meta.close();
         })();
