@@ -78,6 +78,11 @@ export interface TestServer {
   blobKeys(): Promise<string[]>;
   /** Every regular file under `dataDir/blobs` relative to it (local backend; `[]` otherwise). */
   blobFiles(): string[];
+  /**
+   * Stops the server and starts a new one on the same data directory, database, blob store and clock (a process
+   * restart); `server`, `url` and `api` then name the new one.
+   */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -109,6 +114,7 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
     if (opts.logLevel && opts.logLevel !== 'silent') process.stderr.write(line + '\n');
   });
   let server: RunningServer;
+  let config: ReturnType<typeof loadConfig>;
   let dropDatabase: (() => Promise<void>) | undefined;
   try {
     const databaseSettings: Record<string, unknown> = {};
@@ -120,7 +126,7 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
       // the blobs of a PostgreSQL setup must be shared; the local store is, within one test process
       databaseSettings['storage.local.shared'] = true;
     }
-    const config = loadConfig({
+    config = loadConfig({
       env: {},
       overrides: {
         'server.host': '127.0.0.1',
@@ -143,8 +149,8 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
     await dropDatabase?.();
     throw err;
   }
-  const url = server.url;
-  const api = url + API;
+  let url = server.url;
+  let api = url + API;
 
   const req = async <T = any>(method: string, path: string, o: ReqOptions = {}): Promise<Res<T>> => {
     const target = /^https?:/.test(path) ? path : path.startsWith('//') ? url + path.slice(1) : api + path;
@@ -243,6 +249,12 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
       };
       walk(root);
       return out.sort();
+    },
+    async restart() {
+      await server.close();
+      server = t.server = await startServer(config, { clock, log });
+      url = t.url = server.url;
+      api = t.api = url + API;
     },
     async close() {
       try {
