@@ -203,20 +203,30 @@ export function createWebhookDispatcher(deps: Pick<CoreDeps, 'config' | 'meta' |
     );
   };
 
-  /** Attempts the deliveries due now, {@link DELIVERY_CONCURRENCY} at a time; answers how many attempts. */
+  /**
+   * Attempts the deliveries due now: subscriptions {@link DELIVERY_CONCURRENCY} at a time, the deliveries of one
+   * subscription one after another in event order (a retried one may arrive after later events). Answers how many
+   * attempts were made.
+   */
   const deliverDue = async (): Promise<number> => {
     let done = 0;
     const hooks = new Map<string, Webhook | undefined>();
     for (;;) {
       const due = await meta.dueDeliveries(clock.now(), DELIVERY_BATCH);
-      for (let i = 0; i < due.length; i += DELIVERY_CONCURRENCY) {
+      const bySubscription = new Map<string, WebhookDelivery[]>();
+      for (const d of due) bySubscription.set(d.webhookId, [...(bySubscription.get(d.webhookId) ?? []), d]);
+      const groups = [...bySubscription.values()];
+      for (let i = 0; i < groups.length; i += DELIVERY_CONCURRENCY) {
         await Promise.all(
-          due.slice(i, i + DELIVERY_CONCURRENCY).map(async (d) => {
-            if (!hooks.has(d.webhookId)) hooks.set(d.webhookId, await meta.webhookById(d.webhookId));
-            const hook = hooks.get(d.webhookId);
+          groups.slice(i, i + DELIVERY_CONCURRENCY).map(async (group) => {
+            const id = group[0]!.webhookId;
+            if (!hooks.has(id)) hooks.set(id, await meta.webhookById(id));
+            const hook = hooks.get(id);
             if (!hook) return; // deleted meanwhile: its deliveries went with it
-            await attempt(d, hook);
-            done++;
+            for (const d of group) {
+              await attempt(d, hook);
+              done++;
+            }
           }),
         );
       }
@@ -260,9 +270,13 @@ export function createWebhookDispatcher(deps: Pick<CoreDeps, 'config' | 'meta' |
     async runOnce(): Promise<DispatchResult | undefined> {
       await running?.catch(() => undefined);
       const p = pass();
-      running = p.finally(() => {
-        if (running === p) running = undefined;
+      const tracked: Promise<DispatchResult | undefined> = p.finally(() => {
+        if (running !== tracked) return;
+        running = undefined;
+        // a wake-up that arrived meanwhile found this pass running: its events get a pass of their own
+        if (again) dispatcher.wake();
       });
+      running = tracked;
       return p;
     },
 
@@ -305,7 +319,10 @@ export function createWebhookDispatcher(deps: Pick<CoreDeps, 'config' | 'meta' |
 /** The dispatcher built by {@link createWebhookDispatcher}. */
 export type WebhookDispatcher = ReturnType<typeof createWebhookDispatcher>;
 
-/** A pending delivery of `event` to `hook`, due now. */
+/**
+ * A pending delivery of `event` to `hook`, due now. Its id starts with the event's outbox position, so deliveries due at
+ * the same time are listed (and sent) in event order.
+ */
 function newDelivery(hook: Webhook, event: StoredEvent, body: string, now: number): Omit<WebhookDelivery, 'updatedAt'> {
-  return { id: `whd_${randomId(12)}`, webhookId: hook.id, eventId: event.id, body, status: 'pending', attempts: 0, nextAttemptAt: now, createdAt: now };
+  return { id: `whd_${String(event.seq).padStart(15, '0')}_${randomId(9)}`, webhookId: hook.id, eventId: event.id, body, status: 'pending', attempts: 0, nextAttemptAt: now, createdAt: now };
 }
