@@ -189,7 +189,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
     name: 'events and webhooks',
     sql: `
       CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
         type TEXT NOT NULL,
         created_at INTEGER NOT NULL,
@@ -231,7 +231,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id);
 
       CREATE TABLE webhook_attempts (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         delivery_id TEXT NOT NULL,
         webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
         event_id TEXT NOT NULL,
