@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isDatabaseUrl, isPostgresUrl } from '../db/database-url.js';
+import { targetPolicy } from '../webhooks/transport.js';
 
 /** Bytes in one GB as used by every quota in the API: decimal, like S3 and billing (10^9). */
 export const BYTES_PER_GB = 1_000_000_000;
@@ -254,6 +255,11 @@ export const configSchema = z
           'must be true when database.url is PostgreSQL and storage.backend is "local": every node on that database must see the same ' +
           'blobs, so use storage.backend = "s3", or set storage.local.shared = true if the directory is shared (e.g. NFS)',
       });
+    try {
+      targetPolicy(c.webhooks.allowTargets);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['webhooks', 'allowTargets'], message: (e as Error).message.replace(/^webhooks\.allowTargets: /, '') });
+    }
     if (c.storage.backend === 's3' && !c.storage.s3.bucket)
       ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'is required when storage.backend is "s3"' });
   });

@@ -73,3 +73,11 @@ describe('HTTP transport', () => {
     await expect(createHttpTransport(['localhost']).checkTarget(`http://localhost:${port}/`)).resolves.toBeUndefined();
   });
 });
+
+describe('webhooks.allowTargets in the configuration', () => {
+  it('a malformed entry is a configuration error naming it', async () => {
+    const { loadConfig } = await import('../../src/config/load.js');
+    expect(() => loadConfig({ env: {}, overrides: { 'webhooks.allowTargets': ['10.0.0.0/99'] } })).toThrow(/webhooks\.allowTargets.*10\.0\.0\.0\/99/);
+    expect(loadConfig({ env: {}, overrides: { 'webhooks.allowTargets': ['10.0.0.0/8', 'hooks.internal'] } }).webhooks.allowTargets).toHaveLength(2);
+  });
+});
