@@ -287,14 +287,18 @@ export function createWebhookDispatcher(deps: Pick<CoreDeps, 'config' | 'meta' |
         again = true;
         return;
       }
-      const p = loop();
+      // the pass starts on a later turn of the event loop: nothing of it runs in the committing request's flow
+      const p = new Promise<void>((resolve) => setImmediate(resolve)).then(loop);
       running = p;
       p.catch((err) => log.error('webhook dispatch failed', { err })).finally(() => {
         if (running === p) running = undefined;
       });
     },
 
-    /** Starts the poll timer (`webhooks.pollIntervalSeconds`) when `webhooks.enabled`; it does not keep the process alive. */
+    /**
+     * Starts the poll timer (`webhooks.pollIntervalSeconds`) when `webhooks.enabled`, and with it the wake-ups after
+     * commits; the timer does not keep the process alive.
+     */
     start(): void {
       if (started || !config.webhooks.enabled) return;
       started = true;

@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { type AppContext, createContext } from '../../src/context.js';
 import { manualClock } from '../../src/core/clock.js';
 import { recordEvent, recordFileQuarantined } from '../../src/core/events.js';
+import { createWebhookDispatcher, createWebhookService } from '../../src/core/webhooks.js';
 import type { MetadataStore } from '../../src/core/ports/metadata-store.js';
 import { openDatabase } from '../../src/db/database.js';
 import { createSqliteStore } from '../../src/db/sqlite-store.js';
@@ -77,5 +78,31 @@ describe('events in the transaction of the change', () => {
     expect(events[1]).toMatchObject({ fileId: file.id, actor: null, data: { name: 'x.exe', size: 3, reason: 'Eicar-Test-Signature' } });
     expect(events[2]).toMatchObject({ dropzoneId: dz.id, shareId: dz.shareId, actor: null, owner: admin.publicId });
     expect(JSON.stringify(events)).not.toContain(dz.code);
+  });
+});
+
+describe('webhook dispatcher', () => {
+  it('delivers under a lease: a second node on the same database waits until the lease of the first expires', async () => {
+    const ctx = contextWith(true);
+    const posts: string[] = [];
+    const transport = {
+      checkTarget: async () => undefined,
+      post: async (_url: string, body: string) => {
+        posts.push(body);
+        return { status: 200 };
+      },
+    };
+    const first = createWebhookDispatcher(ctx, transport);
+    const second = createWebhookDispatcher(ctx, transport);
+    const { admin } = await ctx.keys.ensureAdmin();
+    await createWebhookService(ctx, transport).create(admin, { url: 'https://hooks.example/x' });
+    await ctx.dropzones.create(admin, { gb: 1, days: 30 });
+    expect(await first.runOnce()).toMatchObject({ events: 1, attempts: 1 });
+    await ctx.dropzones.create(admin, { gb: 1, days: 30 });
+    expect(await second.runOnce()).toBeUndefined();
+    expect(posts).toHaveLength(1);
+    clock.advance(61_000); // the first node stopped renewing (it died): its lease expires
+    expect(await second.runOnce()).toMatchObject({ events: 1, attempts: 1 });
+    expect(posts.map((b) => JSON.parse(b).type)).toEqual(['dropzone.created', 'dropzone.created']);
   });
 });
