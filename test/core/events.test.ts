@@ -105,4 +105,22 @@ describe('webhook dispatcher', () => {
     expect(await second.runOnce()).toMatchObject({ events: 1, attempts: 1 });
     expect(posts.map((b) => JSON.parse(b).type)).toEqual(['dropzone.created', 'dropzone.created']);
   });
+
+  it('prunes delivered deliveries, their attempt log and the dispatched events after webhooks.retentionSeconds', async () => {
+    const ctx = contextWith(true);
+    const transport = { checkTarget: async () => undefined, post: async () => ({ status: 204 }) };
+    const dispatcher = createWebhookDispatcher(ctx, transport);
+    const webhooks = createWebhookService(ctx, transport);
+    const { admin } = await ctx.keys.ensureAdmin();
+    const hook = await webhooks.create(admin, { url: 'https://hooks.example/x' });
+    await ctx.dropzones.create(admin, { gb: 1, days: 30 });
+    expect(await dispatcher.runOnce()).toMatchObject({ events: 1, attempts: 1 });
+    expect(await webhooks.attempts(admin, hook.id)).toHaveLength(1);
+    clock.advance(ctx.config.webhooks.retentionSeconds * 1000 - 1000);
+    expect((await dispatcher.runOnce())?.pruned).toBe(0);
+    clock.advance(ctx.config.webhooks.retentionSeconds * 1000);
+    // attempt, delivery and event
+    expect((await dispatcher.runOnce())?.pruned).toBe(3);
+    expect(await webhooks.attempts(admin, hook.id)).toEqual([]);
+  });
 });
