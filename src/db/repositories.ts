@@ -379,6 +379,19 @@ export function createEventRepositories(db: Db) {
     pruneAttempts: q<[number]>('DELETE FROM webhook_attempts WHERE at < ?'),
     pruneEvents: q<[number]>('DELETE FROM events WHERE dispatched_at IS NOT NULL AND dispatched_at < ?'),
   };
+  // multi-statement changes run as one transaction (a savepoint inside an open one)
+  const deleteWebhook = db.transaction((id: string) => {
+    s.deleteAttemptsOf.run(id);
+    s.deleteDeliveriesOf.run(id);
+    return s.deleteWebhook.run(id).changes > 0;
+  });
+  const recordAttempt = db.transaction((a: WebhookAttempt, next: Pick<WebhookDelivery, 'status' | 'attempts' | 'nextAttemptAt'>) => {
+    s.updateDelivery.run({ ...next, at: a.at, deliveryId: a.deliveryId });
+    s.insertAttempt.run(a);
+  });
+  const pruneWebhookData = db.transaction(
+    (before: number) => s.pruneDeliveries.run(before).changes + s.pruneAttempts.run(before).changes + s.pruneEvents.run(before).changes,
+  );
   type Raw = Record<string, unknown>;
   const toEvent = (r: Raw) => ({ ...r, audience: JSON.parse(r.audience as string), data: JSON.parse(r.data as string) });
   const toWebhook = (r: Raw) => ({ ...r, events: JSON.parse(r.events as string) });
@@ -392,20 +405,11 @@ export function createEventRepositories(db: Db) {
       return r && (toWebhook(r) as Webhook);
     },
     listWebhooks: (keyId?: number) => ((keyId === undefined ? s.allWebhooks.all() : s.webhooksOfKey.all(keyId)) as Raw[]).map(toWebhook) as Webhook[],
-    deleteWebhook: db.transaction((id: string) => {
-      s.deleteAttemptsOf.run(id);
-      s.deleteDeliveriesOf.run(id);
-      return s.deleteWebhook.run(id).changes > 0;
-    }),
+    deleteWebhook: (id: string): boolean => deleteWebhook(id),
     insertDelivery: (d: Omit<WebhookDelivery, 'updatedAt'>) => void s.insertDelivery.run(d),
     dueDeliveries: (now: number, limit: number) => s.dueDeliveries.all(now, limit) as WebhookDelivery[],
-    recordAttempt: db.transaction((a: WebhookAttempt, next: Pick<WebhookDelivery, 'status' | 'attempts' | 'nextAttemptAt'>) => {
-      s.updateDelivery.run({ ...next, at: a.at, deliveryId: a.deliveryId });
-      s.insertAttempt.run(a);
-    }),
+    recordAttempt: (a: WebhookAttempt, next: Pick<WebhookDelivery, 'status' | 'attempts' | 'nextAttemptAt'>): void => recordAttempt(a, next),
     webhookAttempts: (webhookId: string, limit: number) => s.webhookAttempts.all(webhookId, limit) as WebhookAttempt[],
-    pruneWebhookData: db.transaction(
-      (before: number) => s.pruneDeliveries.run(before).changes + s.pruneAttempts.run(before).changes + s.pruneEvents.run(before).changes,
-    ),
+    pruneWebhookData: (before: number): number => pruneWebhookData(before),
   };
 }
