@@ -203,6 +203,13 @@ export function createWebhookDispatcher(deps: Pick<CoreDeps, 'config' | 'meta' |
     );
   };
 
+  /** Ends `d` as failed without sending it, logging `why` as its last attempt. */
+  const giveUp = (d: WebhookDelivery, hook: Webhook, why: string) =>
+    meta.recordAttempt(
+      { deliveryId: d.id, webhookId: hook.id, eventId: d.eventId, at: clock.now(), statusCode: null, error: why, latencyMs: 0 },
+      { status: 'failed', attempts: d.attempts, nextAttemptAt: d.nextAttemptAt },
+    );
+
   /**
    * Attempts the deliveries due now: subscriptions {@link DELIVERY_CONCURRENCY} at a time, the deliveries of one
    * subscription one after another in event order (a retried one may arrive after later events). Answers how many
@@ -223,8 +230,11 @@ export function createWebhookDispatcher(deps: Pick<CoreDeps, 'config' | 'meta' |
             if (!hooks.has(id)) hooks.set(id, await meta.webhookById(id));
             const hook = hooks.get(id);
             if (!hook) return; // deleted meanwhile: its deliveries went with it
+            const key = await meta.keyById(hook.keyId);
             for (const d of group) {
-              await attempt(d, hook);
+              // a key revoked since the event was fanned out receives nothing more
+              if (!key || key.revokedAt !== null) await giveUp(d, hook, 'not sent: the subscribing API key was revoked');
+              else await attempt(d, hook);
               done++;
             }
           }),

@@ -254,6 +254,24 @@ describeEachBackend('webhooks', (b: BackendContext) => {
     expect((await t.req('DELETE', `/webhooks/${hook.id}`, { key: t.adminKey })).status).toBe(200);
     expect((await t.req('GET', `/webhooks/${hook.id}`, { key: t.adminKey })).status).toBe(404);
   });
+
+  it('a delivery waiting for a retry is not sent once its key is revoked', async () => {
+    const k = await t.createKey([], 10);
+    const hook = await subscribe(k.secret, '/revoked');
+    rx.script('/revoked', [500]);
+    await t.createDropzone(k.secret);
+    await rx.until(() => rx.at('/revoked').length === 1, 'the first attempt');
+    await dispatch();
+    await t.server.app.ctx.keys.revoke(k.publicId);
+    t.clock.advance(60_000);
+    await dispatch();
+    expect(rx.at('/revoked')).toHaveLength(1);
+    const log = await t.req('GET', `/webhooks/${hook.id}/deliveries`, { key: t.adminKey });
+    expect(log.body.data.map((a: { statusCode: number | null }) => a.statusCode)).toEqual([null, 500]);
+    expect(log.body.data[0].error).toMatch(/revoked/);
+    t.clock.advance(3_600_000);
+    expect((await dispatch())?.attempts).toBe(0);
+  });
 });
 
 describe('webhooks off (the default)', () => {
