@@ -42,6 +42,15 @@ export interface CreateWebhookInput {
   secret?: string;
 }
 
+/** The distinct event types of `list`; VALIDATION naming the first unknown one. */
+function eventTypes(list: string[] | undefined): string[] {
+  const events = [...new Set(list ?? [])];
+  const known: readonly string[] = EVENT_TYPES;
+  for (const e of events)
+    if (!known.includes(e)) throw new AppError('VALIDATION', `Unknown event type "${e}". Valid: ${EVENT_TYPES.join(', ')}.`, { field: 'events', valid: EVENT_TYPES });
+  return events;
+}
+
 /** A new subscription secret (`whsec_…`, 256 bits). */
 export const newWebhookSecret = () => `whsec_${randomId(32)}`;
 
@@ -87,10 +96,7 @@ export function createWebhookService(deps: Pick<CoreDeps, 'config' | 'meta' | 'c
      */
     async create(key: ApiKey, input: CreateWebhookInput): Promise<Webhook> {
       requireEnabled();
-      const events = [...new Set(input.events ?? [])];
-      const known: readonly string[] = EVENT_TYPES;
-      for (const e of events)
-        if (!known.includes(e)) throw new AppError('VALIDATION', `Unknown event type "${e}". Valid: ${EVENT_TYPES.join(', ')}.`, { field: 'events', valid: EVENT_TYPES });
+      const events = eventTypes(input.events);
       await transport.checkTarget(input.url);
       return meta.transaction(async (tx) => {
         if ((await tx.listWebhooks(key.id)).length >= config.webhooks.maxPerKey)
@@ -99,6 +105,19 @@ export function createWebhookService(deps: Pick<CoreDeps, 'config' | 'meta' | 'c
         await tx.insertWebhook(hook);
         return hook;
       });
+    },
+
+    /**
+     * Changes the URL and/or event types of a subscription the caller may see (the same checks as {@link create});
+     * pending deliveries go to the new URL. The secret stays. Answers the subscription.
+     */
+    async update(key: ApiKey, id: string, input: { url?: string; events?: string[] }): Promise<Webhook> {
+      const hook = await service.get(key, id);
+      const events = input.events === undefined ? hook.events : eventTypes(input.events);
+      if (input.url !== undefined) await transport.checkTarget(input.url);
+      const change = { url: input.url ?? hook.url, events };
+      if (!(await meta.updateWebhook(hook.id, change))) throw notFound();
+      return { ...hook, ...change };
     },
 
     /** Deletes a subscription the caller may see, with its pending deliveries and its log. */

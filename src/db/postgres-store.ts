@@ -221,6 +221,7 @@ const S = {
   webhookById: `SELECT ${WEBHOOK_COLS} FROM webhooks WHERE id = $1`,
   webhooksOfKey: `SELECT ${WEBHOOK_COLS} FROM webhooks WHERE key_id = $1 ORDER BY created_at, id`,
   allWebhooks: `SELECT ${WEBHOOK_COLS} FROM webhooks ORDER BY created_at, id`,
+  updateWebhook: 'UPDATE webhooks SET url = $1, events = $2 WHERE id = $3',
   // deliveries and attempts go with it (ON DELETE CASCADE)
   deleteWebhook: 'DELETE FROM webhooks WHERE id = $1',
   insertDelivery: `INSERT INTO webhook_deliveries (id, webhook_id, event_id, body, status, attempts, next_attempt_at, created_at, updated_at)
@@ -406,6 +407,8 @@ const pgOps = (() => {
     webhookById: async (q: Q, id: string) => first(await exec(q, 'webhookById', [id]), toWebhook),
     listWebhooks: async (q: Q, keyId?: number) =>
       (keyId === undefined ? await exec(q, 'allWebhooks') : await exec(q, 'webhooksOfKey', [keyId])).map(toWebhook),
+    updateWebhook: async (q: Q, id: string, c: Pick<Webhook, 'url' | 'events'>) =>
+      (await exec(q, 'updateWebhook', [c.url, JSON.stringify(c.events), id])).count > 0,
     deleteWebhook: async (q: Q, id: string) => (await exec(q, 'deleteWebhook', [id])).count > 0,
     async insertDelivery(q: Q, d: Omit<WebhookDelivery, 'updatedAt'>) {
       await exec(q, 'insertDelivery', [d.id, d.webhookId, d.eventId, d.body, d.status, d.attempts, d.nextAttemptAt, d.createdAt]);

@@ -357,6 +357,7 @@ export function createEventRepositories(db: Db) {
     webhookById: q<[string]>(`SELECT ${WEBHOOK_COLS} FROM webhooks WHERE id = ?`),
     webhooksOfKey: q<[number]>(`SELECT ${WEBHOOK_COLS} FROM webhooks WHERE key_id = ? ORDER BY created_at, id`),
     allWebhooks: q<[]>(`SELECT ${WEBHOOK_COLS} FROM webhooks ORDER BY created_at, id`),
+    updateWebhook: q('UPDATE webhooks SET url = @url, events = @events WHERE id = @id'),
     deleteAttemptsOf: q<[string]>('DELETE FROM webhook_attempts WHERE webhook_id = ?'),
     deleteDeliveriesOf: q<[string]>('DELETE FROM webhook_deliveries WHERE webhook_id = ?'),
     deleteWebhook: q<[string]>('DELETE FROM webhooks WHERE id = ?'),
@@ -405,6 +406,7 @@ export function createEventRepositories(db: Db) {
       return r && (toWebhook(r) as Webhook);
     },
     listWebhooks: (keyId?: number) => ((keyId === undefined ? s.allWebhooks.all() : s.webhooksOfKey.all(keyId)) as Raw[]).map(toWebhook) as Webhook[],
+    updateWebhook: (id: string, c: Pick<Webhook, 'url' | 'events'>) => s.updateWebhook.run({ id, url: c.url, events: JSON.stringify(c.events) }).changes > 0,
     deleteWebhook: (id: string): boolean => deleteWebhook(id),
     insertDelivery: (d: Omit<WebhookDelivery, 'updatedAt'>) => void s.insertDelivery.run(d),
     dueDeliveries: (now: number, limit: number) => s.dueDeliveries.all(now, limit) as WebhookDelivery[],

@@ -425,6 +425,10 @@ export function metadataStoreContract(name: string, setup: () => Promise<Metadat
         expect(await store.webhookAttempts(w1.id, 10)).toEqual([{ ...attempt, at: T0 + 1001, statusCode: null, error: 'timeout' }, attempt]);
         expect(await store.webhookAttempts(w1.id, 1)).toHaveLength(1);
 
+        expect(await store.updateWebhook(w2.id, { url: 'https://c.example/h', events: ['file.deleted'] })).toBe(true);
+        expect(await store.webhookById(w2.id)).toEqual({ ...w2, url: 'https://c.example/h', events: ['file.deleted'] });
+        expect(await store.updateWebhook('wh_none', { url: 'https://c.example/h', events: [] })).toBe(false);
+
         expect(await store.deleteWebhook(w1.id)).toBe(true);
         expect(await store.deleteWebhook(w1.id)).toBe(false);
         expect(await store.webhookById(w1.id)).toBeUndefined();

@@ -42,6 +42,7 @@ const MOUNTED: [string, string][] = [
   ['get', '/api/v1/webhooks'],
   ['post', '/api/v1/webhooks'],
   ['get', '/api/v1/webhooks/{id}'],
+  ['patch', '/api/v1/webhooks/{id}'],
   ['delete', '/api/v1/webhooks/{id}'],
   ['get', '/api/v1/webhooks/{id}/deliveries'],
   ['get', '/api/v1/cdn/{fileId}/download'],

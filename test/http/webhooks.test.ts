@@ -251,6 +251,17 @@ describeEachBackend('webhooks', (b: BackendContext) => {
     await dispatch();
     expect(rx.at('/a')).toHaveLength(1);
 
+    // changing a subscription: its key (revoked by now) or the admin only, under the same checks; the secret stays
+    expect((await t.req('PATCH', `/webhooks/${hook.id}`, { key: other.secret, body: { events: ['file.deleted'] } })).status).toBe(404);
+    const refused = await t.req('PATCH', `/webhooks/${hook.id}`, { key: t.adminKey, body: { url: 'http://192.168.0.10/' } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.code).toBe('WEBHOOK_TARGET_REFUSED');
+    expect((await t.req('PATCH', `/webhooks/${hook.id}`, { key: t.adminKey, body: {} })).status).toBe(400);
+    const patched = await t.req('PATCH', `/webhooks/${hook.id}`, { key: t.adminKey, body: { url: rx.base + '/a2', events: ['dropzone.deleted'] } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.data).toMatchObject({ id: hook.id, url: rx.base + '/a2', events: ['dropzone.deleted'] });
+    expect(patched.text).not.toContain(hook.secret);
+
     expect((await t.req('DELETE', `/webhooks/${hook.id}`, { key: t.adminKey })).status).toBe(200);
     expect((await t.req('GET', `/webhooks/${hook.id}`, { key: t.adminKey })).status).toBe(404);
   });

@@ -326,6 +326,8 @@ export interface MetadataOps {
   webhookById(id: string): Promise<Webhook | undefined>;
   /** The subscriptions of a key (every key's with `undefined`), oldest first. */
   listWebhooks(keyId?: number): Promise<Webhook[]>;
+  /** Changes a subscription's URL and event types; false when there was none. */
+  updateWebhook(id: string, change: Pick<Webhook, 'url' | 'events'>): Promise<boolean>;
   /** Deletes a subscription with its deliveries and attempt log; false when there was none. */
   deleteWebhook(id: string): Promise<boolean>;
   insertDelivery(delivery: Omit<WebhookDelivery, 'updatedAt'>): Promise<void>;

@@ -16,6 +16,12 @@ export const createWebhookBody = z.object({
   secret: z.string().min(16).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional().describe('signing secret; generated when absent'),
 });
 
+/** `PATCH /webhooks/:id` body. */
+export const updateWebhookBody = createWebhookBody
+  .pick({ url: true, events: true })
+  .partial()
+  .refine((b) => b.url !== undefined || b.events !== undefined, { message: 'needs url or events' });
+
 /** A subscription as shown (never with its secret, except in the create answer). */
 export const webhookSchema = z.object({
   id: z.string(),
@@ -109,6 +115,25 @@ export function webhookRoutes(ctx: ApiContext): RouteDef[] {
       handler: async (c) => {
         const key = requireKey(c.var.principal);
         const hook = await ctx.webhooks.get(key, c.req.param('id')!);
+        return c.json(ok(presentWebhook(hook, await ownerOf(key, hook))));
+      },
+    }),
+    defineRoute({
+      method: 'patch',
+      path: '/webhooks/:id',
+      operationId: 'updateWebhook',
+      summary: 'Change the URL or event types of a subscription (the secret stays)',
+      tags,
+      security,
+      body: updateWebhookBody,
+      responses: {
+        200: { description: 'The subscription', schema: envelope(webhookSchema) },
+        400: errorResponse('Invalid body, unknown event type, or a refused target (WEBHOOK_TARGET_REFUSED)'),
+        404: errorResponse('Not found or not enabled'),
+      },
+      handler: async (c, body) => {
+        const key = requireKey(c.var.principal);
+        const hook = await ctx.webhooks.update(key, c.req.param('id')!, body);
         return c.json(ok(presentWebhook(hook, await ownerOf(key, hook))));
       },
     }),
