@@ -23,6 +23,12 @@ export const newEventId = () => `evt_${randomId(16)}`;
 
 /** Dropzone grants that let a key read the dropzone (and so learn of its events). */
 const READS_DROPZONE = new Set(['dropzone.own', 'dropzone.get', 'dropzone.list']);
+/**
+ * Grants that let a key see who holds grants (`GET …/permissions` lists them only to `*.grant` holders): the audience
+ * of `permission.*` events, besides the grantee the change is about.
+ */
+const SEES_DROPZONE_GRANTS = new Set(['dropzone.own', 'dropzone.grant']);
+const SEES_FILE_GRANTS = new Set(['file.own', 'file.grant']);
 
 /** What {@link recordEvent} is told. */
 export interface EventInput {
@@ -53,14 +59,20 @@ export function withEvents<T>(deps: Pick<CoreDeps, 'config' | 'meta'>, fn: (ops:
 /**
  * The keys that may learn of an event, read in the transaction writing it (before any grant it deletes goes): the
  * owner, and the publicIds holding a grant that lets them read the resource — `dropzone.own/get/list` on the dropzone;
- * for a file also any grant on the file and its uploader. Grants to `anyone` never make a key part of the audience.
+ * for a file also any grant on the file and its uploader. A `permission.*` event names a grantee, so it goes only to
+ * those who may list grants (`*.own`, `*.grant`), the uploader of a file, and the grantee itself. Grants to `anyone`
+ * never make a key part of the audience.
  */
-async function audienceOf(ops: MetadataOps, dz: Dropzone, file: EventInput['file']): Promise<{ owner: string | null; audience: string[] }> {
+async function audienceOf(ops: MetadataOps, input: EventInput): Promise<{ owner: string | null; audience: string[] }> {
+  const { dz, file } = input;
+  const grantChange = input.type === 'permission.granted' || input.type === 'permission.revoked';
   const owner = dz.ownerKeyId === null ? null : ((await ops.keyById(dz.ownerKeyId))?.publicId ?? null);
   const out = new Set<string>();
-  for (const g of await ops.grantsOn('dropzone', dz.id)) if (READS_DROPZONE.has(g.permission)) out.add(g.principal);
+  const dzGrants = grantChange ? SEES_DROPZONE_GRANTS : READS_DROPZONE;
+  for (const g of await ops.grantsOn('dropzone', dz.id)) if (dzGrants.has(g.permission)) out.add(g.principal);
+  if (grantChange && typeof input.data?.grantee === 'string') out.add(input.data.grantee);
   if (file) {
-    for (const g of await ops.grantsOn('file', file.id)) out.add(g.principal);
+    for (const g of await ops.grantsOn('file', file.id)) if (!grantChange || SEES_FILE_GRANTS.has(g.permission)) out.add(g.principal);
     if (file.uploaderKeyId !== null) {
       const uploader = await ops.keyById(file.uploaderKeyId);
       if (uploader) out.add(uploader.publicId);
@@ -79,7 +91,7 @@ export async function recordEvent(deps: EventDeps, ops: MetadataOps, input: Even
   if (!deps.config.webhooks.enabled) return;
   const tx = ops as Partial<MetadataTx>;
   if (typeof tx.afterCommit !== 'function') throw new Error('recordEvent must run inside the transaction making the change');
-  const { owner, audience } = await audienceOf(ops, input.dz, input.file);
+  const { owner, audience } = await audienceOf(ops, input);
   await ops.insertEvent({
     id: newEventId(),
     type: input.type,

@@ -110,14 +110,17 @@ describeEachBackend('webhooks', (b: BackendContext) => {
     expect((await t.req('POST', `/files/${fileId}/confirm`, { key: owner.secret })).status).toBe(200);
     const granted = await t.req('POST', `/dropzones/${dz._id}/permissions`, { key: owner.secret, body: { publicId: grantee.publicId, permissions: ['dropzone.get'] } });
     expect(granted.status).toBe(200);
+    // a grant change names a grantee: only those who may list grants (owners, *.grant holders) and the grantee hear of it
+    const toAnyone = await t.req('POST', `/dropzones/${dz._id}/permissions`, { key: owner.secret, body: { publicId: 'anyone', permissions: ['dropzone.list'] } });
+    expect(toAnyone.status).toBe(200);
     expect((await t.req('DELETE', `/files/${fileId}`, { key: owner.secret })).status).toBe(200);
     expect((await t.req('DELETE', `/dropzones/${dz._id}`, { key: owner.secret })).status).toBe(200);
     await dispatch();
-    await rx.until(() => rx.at('/owner').length >= 5 && rx.at('/admin').length >= 2 && rx.at('/grantee').length >= 3, 'every delivery');
+    await rx.until(() => rx.at('/owner').length >= 6 && rx.at('/admin').length >= 2 && rx.at('/grantee').length >= 3, 'every delivery');
     await dispatch();
 
     const events = (path: string) => rx.at(path).map((r) => JSON.parse(r.body));
-    expect(events('/owner').map((e) => e.type)).toEqual(['dropzone.created', 'file.uploaded', 'permission.granted', 'file.deleted', 'dropzone.deleted']);
+    expect(events('/owner').map((e) => e.type)).toEqual(['dropzone.created', 'file.uploaded', 'permission.granted', 'permission.granted', 'file.deleted', 'dropzone.deleted']);
     // the grantee learns of what happened once it could see the dropzone, by its shareId only
     expect(events('/grantee').map((e) => e.type)).toEqual(['permission.granted', 'file.deleted', 'dropzone.deleted']);
     expect(events('/admin').map((e) => e.type)).toEqual(['file.uploaded', 'dropzone.deleted']);
@@ -150,7 +153,7 @@ describeEachBackend('webhooks', (b: BackendContext) => {
 
     const log = await t.req('GET', `/webhooks/${ownerHook.id}/deliveries`, { key: owner.secret });
     expect(log.status).toBe(200);
-    expect(log.body.data).toHaveLength(5);
+    expect(log.body.data).toHaveLength(6);
     expect(log.body.data[0]).toMatchObject({ statusCode: 200, error: null });
     expect(log.body.data[0].latencyMs).toBeGreaterThanOrEqual(0);
   });
