@@ -15,6 +15,7 @@ import { dropzoneRoutes } from './http/routes/dropzones.js';
 import { fileRoutes } from './http/routes/files.js';
 import { multipartRoutes } from './http/routes/multipart.js';
 import { permissionRoutes } from './http/routes/permissions.js';
+import { webhookRoutes } from './http/routes/webhooks.js';
 import { mountFixtureRoutes } from './http/routes/fixture.js';
 import { mountUploadRoutes } from './http/routes/uploads.js';
 import { mountPageRoutes } from './http/routes/page.js';
@@ -108,7 +109,7 @@ export function createApp(context: AppContext, opts: AppOptions): App {
     {
       base: API_BASE,
       authenticated: true,
-      defs: [...dropzoneRoutes(ctx), ...archiveRoutes(ctx), ...fileRoutes(ctx), ...multipartRoutes(ctx), ...permissionRoutes(ctx), ...apiKeyRoutes(ctx), ...cdnRoutes(ctx)],
+      defs: [...dropzoneRoutes(ctx), ...archiveRoutes(ctx), ...fileRoutes(ctx), ...multipartRoutes(ctx), ...permissionRoutes(ctx), ...apiKeyRoutes(ctx), ...webhookRoutes(ctx), ...cdnRoutes(ctx)],
     },
     { base: '', defs: cdnRoutes(ctx, 'publicDownloadAtRoot') },
   ];

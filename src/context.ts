@@ -13,6 +13,8 @@ import type { MetadataStore } from './core/ports/metadata-store.js';
 import { type ScanService, createScanService } from './core/scan.js';
 import { type Sweeper, createSweeper } from './core/sweeper.js';
 import { createScanner } from './scan/index.js';
+import { type WebhookDispatcher, type WebhookService, type WebhookTransport, createWebhookDispatcher, createWebhookService } from './core/webhooks.js';
+import { createHttpTransport } from './webhooks/transport.js';
 import type { Logger } from './log/logger.js';
 import { type Metrics, createMetrics } from './metrics/metrics.js';
 
@@ -26,6 +28,8 @@ export interface ContextDeps {
   log: Logger;
   /** The data directory's space reserve (released so deletions commit on a full disk); none when omitted. */
   reserve?: SpaceReserve;
+  /** How webhook requests leave the server; default: node:http(s) under `webhooks.allowTargets`. */
+  webhookTransport?: WebhookTransport;
 }
 
 /**
@@ -46,6 +50,10 @@ export interface AppContext extends CoreDeps {
   sweeper: Sweeper;
   /** The virus-scan step (`scan.enabled`); its queue is started by whoever runs the server. */
   scan: ScanService;
+  /** Webhook subscriptions (`/webhooks`). */
+  webhooks: WebhookService;
+  /** Delivers the events outbox (started by whoever runs the server, like the sweeper). */
+  webhookDispatcher: WebhookDispatcher;
   /** The Prometheus metrics when `metrics.enabled`. */
   metrics?: Metrics;
 }
@@ -58,7 +66,12 @@ export function createContext(deps: ContextDeps): AppContext {
   const { config, log, clock, reserve, meta } = deps;
   const metrics = config.metrics.enabled ? createMetrics(meta) : undefined;
   const blobs = metrics ? observeBlobStore(deps.blobs, (op) => metrics.blobStoreError(op)) : deps.blobs;
-  const core: CoreDeps = { config, meta, blobs, clock, log, reserve, observer: metrics?.observer };
+  // the dispatcher is built from the same deps: a late-bound wake-up lets core call it after commits
+  let wake = () => {};
+  const core: CoreDeps = { config, meta, blobs, clock, log, reserve, observer: metrics?.observer, onEventsCommitted: () => wake() };
+  const transport = deps.webhookTransport ?? createHttpTransport(config.webhooks.allowTargets);
+  const webhookDispatcher = createWebhookDispatcher(core, transport);
+  wake = () => webhookDispatcher.wake();
   const dropzones = createDropzoneService(core);
   const scan = createScanService(core, createScanner(config));
   const files = createFileService(core, scan);
@@ -75,6 +88,8 @@ export function createContext(deps: ContextDeps): AppContext {
     page: createPageService(core, files, multipart),
     sweeper: createSweeper(core, { dropzones, files }),
     scan,
+    webhooks: createWebhookService(core, transport),
+    webhookDispatcher,
     metrics,
   };
 }

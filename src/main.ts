@@ -14,6 +14,7 @@ import { serveCommand } from './cli/serve.js';
 import { shareCommand } from './cli/share.js';
 import { versionCommand } from './cli/version.js';
 import { capMallocArenas, runsServer } from './runtime/malloc-arenas.js';
+import { webhooksCommand } from './cli/webhooks.js';
 
 /** Top-level help. */
 export const MAIN_HELP = `Usage: dropzone <command> [options]
@@ -38,6 +39,8 @@ Client commands (talk to a server: --url/--key or DROPZONE_URL/DROPZONE_API_KEY)
   rm <file id…>     delete files (--dropzone <id>: a whole dropzone)
   share <file id> --public
                     make a file public and print its link
+  webhooks list|add|rm|deliveries
+                    manage the key's webhook subscriptions and read their delivery log
 
 Run 'dropzone <command> --help' for a command's options.`;
 
@@ -54,6 +57,7 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   ls: clientCommand(lsCommand),
   rm: clientCommand(rmCommand),
   share: clientCommand(shareCommand),
+  webhooks: clientCommand(webhooksCommand),
 };
 
 /**

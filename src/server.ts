@@ -229,6 +229,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     listenUrl = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
     created.ctx.sweeper.start();
     created.ctx.scan.start();
+    created.ctx.webhookDispatcher.start();
 
     let closing: Promise<void> | undefined;
     const store = blobs;
@@ -256,6 +257,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           }
           await created.ctx.sweeper.stop();
           await created.ctx.scan.stop();
+          await created.ctx.webhookDispatcher.stop();
           await store.close();
           await meta.close();
         })();

@@ -60,6 +60,23 @@ export const COPY_TABLES: readonly { name: string; columns: readonly string[]; k
   { name: 'blob_deletions', columns: ['blob_key', 'queued_at', 'not_before', 'tries'], key: ['blob_key'] },
   // who sweeps (SQLite migration 7, PostgreSQL migration 2); copied like the rest, a stale holder's lease just expires
   { name: 'leases', columns: ['name', 'holder', 'expires_at'], key: ['name'] },
+  // the events outbox and webhooks (SQLite migration 9, PostgreSQL migration 4): pending deliveries go on from the copy
+  {
+    name: 'events',
+    columns: ['seq', 'id', 'type', 'created_at', 'dropzone_id', 'share_id', 'file_id', 'actor', 'owner', 'audience', 'data', 'dispatched_at'],
+    key: ['seq'],
+  },
+  { name: 'webhooks', columns: ['id', 'key_id', 'url', 'events', 'secret', 'created_at'], key: ['id'] },
+  {
+    name: 'webhook_deliveries',
+    columns: ['id', 'webhook_id', 'event_id', 'body', 'status', 'attempts', 'next_attempt_at', 'created_at', 'updated_at'],
+    key: ['id'],
+  },
+  {
+    name: 'webhook_attempts',
+    columns: ['id', 'delivery_id', 'webhook_id', 'event_id', 'at', 'status_code', 'error', 'latency_ms'],
+    key: ['id'],
+  },
 ];
 
 type Table = (typeof COPY_TABLES)[number];
@@ -227,6 +244,8 @@ async function postgresTarget(url: string): Promise<Target> {
     async finish() {
       // copied ids were inserted explicitly: move the identity past them so new keys do not collide
       await sql.unsafe(`SELECT setval(pg_get_serial_sequence('api_keys', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM api_keys`);
+      await sql.unsafe(`SELECT setval(pg_get_serial_sequence('events', 'seq'), COALESCE(MAX(seq), 0) + 1, false) FROM events`);
+      await sql.unsafe(`SELECT setval(pg_get_serial_sequence('webhook_attempts', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM webhook_attempts`);
     },
     async commit() {
       await sql.unsafe('COMMIT');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isDatabaseUrl, isPostgresUrl } from '../db/database-url.js';
+import { targetPolicy } from '../webhooks/transport.js';
 
 /** Bytes in one GB as used by every quota in the API: decimal, like S3 and billing (10^9). */
 export const BYTES_PER_GB = 1_000_000_000;
@@ -229,6 +230,31 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    webhooks: z
+      .object({
+        /**
+         * Record events (file.uploaded, dropzone.created, …) and deliver them to the webhook subscriptions of API keys.
+         * Off (the default): no event is written, nothing is delivered, `/webhooks` answers WEBHOOKS_DISABLED.
+         */
+        enabled: z.boolean().default(false),
+        /** A delivery is retried with exponential backoff until this long after its event, seconds; then it has failed. */
+        retryForSeconds: z.number().int().min(0).max(30 * 24 * 3600).default(24 * 3600),
+        /** One delivery attempt (connect, send, response headers) may take this long, ms. */
+        timeoutMs: z.number().int().min(1).max(120_000).default(10_000),
+        /**
+         * Targets allowed although they resolve to loopback, private, link-local, ULA, CGNAT, multicast or metadata
+         * addresses: host names (exact) and IP addresses or CIDR ranges (`10.1.0.0/16`, `fd00::/8`). Empty: none.
+         */
+        allowTargets: z.array(z.string().min(1)).default([]),
+        /** The dispatcher looks for due deliveries this often even when nothing woke it, seconds. */
+        pollIntervalSeconds: z.number().int().min(1).max(3600).default(10),
+        /** Delivered (and failed) deliveries, their attempt logs and fanned-out events are kept this long, seconds. */
+        retentionSeconds: z.number().int().min(1).default(7 * 24 * 3600),
+        /** Subscriptions one API key may hold (the admin key too). */
+        maxPerKey: z.number().int().min(1).max(1000).default(20),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: logLevel.default('info'),
@@ -278,6 +304,11 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['scan', 'command'], message: 'is required when scan.enabled and scan.engine is "command"' });
     if (c.scan.enabled && c.scan.engine === 'clamd' && !c.scan.clamd.socket && !c.scan.clamd.host)
       ctx.addIssue({ code: 'custom', path: ['scan', 'clamd', 'socket'], message: 'scan.clamd.socket or scan.clamd.host is required when scan.enabled and scan.engine is "clamd"' });
+    try {
+      targetPolicy(c.webhooks.allowTargets);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: ['webhooks', 'allowTargets'], message: (e as Error).message.replace(/^webhooks\.allowTargets: /, '') });
+    }
     if (c.storage.backend === 's3' && !c.storage.s3.bucket)
       ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'bucket'], message: 'is required when storage.backend is "s3"' });
   });

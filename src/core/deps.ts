@@ -32,6 +32,8 @@ export interface CoreDeps {
   reserve?: SpaceReserve;
   /** Told about domain events (metrics subscribe here); absent: nobody listens. */
   observer?: CoreObserver;
+  /** Called after a transaction that recorded webhook events committed (wakes the dispatcher); must not throw or block. */
+  onEventsCommitted?: () => void;
 }
 
 /**

@@ -9,6 +9,7 @@ import { FILE_BATCH_SIZE, yieldToEventLoop } from './file-batches.js';
 import { freeingWrite } from './space.js';
 import { type Page, readPage } from './paging.js';
 import type { ApiKey, BlobDeletion, Dropzone, DropzoneCursor, MetadataOps, StoredFile } from './ports/metadata-store.js';
+import { dropzoneEventData, recordEvent } from './events.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
 export interface DropzoneSizeInput {
@@ -56,7 +57,9 @@ export function createDropzoneService(deps: CoreDeps) {
       deleteTime: dz.startTime + Math.round(days * DAY_MS),
       updatedAt: now,
     });
-    return (await tx.dropzoneById(dz.id))!;
+    const updated = (await tx.dropzoneById(dz.id))!;
+    await recordEvent(deps, tx, { type: 'dropzone.updated', dz: updated, actor: p.key, data: dropzoneEventData(updated) });
+    return updated;
   };
 
   const service = {
@@ -148,7 +151,7 @@ export function createDropzoneService(deps: CoreDeps) {
      */
     async remove(p: Principal, id: string): Promise<void> {
       const dz = await service.get(p, id, 'dropzone.own');
-      await service.destroy(dz.id);
+      await service.destroy(dz.id, { type: 'dropzone.deleted', actor: p.key });
       await flushBlobDeletions(deps);
     },
 
@@ -157,9 +160,10 @@ export function createDropzoneService(deps: CoreDeps) {
      * Closes it first (no upload can be reserved from then on), then removes its files in transactions of at most
      * {@link FILE_BATCH_SIZE} that yield to the event loop in between; the transaction that finds the last files also
      * deletes the dropzone row and its grants, so no file can be left behind unqueued. Each step can free space on a
-     * full disk (freeingWrite). A crash midway leaves a closed, expired dropzone that the sweeper finishes.
+     * full disk (freeingWrite). A crash midway leaves a closed, expired dropzone that the sweeper finishes. With
+     * `cause`, the transaction deleting the row records that event (`dropzone.deleted` or `dropzone.expired`).
      */
-    async destroy(id: string): Promise<void> {
+    async destroy(id: string, cause?: { type: 'dropzone.deleted' | 'dropzone.expired'; actor?: ApiKey }): Promise<void> {
       await freeingWrite(deps, () => meta.closeDropzone(id, clock.now()));
       for (;;) {
         const done = await freeingWrite(deps, () =>
@@ -178,6 +182,8 @@ export function createDropzoneService(deps: CoreDeps) {
               await tx.deleteFile(f.id);
             }
             if (batch.length === FILE_BATCH_SIZE) return false;
+            const dz = cause && (await tx.dropzoneById(id));
+            if (dz) await recordEvent(deps, tx, { type: cause.type, dz, actor: cause.actor, data: { name: dz.name } });
             await tx.deleteGrantsOn('dropzone', id);
             await tx.deleteDropzone(id);
             return true;
@@ -221,7 +227,9 @@ export function createDropzoneService(deps: CoreDeps) {
         updatedAt: now,
       });
       if (!inserted) throw NAME_TAKEN;
-      return { dz: (await tx.dropzoneById(id))!, created: true };
+      const dz = (await tx.dropzoneById(id))!;
+      await recordEvent(deps, tx, { type: 'dropzone.created', dz, actor: key, data: dropzoneEventData(dz) });
+      return { dz, created: true };
     });
 
   return service;

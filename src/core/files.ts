@@ -7,6 +7,8 @@ import { newBlobKey, newFileId } from './ids.js';
 import { freeingWrite } from './space.js';
 import { type FilePermission, type Principal, filePermissions, invisible, requirePermission } from './permissions.js';
 import { fileCost } from './quota.js';
+import { recordEvent, withEvents } from './events.js';
+import type { ApiKey } from './ports/metadata-store.js';
 import type { Dropzone, ScanState, StoredFile } from './ports/metadata-store.js';
 
 /** Longest lifetime of an S3 upload URL that cannot be made conditional (`storage.s3.conditionalWrites = false`). */
@@ -62,13 +64,17 @@ export function createFileService(deps: CoreDeps, scan?: ConfirmScanHook) {
    * Removes a file row, its grants and its reserved bytes, and queues its blob; one transaction. Only the remover that
    * deleted the row releases the bytes (a user's delete and the sweeper, or two nodes, may race); false when the row
    * was already gone. Once committed, the multipart upload pinned to the file (as the row held it) is aborted, so its
-   * parts go with it; a failed abort is left to the sweeper's stale-upload pass.
+   * parts go with it; a failed abort is left to the sweeper's stale-upload pass. With `deletedBy`, a confirmed file's
+   * removal is recorded as `file.deleted` in the same transaction (pending uploads that go record nothing).
    */
-  const removeRow = async (file: StoredFile): Promise<boolean> => {
+  const removeRow = async (file: StoredFile, deletedBy?: { dz: Dropzone; actor: ApiKey | undefined }): Promise<boolean> => {
     let uploadId: string | null = null;
     const removed = await meta.transaction(async (tx) => {
-      uploadId = (await tx.fileById(file.id))?.multipartUploadId ?? null;
+      const cur = await tx.fileById(file.id);
+      uploadId = cur?.multipartUploadId ?? null;
       if (!(await tx.deleteFile(file.id))) return false;
+      if (deletedBy && cur?.status === 'uploaded')
+        await recordEvent(deps, tx, { type: 'file.deleted', dz: deletedBy.dz, file: cur, actor: deletedBy.actor, data: { name: cur.name, size: cur.size } });
       await tx.deleteGrantsOn('file', file.id);
       await tx.releaseSpace(file.dropzoneId, fileCost(file));
       await queueFileBlob(tx, deps, file, clock.now());
@@ -191,9 +197,14 @@ export function createFileService(deps: CoreDeps, scan?: ConfirmScanHook) {
           actual: stat.size,
         });
       }
-      // counted only by the confirm that made the change (a concurrent second confirm changes nothing)
+      // counted (and recorded as file.uploaded, in the same transaction) only by the confirm that made the change: a
+      // concurrent second confirm changes nothing
       const scanState = scan?.initialState() ?? null;
-      const changed = await meta.markUploaded(file.id, stat.etag, clock.now(), scanState);
+      const changed = await withEvents(deps, async (ops) => {
+        if (!(await ops.markUploaded(file.id, stat.etag, clock.now(), scanState))) return false;
+        await recordEvent(deps, ops, { type: 'file.uploaded', dz, file, actor: p.key, data: { name: file.name, size: file.size, type: file.type } });
+        return true;
+      });
       if (changed) deps.observer?.uploadConfirmed?.(file.size);
       // deleted (file or dropzone) while the store was being checked
       const confirmed = await meta.fileById(file.id);
@@ -216,8 +227,8 @@ export function createFileService(deps: CoreDeps, scan?: ConfirmScanHook) {
 
     /** Deletes a file (needs `file.delete`), releasing its bytes and deleting its blob; works on a full disk (see freeingWrite). */
     async remove(p: Principal, fileId: string): Promise<void> {
-      const { file } = await service.get(p, fileId, 'file.delete');
-      await freeingWrite(deps, () => removeRow(file));
+      const { file, dz } = await service.get(p, fileId, 'file.delete');
+      await freeingWrite(deps, () => removeRow(file, { dz, actor: p.key }));
       await flushBlobDeletions(deps);
     },
 

@@ -1,4 +1,5 @@
 import type { ApiKeyService } from './api-keys.js';
+import { recordEvent } from './events.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
 import { ANYONE, type Principal, dropzonePermissions, filePermissions, invisible, requirePermission, validatePermissionNames } from './permissions.js';
@@ -21,7 +22,7 @@ export interface GrantAnswer {
  * - the list of grantees is shown only to callers with an API key that hold `*.grant`;
  * - grants are stored against the resource's `_id`, whichever id (`_id` or shareId) the request named it by.
  */
-export function createGrantService(deps: Pick<CoreDeps, 'meta' | 'clock'>, keys: Pick<ApiKeyService, 'authenticate'>) {
+export function createGrantService(deps: Pick<CoreDeps, 'meta' | 'clock' | 'config' | 'onEventsCommitted'>, keys: Pick<ApiKeyService, 'authenticate'>) {
   const { meta, clock } = deps;
   const dropzoneNotFound = () => new AppError('DROPZONE_NOT_FOUND');
   const fileNotFound = () => new AppError('FILE_NOT_FOUND');
@@ -31,12 +32,12 @@ export function createGrantService(deps: Pick<CoreDeps, 'meta' | 'clock'>, keys:
     if (type === 'dropzone') {
       const dz = await ops.dropzoneByRef(ref);
       if (!dz) throw invisible(p, dropzoneNotFound());
-      return { id: dz.id, held: (await dropzonePermissions(ops, p, dz)) as Set<string>, own: 'dropzone.own', grant: 'dropzone.grant', notFound: dropzoneNotFound };
+      return { id: dz.id, dz, file: null, held: (await dropzonePermissions(ops, p, dz)) as Set<string>, own: 'dropzone.own', grant: 'dropzone.grant', notFound: dropzoneNotFound };
     }
     const file = await ops.fileById(ref);
     const dz = file && (await ops.dropzoneById(file.dropzoneId));
     if (!file || !dz) throw invisible(p, fileNotFound());
-    return { id: file.id, held: (await filePermissions(ops, p, file, dz)) as Set<string>, own: 'file.own', grant: 'file.grant', notFound: fileNotFound };
+    return { id: file.id, dz, file, held: (await filePermissions(ops, p, file, dz)) as Set<string>, own: 'file.own', grant: 'file.grant', notFound: fileNotFound };
   };
 
   /** `anyone`, a publicId, or (SDK 0.3) a key secret → the grantee's publicId. */
@@ -109,6 +110,13 @@ export function createGrantService(deps: Pick<CoreDeps, 'meta' | 'clock'>, keys:
           if (mode === 'grant') await tx.insertGrant(type, r.id, grantee, name, clock.now());
           else await tx.deleteGrant(type, r.id, grantee, name);
         }
+        await recordEvent(deps, tx, {
+          type: mode === 'grant' ? 'permission.granted' : 'permission.revoked',
+          dz: r.dz,
+          file: r.file,
+          actor: p.key,
+          data: { resource: type, grantee, permissions: body.permissions },
+        });
         const grants = await tx.grantsOn(type, r.id);
         return { data: grantsOf(grants, grantee), grants: grantList(grants) };
       });

@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
+import { recordFileQuarantined } from './events.js';
 import { openConfirmedBlob } from './files.js';
 import { randomId } from './ids.js';
 import type { MetadataTx, ScanState, StoredFile } from './ports/metadata-store.js';
@@ -41,12 +42,19 @@ export function refuseUnservable(config: Pick<Config, 'scan'>, file: Pick<Stored
  * `scan.quarantine = "delete"` its bytes are deleted. The file keeps its row (the uploader sees `quarantined`) and
  * its reserved space until someone deletes it.
  *
- * This is THE place where the `file.quarantined` event belongs: an events outbox writes it here, through `tx`, so it
- * commits (or rolls back) with the state change.
+ * The `file.quarantined` event (with webhooks on) is written here, through `tx`, so it commits (or rolls back) with
+ * the state change.
  */
-export async function recordQuarantine(tx: MetadataTx, deps: Pick<CoreDeps, 'config' | 'blobs' | 'log' | 'observer'>, file: StoredFile, signature: string): Promise<boolean> {
+export async function recordQuarantine(
+  tx: MetadataTx,
+  deps: Pick<CoreDeps, 'config' | 'blobs' | 'log' | 'observer' | 'clock' | 'onEventsCommitted'>,
+  file: StoredFile,
+  signature: string,
+): Promise<boolean> {
   if (!(await tx.finishScan(file.id, 'quarantined'))) return false;
-  // (events outbox: write `file.quarantined` {fileId, dropzoneId} here with tx)
+  // the file.quarantined event commits (or rolls back) with the state change
+  const dz = await tx.dropzoneById(file.dropzoneId);
+  if (dz) await recordFileQuarantined(deps, tx, dz, file, signature);
   tx.afterCommit(async () => {
     deps.observer?.fileQuarantined?.({ id: file.id, dropzoneId: file.dropzoneId }, signature);
     if (deps.config.scan.quarantine === 'delete')

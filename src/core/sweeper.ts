@@ -70,7 +70,7 @@ export function createSweeper(deps: CoreDeps, services: { dropzones: DropzoneSer
     let stalePending = 0;
     for (let batch = await meta.expiredDropzones(now); batch.length; batch = await meta.expiredDropzones(now)) {
       for (const dz of batch) {
-        await services.dropzones.destroy(dz.id);
+        await services.dropzones.destroy(dz.id, { type: 'dropzone.expired' });
         expiredDropzones++;
       }
     }

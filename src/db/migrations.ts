@@ -180,6 +180,71 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
     `,
   },
   {
+    // Issue 13: the events outbox and signed webhooks. An event is written in the same transaction as the change it
+    // describes; the dispatcher (one node at a time, under a lease) turns each into one delivery per matching
+    // subscription, with the exact body every attempt sends, and logs every attempt. All state is here, so deliveries
+    // survive restarts. `audience` lists the publicIds granted on the resource when it happened (JSON), so events of
+    // deleted dropzones still go only to keys that could see them.
+    version: 9,
+    name: 'events and webhooks',
+    sql: `
+      CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        dropzone_id TEXT NOT NULL,
+        share_id TEXT NOT NULL,
+        file_id TEXT,
+        actor TEXT,
+        owner TEXT,
+        audience TEXT NOT NULL DEFAULT '[]',
+        data TEXT NOT NULL DEFAULT '{}',
+        dispatched_at INTEGER
+      );
+      CREATE INDEX events_undispatched ON events(seq) WHERE dispatched_at IS NULL;
+      CREATE INDEX events_dispatched ON events(dispatched_at) WHERE dispatched_at IS NOT NULL;
+
+      CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        key_id INTEGER NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL DEFAULT '[]',
+        secret TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX webhooks_key ON webhooks(key_id, created_at);
+
+      CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        event_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+      CREATE INDEX webhook_deliveries_done ON webhook_deliveries(updated_at) WHERE status <> 'pending';
+      CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id);
+
+      CREATE TABLE webhook_attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id TEXT NOT NULL,
+        webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        event_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        status_code INTEGER,
+        error TEXT,
+        latency_ms INTEGER NOT NULL
+      );
+      CREATE INDEX webhook_attempts_webhook ON webhook_attempts(webhook_id, id);
+      CREATE INDEX webhook_attempts_at ON webhook_attempts(at);
+    `,
+  },
+  {
     // Issue 13: the virus-scan state of a confirmed file (NULL: confirmed with scanning off) and the claim a node holds
     // on its scan (so one node scans a file; a node that dies loses the claim when it expires). The partial index
     // finds the files left `scanning` (at start, by the periodic resume) without walking the table.

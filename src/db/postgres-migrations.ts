@@ -123,6 +123,67 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
     `,
   },
   {
+    // as SQLite's migration 9: the events outbox, webhook subscriptions, their deliveries and attempt log
+    version: 4,
+    name: 'events and webhooks',
+    sql: `
+      CREATE TABLE events (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT COLLATE "C" NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        dropzone_id TEXT COLLATE "C" NOT NULL,
+        share_id TEXT COLLATE "C" NOT NULL,
+        file_id TEXT COLLATE "C",
+        actor TEXT COLLATE "C",
+        owner TEXT COLLATE "C",
+        audience TEXT NOT NULL DEFAULT '[]',
+        data TEXT NOT NULL DEFAULT '{}',
+        dispatched_at BIGINT
+      );
+      CREATE INDEX events_undispatched ON events(seq) WHERE dispatched_at IS NULL;
+      CREATE INDEX events_dispatched ON events(dispatched_at) WHERE dispatched_at IS NOT NULL;
+
+      CREATE TABLE webhooks (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        key_id BIGINT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL DEFAULT '[]',
+        secret TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+      CREATE INDEX webhooks_key ON webhooks(key_id, created_at);
+
+      CREATE TABLE webhook_deliveries (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        webhook_id TEXT COLLATE "C" NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        event_id TEXT COLLATE "C" NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      );
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+      CREATE INDEX webhook_deliveries_done ON webhook_deliveries(updated_at) WHERE status <> 'pending';
+      CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id);
+
+      CREATE TABLE webhook_attempts (
+        id BIGSERIAL PRIMARY KEY,
+        delivery_id TEXT COLLATE "C" NOT NULL,
+        webhook_id TEXT COLLATE "C" NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        event_id TEXT COLLATE "C" NOT NULL,
+        at BIGINT NOT NULL,
+        status_code INTEGER,
+        error TEXT,
+        latency_ms BIGINT NOT NULL
+      );
+      CREATE INDEX webhook_attempts_webhook ON webhook_attempts(webhook_id, id);
+      CREATE INDEX webhook_attempts_at ON webhook_attempts(at);
+    `,
+  },
+  {
     // as SQLite's migration 10: the virus-scan state of a confirmed file and the claim on its scan
     version: 5,
     name: 'scan state',

@@ -15,10 +15,15 @@ import type {
   MetadataTx,
   NewApiKey,
   NewDropzone,
+  NewEvent,
   NewFile,
   ResourceType,
   ScanState,
+  StoredEvent,
   StoredFile,
+  Webhook,
+  WebhookAttempt,
+  WebhookDelivery,
 } from '../core/ports/metadata-store.js';
 import { PG_LOCK_CLASS, migratePostgres } from './postgres-migrations.js';
 import { Mutex } from '../util/mutex.js';
@@ -115,6 +120,13 @@ const FILE_COLS = `id, dropzone_id AS "dropzoneId", name, type, size, blob_key A
   uploader_key_id AS "uploaderKeyId", created_at AS "createdAt", confirmed_at AS "confirmedAt",
   pending_expires_at AS "pendingExpiresAt", pending_holder AS "pendingHolder",
   multipart_upload_id AS "multipartUploadId", scan_state AS "scanState", scan_claim_until AS "scanClaimUntil"`;
+const EVENT_COLS = `seq, id, type, created_at AS "createdAt", dropzone_id AS "dropzoneId", share_id AS "shareId", file_id AS "fileId",
+  actor, owner, audience, data, dispatched_at AS "dispatchedAt"`;
+const WEBHOOK_COLS = 'id, key_id AS "keyId", url, events, secret, created_at AS "createdAt"';
+const DELIVERY_COLS = `id, webhook_id AS "webhookId", event_id AS "eventId", body, status, attempts, next_attempt_at AS "nextAttemptAt",
+  created_at AS "createdAt", updated_at AS "updatedAt"`;
+const ATTEMPT_COLS = `delivery_id AS "deliveryId", webhook_id AS "webhookId", event_id AS "eventId", at, status_code AS "statusCode", error,
+  latency_ms AS "latencyMs"`;
 const KEY_INSERT = `INSERT INTO api_keys (public_id, secret_hash, name, balance_micro, permissions, is_admin, created_by, created_at)`;
 
 /** Every statement, prepared by the driver on first use per connection. Parameters compared with integer columns are cast to bigint. */
@@ -225,6 +237,31 @@ const S = {
     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
     WHERE leases.holder = excluded.holder OR leases.expires_at <= $3::bigint`,
   releaseLease: 'DELETE FROM leases WHERE name = $1 AND holder = $2',
+
+  insertEvent: `INSERT INTO events (id, type, created_at, dropzone_id, share_id, file_id, actor, owner, audience, data)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+  undispatchedEvents: `SELECT ${EVENT_COLS} FROM events WHERE dispatched_at IS NULL ORDER BY seq LIMIT $1`,
+  markEventDispatched: 'UPDATE events SET dispatched_at = $1 WHERE seq = $2',
+  insertWebhook: 'INSERT INTO webhooks (id, key_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+  webhookById: `SELECT ${WEBHOOK_COLS} FROM webhooks WHERE id = $1`,
+  webhooksOfKey: `SELECT ${WEBHOOK_COLS} FROM webhooks WHERE key_id = $1 ORDER BY created_at, id`,
+  allWebhooks: `SELECT ${WEBHOOK_COLS} FROM webhooks ORDER BY created_at, id`,
+  updateWebhook: 'UPDATE webhooks SET url = $1, events = $2 WHERE id = $3',
+  // deliveries and attempts go with it (ON DELETE CASCADE)
+  deleteWebhook: 'DELETE FROM webhooks WHERE id = $1',
+  insertDelivery: `INSERT INTO webhook_deliveries (id, webhook_id, event_id, body, status, attempts, next_attempt_at, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+  dueDeliveries: `SELECT ${DELIVERY_COLS} FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+    ORDER BY next_attempt_at, id LIMIT $2`,
+  // one statement: the delivery's new state and the log line commit together (nothing when the subscription is gone)
+  recordAttempt: `WITH upd AS (
+      UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, updated_at = $4 WHERE id = $5 RETURNING id)
+    INSERT INTO webhook_attempts (delivery_id, webhook_id, event_id, at, status_code, error, latency_ms)
+    SELECT $5, $6, $7, $4, $8, $9, $10 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $6)`,
+  webhookAttempts: `SELECT ${ATTEMPT_COLS} FROM webhook_attempts WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2`,
+  pruneDeliveries: `DELETE FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < $1`,
+  pruneAttempts: 'DELETE FROM webhook_attempts WHERE at < $1',
+  pruneEvents: 'DELETE FROM events WHERE dispatched_at IS NOT NULL AND dispatched_at < $1',
 } as const;
 
 type Row = Record<string, unknown>;
@@ -236,6 +273,9 @@ const exec = (q: Q, text: keyof typeof S, params: unknown[] = []): Promise<Resul
 
 const toKey = (r: Row): ApiKey => ({ ...(r as unknown as ApiKey), permissions: JSON.parse(r.permissions as string) as string[] });
 const first = <T>(rows: Result, map: (r: Row) => T = (r) => r as T): T | undefined => (rows.length > 0 ? map(rows[0]) : undefined);
+const toEvent = (r: Row): StoredEvent =>
+  ({ ...r, audience: JSON.parse(r.audience as string), data: JSON.parse(r.data as string) }) as unknown as StoredEvent;
+const toWebhook = (r: Row): Webhook => ({ ...r, events: JSON.parse(r.events as string) }) as unknown as Webhook;
 const keyParams = (k: NewApiKey) => [k.publicId, k.secretHash, k.name, k.balanceMicro, JSON.stringify(k.permissions)];
 
 /** The operations, each over the query scope `q` it is given (the pool or a transaction level). */
@@ -388,6 +428,42 @@ const pgOps = (() => {
       (await exec(q, 'acquireLease', [name, holder, now, ttlMs])).count > 0,
     async releaseLease(q: Q, name: string, holder: string) {
       await exec(q, 'releaseLease', [name, holder]);
+    },
+
+    async insertEvent(q: Q, e: NewEvent) {
+      await exec(q, 'insertEvent', [
+        e.id, e.type, e.createdAt, e.dropzoneId, e.shareId, e.fileId, e.actor, e.owner, JSON.stringify(e.audience), JSON.stringify(e.data),
+      ]);
+    },
+    undispatchedEvents: async (q: Q, limit: number) => (await exec(q, 'undispatchedEvents', [limit])).map(toEvent),
+    async markEventDispatched(q: Q, seq: number, at: number) {
+      await exec(q, 'markEventDispatched', [at, seq]);
+    },
+    async insertWebhook(q: Q, w: Webhook) {
+      await exec(q, 'insertWebhook', [w.id, w.keyId, w.url, JSON.stringify(w.events), w.secret, w.createdAt]);
+    },
+    webhookById: async (q: Q, id: string) => first(await exec(q, 'webhookById', [id]), toWebhook),
+    listWebhooks: async (q: Q, keyId?: number) =>
+      (keyId === undefined ? await exec(q, 'allWebhooks') : await exec(q, 'webhooksOfKey', [keyId])).map(toWebhook),
+    updateWebhook: async (q: Q, id: string, c: Pick<Webhook, 'url' | 'events'>) =>
+      (await exec(q, 'updateWebhook', [c.url, JSON.stringify(c.events), id])).count > 0,
+    deleteWebhook: async (q: Q, id: string) => (await exec(q, 'deleteWebhook', [id])).count > 0,
+    async insertDelivery(q: Q, d: Omit<WebhookDelivery, 'updatedAt'>) {
+      await exec(q, 'insertDelivery', [d.id, d.webhookId, d.eventId, d.body, d.status, d.attempts, d.nextAttemptAt, d.createdAt]);
+    },
+    dueDeliveries: async (q: Q, now: number, limit: number) => [...(await exec(q, 'dueDeliveries', [now, limit]))] as unknown as WebhookDelivery[],
+    async recordAttempt(q: Q, a: WebhookAttempt, next: Pick<WebhookDelivery, 'status' | 'attempts' | 'nextAttemptAt'>) {
+      await exec(q, 'recordAttempt', [
+        next.status, next.attempts, next.nextAttemptAt, a.at, a.deliveryId, a.webhookId, a.eventId, a.statusCode, a.error, a.latencyMs,
+      ]);
+    },
+    webhookAttempts: async (q: Q, webhookId: string, limit: number) =>
+      [...(await exec(q, 'webhookAttempts', [webhookId, limit]))] as unknown as WebhookAttempt[],
+    /** Three statements, each safe alone (a crash between them leaves rows the next prune removes). */
+    async pruneWebhookData(q: Q, before: number) {
+      let n = 0;
+      for (const st of ['pruneDeliveries', 'pruneAttempts', 'pruneEvents'] as const) n += (await exec(q, st, [before])).count;
+      return n;
     },
   };
   return ops;

@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import type { NewEvent, StoredEvent, Webhook, WebhookAttempt, WebhookDelivery } from '../core/ports/metadata-store.js';
 
 /** A row of `api_keys`. */
 export interface ApiKeyRow {
@@ -377,3 +378,89 @@ export function createRepositories(db: Db) {
 
 /** The data-access object built by {@link createRepositories}. */
 export type Repositories = ReturnType<typeof createRepositories>;
+
+/** Columns of `events` under the port's names (JSON columns parsed by the caller). */
+const EVENT_COLS = `seq, id, type, created_at AS createdAt, dropzone_id AS dropzoneId, share_id AS shareId, file_id AS fileId,
+  actor, owner, audience, data, dispatched_at AS dispatchedAt`;
+const WEBHOOK_COLS = 'id, key_id AS keyId, url, events, secret, created_at AS createdAt';
+const DELIVERY_COLS = `id, webhook_id AS webhookId, event_id AS eventId, body, status, attempts, next_attempt_at AS nextAttemptAt,
+  created_at AS createdAt, updated_at AS updatedAt`;
+const ATTEMPT_COLS = `delivery_id AS deliveryId, webhook_id AS webhookId, event_id AS eventId, at, status_code AS statusCode, error,
+  latency_ms AS latencyMs`;
+
+/**
+ * Prepared statements of the events outbox and webhooks (migration 9), answering the port's types. Pure data access.
+ */
+export function createEventRepositories(db: Db) {
+  const q = <P extends unknown[] = unknown[]>(sql: string) => db.prepare<P>(sql);
+  const s = {
+    insertEvent: q(
+      `INSERT INTO events (id, type, created_at, dropzone_id, share_id, file_id, actor, owner, audience, data)
+       VALUES (@id, @type, @createdAt, @dropzoneId, @shareId, @fileId, @actor, @owner, @audience, @data)`,
+    ),
+    undispatchedEvents: q<[number]>(`SELECT ${EVENT_COLS} FROM events WHERE dispatched_at IS NULL ORDER BY seq LIMIT ?`),
+    markEventDispatched: q<[number, number]>('UPDATE events SET dispatched_at = ? WHERE seq = ?'),
+    insertWebhook: q(
+      'INSERT INTO webhooks (id, key_id, url, events, secret, created_at) VALUES (@id, @keyId, @url, @events, @secret, @createdAt)',
+    ),
+    webhookById: q<[string]>(`SELECT ${WEBHOOK_COLS} FROM webhooks WHERE id = ?`),
+    webhooksOfKey: q<[number]>(`SELECT ${WEBHOOK_COLS} FROM webhooks WHERE key_id = ? ORDER BY created_at, id`),
+    allWebhooks: q<[]>(`SELECT ${WEBHOOK_COLS} FROM webhooks ORDER BY created_at, id`),
+    updateWebhook: q('UPDATE webhooks SET url = @url, events = @events WHERE id = @id'),
+    deleteAttemptsOf: q<[string]>('DELETE FROM webhook_attempts WHERE webhook_id = ?'),
+    deleteDeliveriesOf: q<[string]>('DELETE FROM webhook_deliveries WHERE webhook_id = ?'),
+    deleteWebhook: q<[string]>('DELETE FROM webhooks WHERE id = ?'),
+    insertDelivery: q(
+      `INSERT INTO webhook_deliveries (id, webhook_id, event_id, body, status, attempts, next_attempt_at, created_at, updated_at)
+       VALUES (@id, @webhookId, @eventId, @body, @status, @attempts, @nextAttemptAt, @createdAt, @createdAt)`,
+    ),
+    dueDeliveries: q<[number, number]>(
+      `SELECT ${DELIVERY_COLS} FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`,
+    ),
+    updateDelivery: q(
+      'UPDATE webhook_deliveries SET status = @status, attempts = @attempts, next_attempt_at = @nextAttemptAt, updated_at = @at WHERE id = @deliveryId',
+    ),
+    insertAttempt: q(
+      `INSERT INTO webhook_attempts (delivery_id, webhook_id, event_id, at, status_code, error, latency_ms)
+       SELECT @deliveryId, @webhookId, @eventId, @at, @statusCode, @error, @latencyMs WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhookId)`,
+    ),
+    webhookAttempts: q<[string, number]>(`SELECT ${ATTEMPT_COLS} FROM webhook_attempts WHERE webhook_id = ? ORDER BY id DESC LIMIT ?`),
+    pruneDeliveries: q<[number]>(`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < ?`),
+    pruneAttempts: q<[number]>('DELETE FROM webhook_attempts WHERE at < ?'),
+    pruneEvents: q<[number]>('DELETE FROM events WHERE dispatched_at IS NOT NULL AND dispatched_at < ?'),
+  };
+  // multi-statement changes run as one transaction (a savepoint inside an open one)
+  const deleteWebhook = db.transaction((id: string) => {
+    s.deleteAttemptsOf.run(id);
+    s.deleteDeliveriesOf.run(id);
+    return s.deleteWebhook.run(id).changes > 0;
+  });
+  const recordAttempt = db.transaction((a: WebhookAttempt, next: Pick<WebhookDelivery, 'status' | 'attempts' | 'nextAttemptAt'>) => {
+    s.updateDelivery.run({ ...next, at: a.at, deliveryId: a.deliveryId });
+    s.insertAttempt.run(a);
+  });
+  const pruneWebhookData = db.transaction(
+    (before: number) => s.pruneDeliveries.run(before).changes + s.pruneAttempts.run(before).changes + s.pruneEvents.run(before).changes,
+  );
+  type Raw = Record<string, unknown>;
+  const toEvent = (r: Raw) => ({ ...r, audience: JSON.parse(r.audience as string), data: JSON.parse(r.data as string) });
+  const toWebhook = (r: Raw) => ({ ...r, events: JSON.parse(r.events as string) });
+  return {
+    insertEvent: (e: NewEvent) => void s.insertEvent.run({ ...e, audience: JSON.stringify(e.audience), data: JSON.stringify(e.data) }),
+    undispatchedEvents: (limit: number) => (s.undispatchedEvents.all(limit) as Raw[]).map(toEvent) as StoredEvent[],
+    markEventDispatched: (seq: number, at: number) => void s.markEventDispatched.run(at, seq),
+    insertWebhook: (w: Webhook) => void s.insertWebhook.run({ ...w, events: JSON.stringify(w.events) }),
+    webhookById: (id: string) => {
+      const r = s.webhookById.get(id) as Raw | undefined;
+      return r && (toWebhook(r) as Webhook);
+    },
+    listWebhooks: (keyId?: number) => ((keyId === undefined ? s.allWebhooks.all() : s.webhooksOfKey.all(keyId)) as Raw[]).map(toWebhook) as Webhook[],
+    updateWebhook: (id: string, c: Pick<Webhook, 'url' | 'events'>) => s.updateWebhook.run({ id, url: c.url, events: JSON.stringify(c.events) }).changes > 0,
+    deleteWebhook: (id: string): boolean => deleteWebhook(id),
+    insertDelivery: (d: Omit<WebhookDelivery, 'updatedAt'>) => void s.insertDelivery.run(d),
+    dueDeliveries: (now: number, limit: number) => s.dueDeliveries.all(now, limit) as WebhookDelivery[],
+    recordAttempt: (a: WebhookAttempt, next: Pick<WebhookDelivery, 'status' | 'attempts' | 'nextAttemptAt'>): void => recordAttempt(a, next),
+    webhookAttempts: (webhookId: string, limit: number) => s.webhookAttempts.all(webhookId, limit) as WebhookAttempt[],
+    pruneWebhookData: (before: number): number => pruneWebhookData(before),
+  };
+}

@@ -11,7 +11,7 @@ import type {
   StoredFile,
 } from '../core/ports/metadata-store.js';
 import type { Db } from './database.js';
-import { type ApiKeyRow, type DropzoneRow, type FileRow, createRepositories } from './repositories.js';
+import { type ApiKeyRow, type DropzoneRow, type FileRow, createEventRepositories, createRepositories } from './repositories.js';
 import { Mutex } from '../util/mutex.js';
 import { runAfterCommitHooks } from './after-commit.js';
 
@@ -100,6 +100,7 @@ const opt = <R, T>(map: (r: R) => T, r: R | undefined): T | undefined => (r === 
 /** The operations as synchronous functions over one connection (the prepared statements of `repositories.ts`). */
 function syncOps(db: Db) {
   const repo = createRepositories(db);
+  const events = createEventRepositories(db);
   const creditKey = db.prepare<[number, number]>('UPDATE api_keys SET balance_micro = balance_micro + ? WHERE id = ? AND balance_micro IS NOT NULL');
   const ops = {
     getSetting: (key: string) => repo.getSetting(key),
@@ -218,6 +219,8 @@ function syncOps(db: Db) {
 
     acquireLease: (name: string, holder: string, now: number, ttlMs: number) => repo.acquireLease(name, holder, now, ttlMs),
     releaseLease: (name: string, holder: string) => repo.releaseLease(name, holder),
+
+    ...events,
   };
   // the synchronous twins must cover the whole port, with the same parameters and awaited results
   return ops satisfies { [K in keyof MetadataOps]: (...args: Parameters<MetadataOps[K]>) => Awaited<ReturnType<MetadataOps[K]>> };

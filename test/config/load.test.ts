@@ -133,7 +133,7 @@ urlTtlSeconds = 100
       const raw =
         typeof sample === 'boolean' ? String(!sample)
         : typeof sample === 'number' || sample === null ? (dotted === 'server.port' ? '0' : dotted === 'uploads.pageMultipartAboveBytes' ? '8388608' : dotted === 'server.requestTimeoutSeconds' ? '7200' : dotted.startsWith('limits.min') ? '1' : dotted.startsWith('limits.max') ? '500' : '7')
-        : Array.isArray(sample) ? 'https://x.example'
+        : Array.isArray(sample) ? (dotted === 'webhooks.allowTargets' ? 'hooks.example' : 'https://x.example')
         : dotted === 'storage.backend' ? 'local'
         : dotted === 'database.url' ? 'sqlite:./other.db'
         : dotted === 'storage.s3.downloadMode' ? 'stream'

@@ -4,7 +4,7 @@
  * store. Concurrent cases fire many calls at once and check the invariants the database must keep by itself.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { MetadataStore, NewApiKey, NewDropzone, NewFile } from '../../src/core/ports/metadata-store.js';
+import type { MetadataStore, NewApiKey, NewDropzone, NewEvent, NewFile } from '../../src/core/ports/metadata-store.js';
 
 /** What a contract `setup` returns: a fresh, empty, migrated store and how to dispose of it. */
 export interface MetadataContractFixture {
@@ -504,6 +504,113 @@ export function metadataStoreContract(name: string, setup: () => Promise<Metadat
         expect((await store.blobDeletionsDue(T0 + 100, { at: -1, key: '' }, 10)).map((r) => r.blobKey)).toEqual(['k1', 'k2']);
         await store.dequeueBlobDeletion('k1');
         expect((await store.blobDeletionsDue(T0 + 100, { at: T0, key: 'k1' }, 10)).map((r) => r.blobKey)).toEqual(['k2']);
+      });
+    });
+
+    describe('events outbox and webhooks', () => {
+      const event = (over: Partial<NewEvent> = {}): NewEvent => ({
+        id: uid('evt'),
+        type: 'file.uploaded',
+        createdAt: T0,
+        dropzoneId: 'dz1',
+        shareId: 'dzs1',
+        fileId: 'f1',
+        actor: 'pk_actor',
+        owner: 'pk_owner',
+        audience: ['pk_grantee'],
+        data: { size: 3, name: 'a.txt' },
+        ...over,
+      });
+
+      it('keeps events in order until dispatched, with their audience and data', async () => {
+        const a = event();
+        const b = event({ type: 'dropzone.deleted', fileId: null, actor: null, owner: null, audience: [] });
+        await store.insertEvent(a);
+        await store.insertEvent(b);
+        const waiting = await store.undispatchedEvents(10);
+        expect(waiting.map((e) => e.id)).toEqual([a.id, b.id]);
+        expect(waiting[0]).toMatchObject({ ...a, dispatchedAt: null });
+        expect(waiting[1]).toMatchObject({ ...b, dispatchedAt: null });
+        expect(waiting[0].seq).toBeLessThan(waiting[1].seq);
+        expect(await store.undispatchedEvents(1)).toHaveLength(1);
+        await store.markEventDispatched(waiting[0].seq, T0 + 1);
+        expect((await store.undispatchedEvents(10)).map((e) => e.id)).toEqual([b.id]);
+      });
+
+      it('an event written in a rolled-back transaction is gone with the change', async () => {
+        const e = event();
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.setSetting('change', '1');
+            await tx.insertEvent(e);
+            throw new Error('roll back');
+          }),
+        ).rejects.toThrow('roll back');
+        expect(await store.getSetting('change')).toBeUndefined();
+        expect(await store.undispatchedEvents(10)).toEqual([]);
+      });
+
+      it('stores subscriptions per key, deliveries with their attempts, and deletes them together', async () => {
+        const k1 = await store.insertKey(newKey());
+        const k2 = await store.insertKey(newKey());
+        const w1 = { id: uid('wh'), keyId: k1.id, url: 'https://a.example/h', events: ['file.uploaded'], secret: 's1', createdAt: T0 };
+        const w2 = { id: uid('wh'), keyId: k2.id, url: 'https://b.example/h', events: [], secret: 's2', createdAt: T0 + 1 };
+        await store.insertWebhook(w1);
+        await store.insertWebhook(w2);
+        expect(await store.webhookById(w1.id)).toEqual(w1);
+        expect(await store.listWebhooks(k1.id)).toEqual([w1]);
+        expect((await store.listWebhooks()).map((w) => w.id)).toEqual([w1.id, w2.id]);
+
+        const d = { id: uid('whd'), webhookId: w1.id, eventId: 'evt_1', body: '{"x":1}', status: 'pending' as const, attempts: 0, nextAttemptAt: T0, createdAt: T0 };
+        await store.insertDelivery(d);
+        await store.insertDelivery({ ...d, id: uid('whd'), nextAttemptAt: T0 + 5000 });
+        expect(await store.dueDeliveries(T0, 10)).toEqual([{ ...d, updatedAt: T0 }]);
+        const attempt = { deliveryId: d.id, webhookId: w1.id, eventId: 'evt_1', at: T0 + 10, statusCode: 500, error: null, latencyMs: 7 };
+        await store.recordAttempt(attempt, { status: 'pending', attempts: 1, nextAttemptAt: T0 + 1000 });
+        expect(await store.dueDeliveries(T0 + 999, 10)).toEqual([]);
+        expect((await store.dueDeliveries(T0 + 1000, 10))[0]).toMatchObject({ id: d.id, attempts: 1, updatedAt: T0 + 10 });
+        await store.recordAttempt({ ...attempt, at: T0 + 1001, statusCode: null, error: 'timeout' }, { status: 'delivered', attempts: 2, nextAttemptAt: T0 + 1000 });
+        expect(await store.dueDeliveries(T0 + 1000, 10)).toEqual([]);
+        expect(await store.webhookAttempts(w1.id, 10)).toEqual([{ ...attempt, at: T0 + 1001, statusCode: null, error: 'timeout' }, attempt]);
+        expect(await store.webhookAttempts(w1.id, 1)).toHaveLength(1);
+
+        expect(await store.updateWebhook(w2.id, { url: 'https://c.example/h', events: ['file.deleted'] })).toBe(true);
+        expect(await store.webhookById(w2.id)).toEqual({ ...w2, url: 'https://c.example/h', events: ['file.deleted'] });
+        expect(await store.updateWebhook('wh_none', { url: 'https://c.example/h', events: [] })).toBe(false);
+
+        expect(await store.deleteWebhook(w1.id)).toBe(true);
+        expect(await store.deleteWebhook(w1.id)).toBe(false);
+        expect(await store.webhookById(w1.id)).toBeUndefined();
+        expect(await store.webhookAttempts(w1.id, 10)).toEqual([]);
+        expect(await store.dueDeliveries(T0 + 10_000, 10)).toEqual([]);
+        // an attempt finishing after its subscription was deleted leaves nothing behind
+        await store.recordAttempt(attempt, { status: 'delivered', attempts: 1, nextAttemptAt: T0 });
+        expect(await store.webhookAttempts(w1.id, 10)).toEqual([]);
+      });
+
+      it('prunes finished deliveries, old attempts and dispatched events, and keeps the rest', async () => {
+        const k = await store.insertKey(newKey());
+        const w = { id: uid('wh'), keyId: k.id, url: 'https://a.example/h', events: [], secret: 's', createdAt: T0 };
+        await store.insertWebhook(w);
+        const base = { webhookId: w.id, eventId: 'e', body: '{}', attempts: 0, nextAttemptAt: T0, createdAt: T0 };
+        await store.insertDelivery({ ...base, id: 'done', status: 'pending' });
+        await store.insertDelivery({ ...base, id: 'waiting', status: 'pending' });
+        await store.recordAttempt({ deliveryId: 'done', webhookId: w.id, eventId: 'e', at: T0, statusCode: 200, error: null, latencyMs: 1 }, {
+          status: 'delivered',
+          attempts: 1,
+          nextAttemptAt: T0,
+        });
+        const old = event();
+        const fresh = event();
+        await store.insertEvent(old);
+        await store.insertEvent(fresh);
+        const [o] = await store.undispatchedEvents(1);
+        await store.markEventDispatched(o.seq, T0);
+        expect(await store.pruneWebhookData(T0 + 1)).toBe(3);
+        expect((await store.dueDeliveries(T0, 10)).map((d) => d.id)).toEqual(['waiting']);
+        expect(await store.webhookAttempts(w.id, 10)).toEqual([]);
+        expect((await store.undispatchedEvents(10)).map((e) => e.id)).toEqual([fresh.id]);
+        expect(await store.pruneWebhookData(T0 + 1)).toBe(0);
       });
     });
 

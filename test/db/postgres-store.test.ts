@@ -17,7 +17,7 @@ describe.skipIf(!pg)('PostgreSQL store', () => {
     const url = pg!.url;
     const store = await openPostgresStore(url, { poolSize: 6 });
     const admin = postgres(url, pgDriverOptions({ poolSize: 1 }));
-    await admin.unsafe('TRUNCATE settings, api_keys, dropzones, files, permissions, blob_deletions, leases RESTART IDENTITY CASCADE');
+    await admin.unsafe('TRUNCATE settings, api_keys, dropzones, files, permissions, blob_deletions, leases, events, webhooks, webhook_deliveries, webhook_attempts RESTART IDENTITY CASCADE');
     await admin.end();
     return {
       store,

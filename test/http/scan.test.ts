@@ -4,6 +4,8 @@
  * database written here (test/helpers/clamd.ts) and the command hook with a small node script, on every backend.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -217,6 +219,36 @@ describeEachBackend('virus scanning', (b: BackendContext) => {
       expect((await download(t, bad.fileId)).body.code).toBe('FILE_QUARANTINED');
       await t.close();
       t = undefined;
+    });
+
+    it('with webhooks on, a quarantine is delivered as file.quarantined (the event commits with the state change)', async () => {
+      const got: any[] = [];
+      const receiver = createServer((req, res) => {
+        let body = '';
+        req.on('data', (d) => (body += d)).on('end', () => {
+          got.push(JSON.parse(body));
+          res.end();
+        });
+      });
+      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+      try {
+        t = await b.start({ settings: commandScan({ 'webhooks.enabled': true, 'webhooks.allowTargets': ['127.0.0.1'] }, true) });
+        const port = (receiver.address() as AddressInfo).port;
+        const sub = await t.req('POST', '/webhooks', { key: t.adminKey, body: { url: `http://127.0.0.1:${port}/hook`, events: ['file.quarantined'] } });
+        expect(sub.status, sub.text).toBe(201);
+        const dz = await publicDropzone(t);
+        const bad = await t.upload(t.adminKey, dz._id, 'bad.bin', 'xx INFECTED-MARKER xx');
+        const good = await t.upload(t.adminKey, dz._id, 'good.bin', 'fine');
+        await t.server.app.ctx.scan.idle();
+        await t.server.app.ctx.webhookDispatcher.runOnce();
+        await expect.poll(() => got.length, { timeout: 10_000 }).toBe(1);
+        expect(got[0]).toMatchObject({ type: 'file.quarantined', fileId: bad.fileId });
+        expect(got.some((e) => e.fileId === good.fileId)).toBe(false);
+      } finally {
+        await t?.close();
+        t = undefined;
+        receiver.close();
+      }
     });
 
     it('a scan over scan.timeoutMs is scan_failed: held with onFailure = "hold", served with "serve"', async () => {

@@ -131,6 +131,77 @@ export interface BlobDeletion {
   notBefore: number;
 }
 
+/**
+ * An event in the outbox, written in the same transaction as the change it describes (`src/core/events.ts`). It holds
+ * no secret, code, signed URL or credential: the dropzone `_id` is kept to tell owners, never sent to others.
+ */
+export interface StoredEvent {
+  /** Position in the outbox (assigned by the store, increasing). */
+  seq: number;
+  /** Public id (`evt_…`). */
+  id: string;
+  type: string;
+  createdAt: number;
+  /** The dropzone's `_id` (shown only to owner and admin subscriptions). */
+  dropzoneId: string;
+  shareId: string;
+  fileId: string | null;
+  /** publicId of the acting key; null for the sweeper, x-dropzone-id and page visitors. */
+  actor: string | null;
+  /** publicId of the dropzone's owner (when it has one). */
+  owner: string | null;
+  /** publicIds (never `anyone`) holding a grant on the dropzone (or, for file events, the file) when it happened. */
+  audience: string[];
+  /** Type-specific, non-secret details. */
+  data: Record<string, unknown>;
+  /** When the dispatcher created its deliveries; null while waiting. */
+  dispatchedAt: number | null;
+}
+
+/** What {@link MetadataOps.insertEvent} needs. */
+export type NewEvent = Omit<StoredEvent, 'seq' | 'dispatchedAt'>;
+
+/** A webhook subscription of an API key. */
+export interface Webhook {
+  id: string;
+  keyId: number;
+  url: string;
+  /** Event types it receives; empty: every type. */
+  events: string[];
+  /** HMAC secret of its signatures (never shown after creation). */
+  secret: string;
+  createdAt: number;
+}
+
+/** Where a delivery stands. */
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One event to deliver to one subscription, with the exact body sent on every attempt. */
+export interface WebhookDelivery {
+  id: string;
+  webhookId: string;
+  eventId: string;
+  body: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One delivery attempt in a subscription's log. */
+export interface WebhookAttempt {
+  deliveryId: string;
+  webhookId: string;
+  eventId: string;
+  at: number;
+  /** HTTP status answered; null when none (refused target, timeout, connection error). */
+  statusCode: number | null;
+  /** Why it failed (never a secret); null when a status was answered. */
+  error: string | null;
+  latencyMs: number;
+}
+
 /** The data operations, the same on the store and inside a transaction. */
 export interface MetadataOps {
   getSetting(key: string): Promise<string | undefined>;
@@ -284,6 +355,33 @@ export interface MetadataOps {
   acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean>;
   /** Gives the lease up if `holder` holds it. */
   releaseLease(name: string, holder: string): Promise<void>;
+
+  /** Appends an event to the outbox. */
+  insertEvent(event: NewEvent): Promise<void>;
+  /** Up to `limit` events not dispatched yet, oldest first. */
+  undispatchedEvents(limit: number): Promise<StoredEvent[]>;
+  /** Marks an event dispatched (its deliveries are created). */
+  markEventDispatched(seq: number, at: number): Promise<void>;
+  insertWebhook(hook: Webhook): Promise<void>;
+  webhookById(id: string): Promise<Webhook | undefined>;
+  /** The subscriptions of a key (every key's with `undefined`), oldest first. */
+  listWebhooks(keyId?: number): Promise<Webhook[]>;
+  /** Changes a subscription's URL and event types; false when there was none. */
+  updateWebhook(id: string, change: Pick<Webhook, 'url' | 'events'>): Promise<boolean>;
+  /** Deletes a subscription with its deliveries and attempt log; false when there was none. */
+  deleteWebhook(id: string): Promise<boolean>;
+  insertDelivery(delivery: Omit<WebhookDelivery, 'updatedAt'>): Promise<void>;
+  /** Up to `limit` pending deliveries due at `now`, earliest first. */
+  dueDeliveries(now: number, limit: number): Promise<WebhookDelivery[]>;
+  /** Records the outcome of an attempt: the delivery's new state and the attempt in the log, together. */
+  recordAttempt(attempt: WebhookAttempt, next: Pick<WebhookDelivery, 'status' | 'attempts' | 'nextAttemptAt'>): Promise<void>;
+  /** The last `limit` attempts of a subscription, newest first. */
+  webhookAttempts(webhookId: string, limit: number): Promise<WebhookAttempt[]>;
+  /**
+   * Deletes what is older than `before`: finished deliveries, attempts, and dispatched events. Answers how many
+   * rows went.
+   */
+  pruneWebhookData(before: number): Promise<number>;
 }
 
 /** Something to run once a transaction has committed (never after a rollback). */
