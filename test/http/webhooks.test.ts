@@ -4,6 +4,8 @@
  * the address policy. A receiver runs in the test process on 127.0.0.1 (allow-listed by the test configuration).
  */
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -156,6 +158,28 @@ describeEachBackend('webhooks', (b: BackendContext) => {
     expect(log.body.data).toHaveLength(6);
     expect(log.body.data[0]).toMatchObject({ statusCode: 200, error: null });
     expect(log.body.data[0].latencyMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it("README's verification snippet accepts a real delivery and rejects a changed body, another secret or an old timestamp", async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Webhooks'));
+    const code = /```js\n([\s\S]*?)```/.exec(section)![1];
+    const readmeVerify = new Function('require', `${code}\nreturn verify;`)(createRequire(import.meta.url)) as (
+      raw: string,
+      headers: IncomingHttpHeaders,
+      secret: string,
+      toleranceSeconds?: number,
+    ) => boolean;
+    const key = await t.createKey([], 10);
+    const hook = await subscribe(key.secret, '/readme', ['dropzone.created']);
+    await t.createDropzone(key.secret);
+    await rx.until(() => rx.at('/readme').length === 1, 'the delivery');
+    const [r] = rx.at('/readme');
+    const lag = Math.abs(Date.now() / 1000 - Number(r.headers['dropzone-webhook-timestamp']));
+    expect(readmeVerify(r.body, r.headers, hook.secret, lag + 60)).toBe(true);
+    expect(readmeVerify(r.body.replace('dropzone.created', 'dropzone.deleted'), r.headers, hook.secret, lag + 60)).toBe(false);
+    expect(readmeVerify(r.body, r.headers, 'another secret', lag + 60)).toBe(false);
+    expect(readmeVerify(r.body, { ...r.headers, 'dropzone-webhook-timestamp': String(Math.floor(Date.now() / 1000) - 3600 - lag) }, hook.secret, 300)).toBe(false);
   });
 
   it('retries a receiver that fails twice, across a server restart, then stops once it answered 2xx', async () => {
