@@ -10,6 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
+import { markFileBody } from './file-body.js';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -442,6 +443,8 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
       }
       // Reading through the already-open handle pins this version even if the key is overwritten meanwhile.
       const stream = createReadStream('', { fd: handle, start: range?.start, end: range?.end, autoClose: true, highWaterMark: READ_CHUNK });
+      // a sender may copy the range itself with reused buffers (see file-body.ts); reading the stream works as usual
+      markFileBody(stream, { handle, start: range?.start ?? 0, end: range?.end ?? stat.size - 1 });
       return { stream, stat };
     } catch (err) {
       await handle.close().catch(() => {});

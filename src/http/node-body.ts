@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context } from 'hono';
+import { fileBodyOf, sendFileBody } from '../blobs/file-body.js';
 
 /** Bodies waiting for the app's answer, by the request's Node response. */
 const parked = new WeakMap<object, Readable>();
@@ -58,7 +59,17 @@ function send(res: Response, outgoing: ServerResponse): Response {
   outgoing.writeHead(res.status, headers);
   // a failed read cuts the transfer short (the client sees fewer bytes than Content-Length); a client that goes away
   // destroys the file stream, which closes the file
-  pipeline(stream, outgoing).catch(() => undefined);
+  const file = fileBodyOf(stream);
+  if (file) {
+    // a range of an open file: copied with two reused buffers (see file-body.ts); the stream only closes the file
+    sendFileBody(file, outgoing).then(
+      () => stream.destroy(),
+      (err: unknown) => {
+        outgoing.destroy(err as Error);
+        stream.destroy();
+      },
+    );
+  } else pipeline(stream, outgoing).catch(() => undefined);
   const sent = new Response(null, { headers: { [ALREADY_SENT]: 'true' } });
   // the adapter honours the header only for a materialised Response (its plain-body fast path writes a head of its
   // own): reading .body materialises it
