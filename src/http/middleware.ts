@@ -5,7 +5,7 @@
  * to web streams), so headers are set before `next()`; a handler that returns its own `Response` (downloads, 304s) gets
  * the missing ones added to that Response's headers afterwards, which keeps it as it is.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from '../log/logger.js';
@@ -34,6 +34,24 @@ export function requestIdSource(): () => string {
     n = (n + 1) >>> 0;
     return prefix + n.toString(16).padStart(8, '0');
   };
+}
+
+/**
+ * Sets response header `name` for whatever answer this request gets. Under `@hono/node-server` it goes straight onto
+ * Node's response, which merges it into the head whichever way the answer is built (a context-built body, a handler's
+ * own `Response`, a piped file), so the answer's own headers stay a plain object and the adapter's fast path holds —
+ * `c.header()` would turn them into a `Headers` object on every request. Answers true when it did; elsewhere
+ * (`app.request()` in tests) it sets it with `c.header()` and answers false: the caller then also passes the value to
+ * {@link ensureHeader} after `next()`.
+ */
+export function presetHeader(c: Context, name: string, value: string): boolean {
+  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (outgoing && typeof outgoing.setHeader === 'function' && !outgoing.headersSent) {
+    outgoing.setHeader(name, value);
+    return true;
+  }
+  c.header(name, value);
+  return false;
 }
 
 /**
@@ -66,9 +84,9 @@ export function requestLog(log: Logger): MiddlewareHandler {
     const start = logs ? performance.now() : 0;
     const requestId = requestHeader(c, 'x-request-id')?.slice(0, 64).replace(/[^\w.-]/g, '') || nextId();
     c.set('requestId', requestId);
-    c.header('x-request-id', requestId);
+    const preset = presetHeader(c, 'x-request-id', requestId);
     await next();
-    ensureHeader(c, 'x-request-id', requestId);
+    if (!preset) ensureHeader(c, 'x-request-id', requestId);
     if (!logs) return;
     log.info('request', {
       method: c.req.method,
@@ -112,12 +130,13 @@ export function corsMiddleware(opts: CorsOptions): MiddlewareHandler {
     if (c.req.method === 'OPTIONS') {
       return new Response(null, { status: 204, headers: origin ? { 'Access-Control-Allow-Origin': origin, ...preflight } : preflight });
     }
-    if (origin) c.header('Access-Control-Allow-Origin', origin);
-    c.header('Access-Control-Expose-Headers', expose);
+    const preset = (!origin || presetHeader(c, 'Access-Control-Allow-Origin', origin)) && presetHeader(c, 'Access-Control-Expose-Headers', expose);
     if (!any) c.header('Vary', 'Origin', { append: true });
     await next();
-    if (origin) ensureHeader(c, 'Access-Control-Allow-Origin', origin);
-    ensureHeader(c, 'Access-Control-Expose-Headers', expose);
+    if (!preset) {
+      if (origin) ensureHeader(c, 'Access-Control-Allow-Origin', origin);
+      ensureHeader(c, 'Access-Control-Expose-Headers', expose);
+    }
     if (!any && !/(^|,)\s*origin\s*(,|$)/i.test(c.res.headers.get('vary') ?? '')) editHeaders(c, (h) => h.append('Vary', 'Origin'));
   };
 }

@@ -3,8 +3,16 @@
  * writes in one go), not as a stream of a rebuilt Response, and still carries the request id and the CORS headers.
  * Answers a handler builds itself (downloads, 304s, preflights) get those headers too.
  */
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API, type TestServer, startTestServer } from '../helpers/server.js';
+
+/** The headers the adapter would write as they are (its cached response): a plain object on the fastest path. */
+function plainHeaders(res: Response): unknown {
+  const sym = Object.getOwnPropertySymbols(res).find((s) => s.description === 'cache');
+  return sym ? (res as unknown as Record<symbol, unknown[]>)[sym]?.[2] : undefined;
+}
 
 /** The body the adapter would write as is (its cached response), or undefined when the Response was materialised. */
 function plainBody(res: Response): unknown {
@@ -42,6 +50,23 @@ describe('hot path', () => {
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
     expect(res.headers.get('access-control-expose-headers')).toContain('ETag');
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('under the Node adapter, request id and CORS headers go onto Node\'s response: the answer\'s own headers stay a plain object', async () => {
+    const incoming = new IncomingMessage(new Socket());
+    const outgoing = new ServerResponse(incoming);
+    const res = await t.server.app.hono.fetch(
+      new Request(`${t.url}${API}/dropzones/${dzId}`, { headers: { 'x-api-key': t.adminKey, origin: 'https://app.example' } }),
+      { incoming, outgoing },
+    );
+    expect(res.status).toBe(200);
+    expect(typeof plainBody(res)).toBe('string');
+    const headers = plainHeaders(res);
+    expect(headers).toBeDefined();
+    expect(headers instanceof Headers).toBe(false);
+    expect(outgoing.getHeader('x-request-id')).toMatch(/^[0-9a-f]{16}$/);
+    expect(outgoing.getHeader('access-control-allow-origin')).toBe('*');
+    expect(String(outgoing.getHeader('access-control-expose-headers'))).toContain('ETag');
   });
 
   it('request ids differ per request; a sane caller id is kept', async () => {
