@@ -621,15 +621,7 @@ export function createLocalBlobStore(opts: LocalBlobStoreOptions): LocalBlobStor
   async function storedPartBytes(key: string, uploadId: string, exceptPart: number): Promise<number> {
     let sizes = partSizes.get(uploadId);
     if (!sizes) {
-      await requireUpload(key, uploadId);
-      let parts;
-      try {
-        parts = await storedParts(uploadId);
-      } catch (err) {
-        if (isNotFound(err)) throw noSuchUpload();
-        throw err;
-      }
-      sizes = new Map([...parts.values()].map((p) => [p.partNumber, p.size]));
+      sizes = new Map((await listParts(key, uploadId)).map((p) => [p.partNumber, p.size]));
       rememberPartSizes(uploadId, sizes);
     }
     let total = 0;
