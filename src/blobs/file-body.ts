@@ -6,8 +6,7 @@
  * downloads at once that garbage, not the transfers, was most of the server's memory).
  */
 import type { FileHandle } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 /** The file range a marked stream reads: `start` to `end` inclusive. */
 export interface FileBody {

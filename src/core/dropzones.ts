@@ -77,21 +77,10 @@ export function createDropzoneService(deps: CoreDeps) {
     },
 
     /**
-     * Dropzones the key owns or may get (`dropzone.get` or `dropzone.own` granted to it) — for the admin key too, like
-     * any caller; grantees holding other permissions only are told the shareId by the owner. With `all`, every dropzone
-     * on the server (admin key only; FORBIDDEN otherwise).
-     */
-    async listFor(key: ApiKey, all = false): Promise<Dropzone[]> {
-      if (all) {
-        if (!key.isAdmin) throw new AppError('FORBIDDEN', 'Only the admin key can list every dropzone (all=true).');
-        return meta.allDropzones();
-      }
-      return meta.dropzonesForKey(key.id, key.publicId);
-    },
-
-    /**
-     * One page of {@link listFor}: at most `limit` dropzones after `after` in (createdAt, id) order, with where the
-     * next page starts when more follow. The visibility rule is part of the store's query, so pages are full.
+     * One page of the dropzones the key owns or may get (`dropzone.get` or `dropzone.own` granted to it) — for the
+     * admin key too, like any caller; with `all`, every dropzone on the server (admin key only; FORBIDDEN otherwise).
+     * At most `limit` dropzones after `after` in (createdAt, id) order, with where the next page starts when more
+     * follow. The visibility rule is part of the store's query, so pages are full.
      */
     listPageFor(key: ApiKey, all: boolean, after: DropzoneCursor | undefined, limit: number): Promise<Page<Dropzone, DropzoneCursor>> {
       if (all && !key.isAdmin) throw new AppError('FORBIDDEN', 'Only the admin key can list every dropzone (all=true).');
@@ -102,7 +91,7 @@ export function createDropzoneService(deps: CoreDeps) {
     },
 
     /**
-     * Every dropzone {@link listFor} answers, as batches of at most {@link FILE_BATCH_SIZE} read page by page and
+     * Every dropzone {@link listPageFor} answers, as batches of at most {@link FILE_BATCH_SIZE} read page by page and
      * yielding to the event loop between them (a long list neither blocks nor sits whole in memory). The first batch is
      * read at once, so a refusal (FORBIDDEN) is thrown here, before anything is answered.
      */
