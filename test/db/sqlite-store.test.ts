@@ -1,3 +1,4 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -20,4 +21,81 @@ metadataStoreContract('sqlite', async () => {
       await rm(dir, { recursive: true, force: true });
     },
   };
+});
+
+// Lookups outside a transaction share one read snapshot until the end of the event-loop turn (one read transaction
+// instead of one per statement); nothing else may notice, except that another connection's commit shows up on the
+// next turn.
+describe('sqlite read snapshot', () => {
+  let dir: string;
+  let file: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'dz-snap-'));
+    file = path.join(dir, 'dropzone.db');
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+  const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
+  it('lookups in one turn read one snapshot; the next turn sees what another connection committed', async () => {
+    const db = openDatabase(file);
+    const store = createSqliteStore(db);
+    const other = openDatabase(file);
+    try {
+      await store.setSetting('colour', 'red');
+      expect(await store.getSetting('colour')).toBe('red');
+      expect(db.inTransaction).toBe(true); // the snapshot is open for the rest of this turn
+      other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run(); // a writer is not blocked by it
+      expect(await store.getSetting('colour')).toBe('red');
+      await nextTurn();
+      expect(db.inTransaction).toBe(false);
+      expect(await store.getSetting('colour')).toBe('blue');
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+
+  it('any other operation ends the snapshot first: the store reads its own writes and commits them at once', async () => {
+    const db = openDatabase(file);
+    const store = createSqliteStore(db);
+    const other = openDatabase(file);
+    const read = (key: string) => (other.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    try {
+      await store.setSetting('colour', 'red');
+      expect(await store.getSetting('colour')).toBe('red');
+      other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run();
+      await store.setSetting('size', 'large');
+      expect(read('size')).toBe('large'); // committed, not held in the snapshot's transaction
+      expect(await store.getSetting('colour')).toBe('blue'); // a new snapshot, taken after the write
+      expect(await store.getSetting('size')).toBe('large');
+      await store.transaction(async (tx) => {
+        await tx.setSetting('shape', 'round');
+      });
+      expect(read('shape')).toBe('round');
+      expect(await store.getSetting('shape')).toBe('round');
+      // a transaction queued behind another one still starts outside any snapshot
+      const first = store.transaction(async (tx) => {
+        await nextTurn();
+        await tx.setSetting('a', '1');
+      });
+      const lookup = store.getSetting('a'); // waits for the open transaction, then opens a snapshot
+      const second = store.transaction(async (tx) => tx.setSetting('b', '2'));
+      await Promise.all([first, second]);
+      expect(await lookup).toBe('1');
+      expect([read('a'), read('b')]).toEqual(['1', '2']);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+
+  it('closing the store ends an open snapshot', async () => {
+    const db = openDatabase(file);
+    const store = createSqliteStore(db);
+    await store.getSetting('anything');
+    expect(db.inTransaction).toBe(true);
+    await store.close();
+    expect(db.open).toBe(false);
+    await nextTurn(); // the scheduled end finds the connection closed
+  });
 });
