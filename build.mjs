@@ -253,7 +253,10 @@ async function bundle(entry, outfile) {
       define: { 'import.meta.url': '__dropzone_import_meta_url', __DROPZONE_VERSION__: JSON.stringify(PKG_JSON.version) },
       banner: { js: "const __dropzone_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
       legalComments: 'none',
-      minifySyntax: true,
+      // Minified (1.6 MiB instead of 3.2): V8 keeps the source of every script for lazy compilation, so each MiB of
+      // bundle is a MiB of resident memory for the life of the process (measured: 6 MiB less RSS at idle). keepNames
+      // keeps function and class names in stack traces.
+      minify: true,
       keepNames: true,
       logLevel: 'silent',
       logOverride: { 'empty-import-meta': 'silent' },
