@@ -233,7 +233,7 @@ type SyncOps = ReturnType<typeof syncOps>;
  * share one read snapshot until the end of the event-loop turn (see {@link createSqliteStore}); every other operation
  * ends that snapshot before it runs. An operation listed here must never write.
  */
-export const SNAPSHOT_READS = [
+const SNAPSHOT_READS = [
   'getSetting',
   'keyByHash',
   'keyByPublicId',

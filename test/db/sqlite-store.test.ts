@@ -28,70 +28,62 @@ metadataStoreContract('sqlite', async () => {
 // next turn.
 describe('sqlite read snapshot', () => {
   let dir: string;
-  let file: string;
+  let db: ReturnType<typeof openDatabase>;
+  let store: ReturnType<typeof createSqliteStore>;
+  /** A second connection to the same file, as another process would have. */
+  let other: ReturnType<typeof openDatabase>;
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'dz-snap-'));
-    file = path.join(dir, 'dropzone.db');
+    const file = path.join(dir, 'dropzone.db');
+    db = openDatabase(file);
+    store = createSqliteStore(db);
+    other = openDatabase(file);
   });
-  afterEach(() => rm(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    other.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
   const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
   it('lookups in one turn read one snapshot; the next turn sees what another connection committed', async () => {
-    const db = openDatabase(file);
-    const store = createSqliteStore(db);
-    const other = openDatabase(file);
-    try {
-      await store.setSetting('colour', 'red');
-      expect(await store.getSetting('colour')).toBe('red');
-      expect(db.inTransaction).toBe(true); // the snapshot is open for the rest of this turn
-      other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run(); // a writer is not blocked by it
-      expect(await store.getSetting('colour')).toBe('red');
-      await nextTurn();
-      expect(db.inTransaction).toBe(false);
-      expect(await store.getSetting('colour')).toBe('blue');
-    } finally {
-      other.close();
-      await store.close();
-    }
+    await store.setSetting('colour', 'red');
+    expect(await store.getSetting('colour')).toBe('red');
+    expect(db.inTransaction).toBe(true); // the snapshot is open for the rest of this turn
+    other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run(); // a writer is not blocked by it
+    expect(await store.getSetting('colour')).toBe('red');
+    await nextTurn();
+    expect(db.inTransaction).toBe(false);
+    expect(await store.getSetting('colour')).toBe('blue');
   });
 
   it('any other operation ends the snapshot first: the store reads its own writes and commits them at once', async () => {
-    const db = openDatabase(file);
-    const store = createSqliteStore(db);
-    const other = openDatabase(file);
     const read = (key: string) => (other.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined)?.value;
-    try {
-      await store.setSetting('colour', 'red');
-      expect(await store.getSetting('colour')).toBe('red');
-      other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run();
-      await store.setSetting('size', 'large');
-      expect(read('size')).toBe('large'); // committed, not held in the snapshot's transaction
-      expect(await store.getSetting('colour')).toBe('blue'); // a new snapshot, taken after the write
-      expect(await store.getSetting('size')).toBe('large');
-      await store.transaction(async (tx) => {
-        await tx.setSetting('shape', 'round');
-      });
-      expect(read('shape')).toBe('round');
-      expect(await store.getSetting('shape')).toBe('round');
-      // a transaction queued behind another one still starts outside any snapshot
-      const first = store.transaction(async (tx) => {
-        await nextTurn();
-        await tx.setSetting('a', '1');
-      });
-      const lookup = store.getSetting('a'); // waits for the open transaction, then opens a snapshot
-      const second = store.transaction(async (tx) => tx.setSetting('b', '2'));
-      await Promise.all([first, second]);
-      expect(await lookup).toBe('1');
-      expect([read('a'), read('b')]).toEqual(['1', '2']);
-    } finally {
-      other.close();
-      await store.close();
-    }
+    await store.setSetting('colour', 'red');
+    expect(await store.getSetting('colour')).toBe('red');
+    other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run();
+    await store.setSetting('size', 'large');
+    expect(read('size')).toBe('large'); // committed, not held in the snapshot's transaction
+    expect(await store.getSetting('colour')).toBe('blue'); // a new snapshot, taken after the write
+    expect(await store.getSetting('size')).toBe('large');
+    await store.transaction(async (tx) => {
+      await tx.setSetting('shape', 'round');
+    });
+    expect(read('shape')).toBe('round');
+    expect(await store.getSetting('shape')).toBe('round');
+    // a transaction queued behind another one still starts outside any snapshot
+    const first = store.transaction(async (tx) => {
+      await nextTurn();
+      await tx.setSetting('a', '1');
+    });
+    const lookup = store.getSetting('a'); // waits for the open transaction, then opens a snapshot
+    const second = store.transaction(async (tx) => tx.setSetting('b', '2'));
+    await Promise.all([first, second]);
+    expect(await lookup).toBe('1');
+    expect([read('a'), read('b')]).toEqual(['1', '2']);
   });
 
   it('closing the store ends an open snapshot', async () => {
-    const db = openDatabase(file);
-    const store = createSqliteStore(db);
     await store.getSetting('anything');
     expect(db.inTransaction).toBe(true);
     await store.close();
