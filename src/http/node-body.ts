@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Context } from 'hono';
+import { markChunksDisposable } from '../blobs/durable-writer.js';
 import { fileBodyOf, sendFileBody } from '../blobs/file-body.js';
 
 /** Bodies waiting for the app's answer, by the request's Node response. */
@@ -96,6 +97,9 @@ export function requestBody(c: Context, onData?: () => void): RequestBody {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   const source = incoming ?? (c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]));
   const piped = source.pipe(new PassThrough());
+  // the parser's chunks are copies nobody else keeps: the writer frees each one once copied (not so for a web body,
+  // whose chunks may be the caller's own buffers)
+  if (incoming) markChunksDisposable(piped);
   // pipe() forwards no failure: a client that aborts must still fail the reader
   source.once('error', (err) => piped.destroy(err));
   source.once('close', () => source.readableEnded || piped.destroy(new Error('the request body was aborted')));

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobSizeError } from '../../src/blobs/blob-store.js';
-import type { FlushEvent } from '../../src/blobs/durable-writer.js';
+import { type FlushEvent, markChunksDisposable } from '../../src/blobs/durable-writer.js';
 import { createLocalBlobStore } from '../../src/blobs/local-store.js';
 import { md5Session, releaseBuffer, takeBuffer } from '../../src/blobs/md5-worker.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -86,5 +86,52 @@ describe('md5Session', () => {
     const again = [takeBuffer(), takeBuffer(), takeBuffer()];
     expect(again.every((b) => used.includes(b))).toBe(true);
     for (const b of again) releaseBuffer(b);
+  });
+});
+
+describe('chunks of a request body', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'dz-chunks-'));
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+  const store = () => createLocalBlobStore({ root, secret: 's3cret', baseUrl: () => 'http://127.0.0.1:1', clock: systemClock() });
+
+  /** `data` as chunks that each own their memory (as Node's HTTP parser hands them out), plus one view into `data`. */
+  function ownChunks(data: Buffer): { chunks: Buffer[]; view: Buffer } {
+    const chunks: Buffer[] = [];
+    let off = 0;
+    for (let i = 0; off < data.length - 100; i++) {
+      const n = Math.min([65536, 4093, 300_001, 1][i % 4], data.length - 100 - off);
+      const own = Buffer.from(new ArrayBuffer(n));
+      data.copy(own, 0, off, off + n);
+      chunks.push(own);
+      off += n;
+    }
+    const view = data.subarray(off); // shares `data`'s memory: never released
+    return { chunks: [...chunks, view], view };
+  }
+
+  it('a marked body gives each chunk back once it is written; the bytes and the ETag stay exact', async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 321);
+    const copy = Buffer.from(data);
+    const { chunks, view } = ownChunks(data);
+    const stat = await store().put('a/m', markChunksDisposable(Readable.from(chunks)), { expectedSize: data.length });
+    expect(stat.etag).toBe(`"${createHash('md5').update(copy).digest('hex')}"`);
+    expect((await readFile(path.join(root, 'a/m'))).equals(copy)).toBe(true);
+    const owned = chunks.filter((c) => c !== view);
+    expect(owned.length).toBeGreaterThan(10);
+    expect(owned.every((c) => c.buffer.byteLength === 0)).toBe(true); // detached: its memory is gone
+    expect(view.length).toBe(100);
+    expect(data.equals(copy)).toBe(true); // the shared buffer behind the view is untouched
+  });
+
+  it('an unmarked body keeps its chunks as they were', async () => {
+    const data = randomBytes(512 * 1024 + 5);
+    const { chunks } = ownChunks(data);
+    const lengths = chunks.map((c) => c.buffer.byteLength);
+    await store().put('a/u', Readable.from(chunks), { expectedSize: data.length });
+    expect(chunks.map((c) => c.buffer.byteLength)).toEqual(lengths);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
   });
 });
