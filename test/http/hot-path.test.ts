@@ -36,6 +36,13 @@ describe('hot path', () => {
   const fetchApp = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
     t.server.app.hono.fetch(new Request(t.url + path, { method, headers }));
 
+  it("every route is matched by Hono's RegExpRouter (one regular expression), not the slower TrieRouter it falls back to", async () => {
+    // SmartRouter settles on the first router that accepts every route at the first match; a pattern in a path or a
+    // literal segment beside a parameter would leave it on the TrieRouter
+    expect((await fetchApp('/healthz')).status).toBe(200);
+    expect((t.server.app.hono.router as { name: string }).name).toBe('SmartRouter + RegExpRouter');
+  });
+
   it('/healthz answers a plain JSON body with a request id', async () => {
     const res = await fetchApp('/healthz');
     expect(typeof plainBody(res)).toBe('string');

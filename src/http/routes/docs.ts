@@ -4,6 +4,9 @@ import { readAsset, readVendorAsset } from '../../runtime/assets.js';
 import type { ApiContext } from '../context.js';
 import type { AppEnv } from '../route.js';
 import { htmlResponse, originOf, strictCsp } from '../html.js';
+import { ASSET_NAME_RE } from './page.js';
+
+const VENDOR_PKG_RE = /^[a-z0-9][a-z0-9._-]*$/;
 
 /**
  * The interactive API reference, served entirely by this server (and embedded in the executable):
@@ -31,8 +34,12 @@ export function mountDocsRoutes(app: Hono<AppEnv>, ctx: ApiContext): void {
   // `/api/docs/` → `../docs` (relative, so a path prefix survives)
   app.get('/api/docs/', () => new Response(null, { status: 308, headers: { Location: '../docs' } }));
 
-  app.get('/assets/vendor/:pkg{[a-z0-9][a-z0-9._-]*}/:file{[A-Za-z0-9._-]+}', (c) => {
-    const { pkg, file } = c.req.param();
+  // `/assets/vendor/<pkg>/<file>`, written with plain parameters checked here: Hono's RegExpRouter takes no pattern in
+  // a path, nor a literal `vendor` beside the page's `/assets/:name`, and without it every request of every route is
+  // matched by the slower TrieRouter
+  app.get('/assets/:dir/:pkg/:file', (c) => {
+    const { dir, pkg, file } = c.req.param();
+    if (dir !== 'vendor' || !VENDOR_PKG_RE.test(pkg) || !ASSET_NAME_RE.test(file)) return c.notFound();
     const key = `${pkg}/${file}`;
     if (!vendor.has(key)) {
       const buf = readVendorAsset(pkg, file);

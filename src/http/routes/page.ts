@@ -72,8 +72,10 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
     html(c, status, render(templateOf('error.html'), { title, message, status: String(status) }));
 
   // ---- static assets ----------------------------------------------------------------------------------------
-  app.get('/assets/:name{[A-Za-z0-9._-]+}', (c) => {
+  // a plain parameter, checked here: a pattern in a path would push Hono off its RegExpRouter (see docs.ts)
+  app.get('/assets/:name', (c) => {
     const name = c.req.param('name');
+    if (!ASSET_NAME_RE.test(name)) return c.notFound();
     const type = CONTENT_TYPES[name.slice(name.lastIndexOf('.') + 1)];
     const asset = type ? assetOf(name) : null;
     if (!asset) return c.json({ status: 'error', message: 'No such asset.' }, 404);
@@ -338,6 +340,8 @@ const pageFileSchema = z.object({
 
 /** Codes are 128-bit base64url (22 characters); anything else cannot exist. */
 const CODE_RE = /^[A-Za-z0-9_-]{16,64}$/;
+/** A file name under `/assets/` (and under `/assets/vendor/<pkg>/`). */
+export const ASSET_NAME_RE = /^[A-Za-z0-9._-]+$/;
 
 const CONTENT_TYPES: Record<string, string> = {
   js: 'text/javascript; charset=utf-8',
