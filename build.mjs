@@ -209,13 +209,18 @@ function npmCommand() {
   return { cmd: 'npm', args: [] };
 }
 
-function checkPrerequisites(opts) {
+/** Fails unless this machine can compile the addons (linux-x64, tar, strip, nm, make, a C/C++ compiler, python). */
+function checkToolchain() {
   if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the SEA build targets linux-x64 only (this is ${process.platform}-${process.arch})`);
   for (const tool of ['tar', 'strip', 'nm', 'make']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0) fail(`\`${tool}\` is not installed (needed to build the executable)`);
   }
   if (spawnSync('sh', ['-c', 'command -v c++ || command -v g++ || command -v clang++'], { stdio: 'ignore' }).status !== 0) fail('no C++ compiler (c++/g++/clang++) found; needed to rebuild better-sqlite3 for the embedded Node');
   if (spawnSync('sh', ['-c', 'command -v python3 || command -v python'], { stdio: 'ignore' }).status !== 0) fail('no python3 found; node-gyp needs it to rebuild better-sqlite3');
+}
+
+function checkPrerequisites(opts) {
+  checkToolchain();
   ensureNodePackage(NODE24_VERSION, NODE24_PKG, 'seaNodeVersion');
   if (ADDON_HEADERS_VERSION !== NODE24_VERSION) ensureNodePackage(ADDON_HEADERS_VERSION, ADDON_HEADERS_PKG, 'seaAddonHeadersVersion');
   const nodeVersion = NODE24_VERSION;
@@ -345,6 +350,64 @@ function buildAddon({ nodeVersion, sqliteVersion }, force) {
   return finalFile;
 }
 
+/** Sources of our own MD5 addon (Node-API; see native/md5/md5.c). */
+const MD5_ADDON_DIR = path.join(ROOT, 'native', 'md5');
+
+/**
+ * Compiles native/md5 (Node-API only, so any Node >= 18 loads the same file; OpenSSL comes from the Node that loads it)
+ * against the cached Node 24 headers, strips it, proves it hashes correctly in that Node, and caches it under a key of
+ * its sources. Returns the cached file. `ensureNodePackage` must have run for {@link ADDON_HEADERS_PKG}.
+ */
+function buildMd5Addon(force = false) {
+  const sources = fs.readdirSync(MD5_ADDON_DIR).filter((f) => /\.(c|h|gyp)$/.test(f)).sort();
+  const hash = createHash('sha256').update(JSON.stringify({ ADDON_RECIPE, platform: process.platform, arch: process.arch }));
+  for (const f of sources) hash.update(f).update(fs.readFileSync(path.join(MD5_ADDON_DIR, f)));
+  const key = hash.digest('hex').slice(0, 16);
+  const finalFile = path.join(CACHE, 'addons', `dropzone_md5-${key}.node`);
+  if (!force && fs.existsSync(finalFile)) {
+    console.log(`  dropzone_md5: cached (${path.relative(ROOT, finalFile)})`);
+    return finalFile;
+  }
+  const work = path.join(CACHE, `dropzone-md5-${key}.${process.pid}`);
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  for (const f of sources) fs.copyFileSync(path.join(MD5_ADDON_DIR, f), path.join(work, f));
+  const env = { ...process.env, npm_config_nodedir: ADDON_HEADERS_PKG };
+  delete env.npm_config_target;
+  delete env.npm_config_disturl;
+  timed('dropzone_md5 compiled', () => run(nodeForTools(), [findNodeGyp(), 'rebuild', '--release', `--nodedir=${ADDON_HEADERS_PKG}`], { cwd: work, env, quiet: true }));
+  const built = path.join(work, 'build', 'Release', 'dropzone_md5.node');
+  if (!fs.existsSync(built)) fail(`node-gyp succeeded but ${built} is missing`);
+  const staged = `${finalFile}.${process.pid}.staging`;
+  fs.mkdirSync(path.dirname(finalFile), { recursive: true });
+  withStaged(staged, () => {
+    fs.copyFileSync(built, staged);
+    run('strip', ['--strip-unneeded', staged]);
+    // it must load and hash right in the Node 24 that will embed it
+    const check = `const m={exports:{}};process.dlopen(m,${JSON.stringify(staged)});const s=m.exports.create();` +
+      `m.exports.update(s,[Buffer.from('abc')],[3],(e)=>{if(e)throw e;const d=m.exports.digest(s);if(d!=='900150983cd24fb0d6963f7d28e17f72')throw new Error('md5("abc") = '+d)})`;
+    run(NODE24, ['-e', check], { quiet: true });
+    fs.renameSync(staged, finalFile);
+  });
+  fs.rmSync(work, { recursive: true, force: true });
+  // builds of older sources are never used again
+  for (const f of fs.readdirSync(path.dirname(finalFile))) {
+    if (/^dropzone_md5-[0-9a-f]{16}\.node$/.test(f) && f !== path.basename(finalFile)) fs.rmSync(path.join(path.dirname(finalFile), f), { force: true });
+  }
+  return finalFile;
+}
+
+/**
+ * The compiled MD5 addon for tests and tools: fetches the Node 24 headers when missing, compiles when the sources
+ * changed. Throws a BuildError naming what is missing (compiler, python, the npm registry).
+ */
+export function md5AddonFile() {
+  checkToolchain();
+  ensureNodePackage(ADDON_HEADERS_VERSION, ADDON_HEADERS_PKG, ADDON_HEADERS_VERSION === NODE24_VERSION ? 'seaNodeVersion' : 'seaAddonHeadersVersion');
+  ensureNodePackage(NODE24_VERSION, NODE24_PKG, 'seaNodeVersion');
+  return buildMd5Addon();
+}
+
 /**
  * Fails when the addon imports node::RemoveEnvironmentCleanupHook: that means it was compiled with the ObjectWrap of
  * Node >= 24.19 headers, which aborts the server on an idle GC (see {@link ADDON_HEADERS_VERSION}).
@@ -405,8 +468,8 @@ function vendorAssets() {
   return out;
 }
 
-function makeBlob(opts, mainFile, addonFile) {
-  const assets = { 'better_sqlite3.node': addonFile };
+function makeBlob(opts, mainFile, addonFile, md5File) {
+  const assets = { 'better_sqlite3.node': addonFile, 'dropzone_md5.node': md5File };
   const files = listFiles(opts.assetsDir);
   for (const rel of files) assets[`public/${rel}`] = path.join(opts.assetsDir, rel);
   const vendor = vendorAssets();
@@ -496,7 +559,8 @@ async function main() {
       console.log(`  bundle: ${path.relative(ROOT, mainFile)} (${mib(fs.statSync(mainFile).size)}, ${Object.keys(r.metafile.inputs).length} inputs)`);
     });
     const addon = timed('addon ready', () => buildAddon(versions, opts.rebuildAddon));
-    const blob = timed('SEA blob generated', () => makeBlob(opts, mainFile, addon));
+    const md5 = timed('MD5 addon ready', () => buildMd5Addon(opts.rebuildAddon));
+    const blob = timed('SEA blob generated', () => makeBlob(opts, mainFile, addon, md5));
     const runtime = timed(`Node runtime prepared (${opts.strip ? 'stripped' : 'unstripped'})`, () => prepareRuntime(versions.nodeVersion, opts.strip));
     const size = timed('blob injected with postject', () => makeExecutable(opts, runtime, blob));
     console.log(`Built ${path.relative(ROOT, opts.out)}: ${mib(size)} (${size} bytes) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);

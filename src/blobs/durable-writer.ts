@@ -7,7 +7,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { BlobSizeError } from './blob-store.js';
-import { BUFFER_SIZE, md5Session, releaseBuffer, takeBuffer } from './md5-worker.js';
+import { BUFFER_SIZE, md5Session, releaseBuffer, takeBuffer } from './md5.js';
 
 /** Bytes gathered before one write (one buffer filling, one in flight per upload). */
 export const WRITE_BATCH = BUFFER_SIZE;

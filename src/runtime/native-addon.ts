@@ -6,6 +6,8 @@ import { getSea } from './assets.js';
 
 /** SEA asset key under which `build.mjs` embeds better-sqlite3's addon (built for the embedded Node). */
 export const SQLITE_ADDON_ASSET = 'better_sqlite3.node';
+/** SEA asset key of our MD5 addon (native/md5: OpenSSL's MD5 on libuv's thread pool). */
+export const MD5_ADDON_ASSET = 'dropzone_md5.node';
 
 /** A directory the addon may be extracted to. */
 export interface CacheDirCandidate {
@@ -197,4 +199,24 @@ export function loadSqliteBinding(): object | undefined {
   }
   cached = extractAndLoad(bytes, nativeCacheDirCandidates(), dlopenAddon).exports;
   return cached;
+}
+
+let md5Addon: { exports?: object } | undefined;
+
+/**
+ * Our MD5 addon (native/md5) inside the single executable: extracted next to the SQLite addon and dlopened, once.
+ * Undefined outside SEA, or when it cannot be loaded: uploads then hash on a worker thread instead.
+ */
+export function loadMd5Addon(): object | undefined {
+  if (md5Addon) return md5Addon.exports;
+  md5Addon = {};
+  const sea = getSea();
+  if (!sea) return undefined;
+  try {
+    const bytes = new Uint8Array(sea.getAsset(MD5_ADDON_ASSET));
+    md5Addon.exports = extractAndLoad(bytes, nativeCacheDirCandidates(), dlopenAddon, 'dropzone_md5').exports;
+  } catch {
+    // an older build without it, or no directory to extract to (the SQLite addon then says why)
+  }
+  return md5Addon.exports;
 }

@@ -12,7 +12,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobSizeError } from '../../src/blobs/blob-store.js';
 import { type FlushEvent, markChunksDisposable } from '../../src/blobs/durable-writer.js';
 import { createLocalBlobStore } from '../../src/blobs/local-store.js';
-import { md5Session, releaseBuffer, takeBuffer } from '../../src/blobs/md5-worker.js';
 import { systemClock } from '../../src/core/clock.js';
 
 /** `data` cut into chunks of varying, odd sizes. */
@@ -63,29 +62,6 @@ describe('durable uploads into the local store', () => {
   it('an empty body has the MD5 of nothing', async () => {
     const stat = await store().put('empty', Readable.from([]), { expectedSize: 0 });
     expect(stat.etag).toBe(`"${createHash('md5').digest('hex')}"`);
-  });
-});
-
-describe('md5Session', () => {
-  it('hashes pooled shared buffers on the hashing thread, in order, and gives them back', async () => {
-    const session = md5Session();
-    const parts = [randomBytes(1000), randomBytes(70_000), randomBytes(3)];
-    const expected = createHash('md5');
-    const used: Buffer[] = [];
-    for (const p of parts) {
-      expected.update(p);
-      const buf = takeBuffer();
-      expect(buf.buffer).toBeInstanceOf(SharedArrayBuffer);
-      p.copy(buf);
-      session.update(buf, p.length);
-      used.push(buf);
-    }
-    await session.backlog(0);
-    expect(await session.digest()).toBe(expected.digest('hex'));
-    // all three are back in the pool: the next takes reuse them
-    const again = [takeBuffer(), takeBuffer(), takeBuffer()];
-    expect(again.every((b) => used.includes(b))).toBe(true);
-    for (const b of again) releaseBuffer(b);
   });
 });
 

@@ -42,6 +42,8 @@ function build(): Promise<string> {
   });
 }
 
+/** The names of the threads of process `pid` (Node names a worker thread `WorkerThread`). */
+const threadNames = (pid: number): string[] => fs.readdirSync(`/proc/${pid}/task`).map((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim());
 /** The environment of process `pid` as `NAME=value` entries (what the process was exec'd with last). */
 const environOf = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
 
@@ -119,6 +121,8 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
     expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
     const a = await uploadFlow(s.url, s.adminKey!, { size: 3 * 1024 * 1024 + 17 });
     const b = await uploadFlow(s.url, s.adminKey!, { legacy: true, size: 1234 });
+    // the executable hashes uploads with its own addon on the thread pool: no worker thread (a second V8 isolate)
+    expect(threadNames(s.child.pid!)).not.toContain('WorkerThread');
     // Many short requests (each prepares SQLite statements), then idle time so V8 collects them off the JS stack.
     // With an addon built against Node >= 24.19 headers this aborted the process (nodejs/node#65446).
     for (let i = 0; i < 300; i++) expect((await api(s.url, 'GET', `/files/${a.fileId}`, { key: s.adminKey })).status).toBe(200);

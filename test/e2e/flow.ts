@@ -3,7 +3,7 @@
  * `tsx src/main.ts serve`): start it, read its URL/admin-key lines, run the upload flow over real HTTP, stop it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
@@ -124,6 +124,8 @@ export async function uploadFlow(base: string, adminKey: string, opts: { legacy?
   const put = await fetch(up.signedUrl, { method: 'PUT', headers: up.headers, body: bytes, signal: AbortSignal.timeout(20_000) });
   expect(put.status, await put.clone().text()).toBeLessThan(300);
   await put.arrayBuffer();
+  // like S3: the ETag of a single PUT is the MD5 of its bytes
+  expect(put.headers.get('etag')).toBe(`"${createHash('md5').update(bytes).digest('hex')}"`);
 
   const confirmed = await api(base, 'POST', `/files/${up.fileId}/confirm`, { key: adminKey });
   expect(confirmed.status, confirmed.text).toBe(200);

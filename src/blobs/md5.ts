@@ -1,11 +1,17 @@
 /**
- * MD5 off the event loop: one shared worker thread hashes upload buffers, in order, per session. The buffers live in
- * shared memory ({@link takeBuffer}) and are reused from a pool: the event loop fills one, writes it to disk, then
- * hands it to the worker, which hashes it in place and gives it back — no copy, no allocation per buffer, no garbage
- * piling up in the worker. Where no worker can be started the hash is computed inline, as before.
+ * MD5 off the event loop, for upload ETags. Buffers live in shared memory ({@link takeBuffer}) and are reused from a
+ * pool: the event loop fills one, writes it to disk, then hands it to the hasher, which hashes it in place and gives
+ * it back — no copy, no allocation per buffer.
+ *
+ * Hashers, best first:
+ * - our addon (native/md5, embedded in the single executable): OpenSSL's MD5 on libuv's thread pool — no second V8
+ *   isolate, which is what a worker thread costs (~20 MiB of resident memory, measured);
+ * - one shared worker thread hashing every session's buffers, in order;
+ * - inline, where no worker can be started.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { loadMd5Addon } from '../runtime/native-addon.js';
 
 /** Size of one pooled buffer: at most ~4 per upload in use; 256 KiB keeps 10 concurrent uploads in ~10 MiB and writes still large. */
 export const BUFFER_SIZE = 256 * 1024;
@@ -85,8 +91,79 @@ function hashWorker(): Worker | undefined {
   return worker;
 }
 
-/** Starts an MD5 session on the shared worker (or inline when no worker can run). */
+/** The exports of native/md5 (see md5.c). */
+export interface Md5Addon {
+  create(): unknown;
+  /** Hashes the first `lengths[i]` bytes of each `views[i]`, in order, in one task on the thread pool. */
+  update(state: unknown, views: Uint8Array[], lengths: number[], callback: (err: Error | null) => void): void;
+  digest(state: unknown): string;
+}
+
+/** Starts an MD5 session: on the thread pool through the addon when the executable has it, else on the shared worker. */
 export function md5Session(): Md5Session {
+  const addon = loadMd5Addon() as Md5Addon | undefined;
+  return addon ? nativeMd5Session(addon) : workerMd5Session();
+}
+
+/**
+ * An MD5 session on libuv's thread pool through `addon`. One task at a time per session keeps the order; what
+ * arrives while a task runs waits here and goes as the next task, all of it at once, so the pool thread hashes
+ * back to back instead of waiting for the event loop between buffers.
+ */
+export function nativeMd5Session(addon: Md5Addon): Md5Session {
+  const state = addon.create();
+  /** Buffers handed over and not yet hashed; the first `running` of them are in the task on the pool. */
+  const queue: { buf: Buffer; length: number }[] = [];
+  let running = 0;
+  let aborted = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const pump = () => {
+    if (running || aborted || failure || queue.length === 0) return;
+    running = queue.length;
+    const views = queue.map((q) => q.buf);
+    const lengths = queue.map((q) => q.length);
+    try {
+      addon.update(state, views, lengths, (err) => {
+        for (const q of queue.splice(0, running)) releaseBuffer(q.buf);
+        running = 0;
+        if (err) failure = err;
+        pump();
+        wake?.();
+      });
+    } catch (err) {
+      running = 0;
+      failure = err as Error;
+      wake?.();
+    }
+  };
+  /** Resolves once at most `max` buffers are waiting or hashing. */
+  const drained = async (max: number) => {
+    while (queue.length > max && !failure) await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+    if (failure) throw failure;
+  };
+  return {
+    update(buf, length) {
+      if (failure || aborted) return;
+      queue.push({ buf, length });
+      pump();
+    },
+    backlog: drained,
+    async digest() {
+      await drained(0);
+      return addon.digest(state);
+    },
+    abort() {
+      aborted = true;
+      // those in the running task come back through its callback; the others were never handed out
+      for (const q of queue.splice(running)) releaseBuffer(q.buf);
+    },
+  };
+}
+
+/** An MD5 session on the shared worker (or inline when no worker can run). */
+export function workerMd5Session(): Md5Session {
   const w = hashWorker();
   if (!w) return inlineSession(createHash('md5'));
   const id = ++nextId;
