@@ -384,8 +384,9 @@ function buildMd5Addon(force = false) {
     fs.copyFileSync(built, staged);
     run('strip', ['--strip-unneeded', staged]);
     // it must load and hash right in the Node 24 that will embed it
-    const check = `const m={exports:{}};process.dlopen(m,${JSON.stringify(staged)});const s=m.exports.create();` +
-      `m.exports.update(s,[Buffer.from('abc')],[3],(e)=>{if(e)throw e;const d=m.exports.digest(s);if(d!=='900150983cd24fb0d6963f7d28e17f72')throw new Error('md5("abc") = '+d)})`;
+    const check = `const m={exports:{}};process.dlopen(m,${JSON.stringify(staged)});const s=m.exports.create();const b=Buffer.from('abc');` +
+      `m.exports.start((t,ok)=>{if(t!==1||!ok)throw new Error('not hashed');const d=m.exports.digest(s);if(d!=='900150983cd24fb0d6963f7d28e17f72')throw new Error('md5("abc") = '+d);process.exit(0)});` +
+      `m.exports.push(s,b,3,1);setTimeout(()=>{throw new Error('no answer from the MD5 thread')},5000)`;
     run(NODE24, ['-e', check], { quiet: true });
     fs.renameSync(staged, finalFile);
   });

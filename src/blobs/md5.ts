@@ -4,7 +4,7 @@
  * it back — no copy, no allocation per buffer.
  *
  * Hashers, best first:
- * - our addon (native/md5, embedded in the single executable): OpenSSL's MD5 on libuv's thread pool — no second V8
+ * - our addon (native/md5, embedded in the single executable): OpenSSL's MD5 on a thread of its own — no second V8
  *   isolate, which is what a worker thread costs (~20 MiB of resident memory, measured);
  * - one shared worker thread hashing every session's buffers, in order;
  * - inline, where no worker can be started.
@@ -93,61 +93,69 @@ function hashWorker(): Worker | undefined {
 
 /** The exports of native/md5 (see md5.c). */
 export interface Md5Addon {
+  /** Starts the hashing thread (once per process); `onHashed(token, ok)` reports every pushed chunk, in order. */
+  start(onHashed: (token: number, ok: boolean) => void): void;
   create(): unknown;
-  /** Hashes the first `lengths[i]` bytes of each `views[i]`, in order, in one task on the thread pool. */
-  update(state: unknown, views: Uint8Array[], lengths: number[], callback: (err: Error | null) => void): void;
+  /** Queues the first `length` bytes of `view` for `state`; both must stay alive and unchanged until reported. */
+  push(state: unknown, view: Uint8Array, length: number, token: number): void;
   digest(state: unknown): string;
 }
 
-/** Starts an MD5 session: on the thread pool through the addon when the executable has it, else on the shared worker. */
+/** Starts an MD5 session: on the addon's thread when the executable has it, else on the shared worker. */
 export function md5Session(): Md5Session {
   const addon = loadMd5Addon() as Md5Addon | undefined;
   return addon ? nativeMd5Session(addon) : workerMd5Session();
 }
 
+/** Chunks on the addon's thread, by token: what must stay alive until hashed, and who hears about it. */
+const pushed = new Map<number, { state: unknown; buf: Buffer; done(ok: boolean): void }>();
+let started: Md5Addon | undefined;
+let nextToken = 0;
+
 /**
- * An MD5 session on libuv's thread pool through `addon`. One task at a time per session keeps the order; what
- * arrives while a task runs waits here and goes as the next task, all of it at once, so the pool thread hashes
- * back to back instead of waiting for the event loop between buffers.
+ * An MD5 session on `addon`'s hashing thread: chunks go into one FIFO for every session and are hashed back to back
+ * as they come; each is reported back (and its buffer returns to the pool) once hashed.
  */
 export function nativeMd5Session(addon: Md5Addon): Md5Session {
+  if (started !== addon) {
+    addon.start((token, ok) => {
+      const chunk = pushed.get(token);
+      pushed.delete(token);
+      if (!chunk) return;
+      releaseBuffer(chunk.buf);
+      chunk.done(ok);
+    });
+    started = addon;
+  }
   const state = addon.create();
-  /** Buffers handed over and not yet hashed; the first `running` of them are in the task on the pool. */
-  const queue: { buf: Buffer; length: number }[] = [];
-  let running = 0;
+  let outstanding = 0;
   let aborted = false;
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
-  const pump = () => {
-    if (running || aborted || failure || queue.length === 0) return;
-    running = queue.length;
-    const views = queue.map((q) => q.buf);
-    const lengths = queue.map((q) => q.length);
-    try {
-      addon.update(state, views, lengths, (err) => {
-        for (const q of queue.splice(0, running)) releaseBuffer(q.buf);
-        running = 0;
-        if (err) failure = err;
-        pump();
-        wake?.();
-      });
-    } catch (err) {
-      running = 0;
-      failure = err as Error;
-      wake?.();
-    }
+  const done = (ok: boolean) => {
+    outstanding--;
+    if (!ok) failure ??= new Error('OpenSSL failed to update the MD5 digest');
+    wake?.();
   };
-  /** Resolves once at most `max` buffers are waiting or hashing. */
+  /** Resolves once at most `max` buffers are still waiting or hashing. */
   const drained = async (max: number) => {
-    while (queue.length > max && !failure) await new Promise<void>((resolve) => (wake = resolve));
+    while (outstanding > max && !failure) await new Promise<void>((resolve) => (wake = resolve));
     wake = undefined;
     if (failure) throw failure;
   };
   return {
     update(buf, length) {
-      if (failure || aborted) return;
-      queue.push({ buf, length });
-      pump();
+      if (failure || aborted) return releaseBuffer(buf);
+      const token = ++nextToken;
+      pushed.set(token, { state, buf, done });
+      try {
+        addon.push(state, buf, length, token);
+        outstanding++;
+      } catch (err) {
+        pushed.delete(token);
+        releaseBuffer(buf);
+        failure = err as Error;
+      }
     },
     backlog: drained,
     async digest() {
@@ -155,9 +163,8 @@ export function nativeMd5Session(addon: Md5Addon): Md5Session {
       return addon.digest(state);
     },
     abort() {
+      // chunks already pushed come back (to the pool) as the thread reports them
       aborted = true;
-      // those in the running task come back through its callback; the others were never handed out
-      for (const q of queue.splice(running)) releaseBuffer(q.buf);
     },
   };
 }
