@@ -305,6 +305,31 @@ function nodeForTools() {
   return process.execPath;
 }
 
+/**
+ * Runs `node-gyp rebuild` in `work` against the cached Node 24 headers (never a download), then stages
+ * build/Release/<builtName>, strips it, lets `verify(staged)` prove it and renames it to `finalFile`; removes `work`.
+ */
+function compileAddon(work, builtName, finalFile, verify) {
+  const env = { ...process.env, npm_config_nodedir: ADDON_HEADERS_PKG };
+  delete env.npm_config_target; // never let an ambient setting point node-gyp at a download
+  delete env.npm_config_disturl;
+  const gyp = findNodeGyp();
+  timed(`node-gyp rebuild of ${builtName} (${gyp})`, () =>
+    run(nodeForTools(), [gyp, 'rebuild', '--release', `--nodedir=${ADDON_HEADERS_PKG}`, `--jobs=${Math.max(1, os.availableParallelism?.() ?? os.cpus().length)}`], { cwd: work, env, quiet: true }),
+  );
+  const built = path.join(work, 'build', 'Release', builtName);
+  if (!fs.existsSync(built)) fail(`node-gyp succeeded but ${built} is missing`);
+  const staged = `${finalFile}.${process.pid}.staging`;
+  fs.mkdirSync(path.dirname(finalFile), { recursive: true });
+  withStaged(staged, () => {
+    fs.copyFileSync(built, staged);
+    run('strip', ['--strip-unneeded', staged]);
+    verify(staged);
+    fs.renameSync(staged, finalFile);
+  });
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
 function buildAddon({ nodeVersion, sqliteVersion }, force) {
   const headersVersion = ADDON_HEADERS_VERSION;
   const key = createHash('sha256')
@@ -325,27 +350,12 @@ function buildAddon({ nodeVersion, sqliteVersion }, force) {
       return rel !== 'build' && rel !== 'node_modules' && !rel.startsWith(`build${path.sep}`) && !rel.startsWith(`node_modules${path.sep}`);
     },
   });
-  const gyp = findNodeGyp();
-  console.log(`  compiling better-sqlite3 ${sqliteVersion} against Node ${headersVersion} headers for Node ${nodeVersion} (node-gyp: ${gyp}) ...`);
-  const env = { ...process.env, npm_config_nodedir: ADDON_HEADERS_PKG };
-  delete env.npm_config_target; // never let an ambient setting point node-gyp at a download
-  delete env.npm_config_disturl;
-  timed('node-gyp rebuild', () =>
-    run(nodeForTools(), [gyp, 'rebuild', '--release', `--nodedir=${ADDON_HEADERS_PKG}`, `--jobs=${Math.max(1, os.availableParallelism?.() ?? os.cpus().length)}`], { cwd: work, env, quiet: true }),
-  );
-  const built = path.join(work, 'build', 'Release', 'better_sqlite3.node');
-  if (!fs.existsSync(built)) fail(`node-gyp succeeded but ${built} is missing`);
-  const staged = `${finalFile}.${process.pid}.staging`;
-  fs.mkdirSync(path.dirname(finalFile), { recursive: true });
-  withStaged(staged, () => {
-    fs.copyFileSync(built, staged);
-    run('strip', ['--strip-unneeded', staged]);
+  console.log(`  compiling better-sqlite3 ${sqliteVersion} against Node ${headersVersion} headers for Node ${nodeVersion} ...`);
+  compileAddon(work, 'better_sqlite3.node', finalFile, (staged) => {
     assertNoObjectWrapCleanupHooks(staged);
     // Prove the stripped addon loads in the Node 24 that will embed it (ABI check).
     run(NODE24, ['-e', `const m={exports:{}};process.dlopen(m,${JSON.stringify(staged)});if(typeof m.exports.Database!=='function')throw new Error('no Database export')`], { quiet: true });
-    fs.renameSync(staged, finalFile);
   });
-  fs.rmSync(work, { recursive: true, force: true });
   console.log(`  addon: ${path.relative(ROOT, finalFile)} (${mib(fs.statSync(finalFile).size)})`);
   return finalFile;
 }
@@ -372,25 +382,13 @@ function buildMd5Addon(force = false) {
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
   for (const f of sources) fs.copyFileSync(path.join(MD5_ADDON_DIR, f), path.join(work, f));
-  const env = { ...process.env, npm_config_nodedir: ADDON_HEADERS_PKG };
-  delete env.npm_config_target;
-  delete env.npm_config_disturl;
-  timed('dropzone_md5 compiled', () => run(nodeForTools(), [findNodeGyp(), 'rebuild', '--release', `--nodedir=${ADDON_HEADERS_PKG}`], { cwd: work, env, quiet: true }));
-  const built = path.join(work, 'build', 'Release', 'dropzone_md5.node');
-  if (!fs.existsSync(built)) fail(`node-gyp succeeded but ${built} is missing`);
-  const staged = `${finalFile}.${process.pid}.staging`;
-  fs.mkdirSync(path.dirname(finalFile), { recursive: true });
-  withStaged(staged, () => {
-    fs.copyFileSync(built, staged);
-    run('strip', ['--strip-unneeded', staged]);
+  compileAddon(work, 'dropzone_md5.node', finalFile, (staged) => {
     // it must load and hash right in the Node 24 that will embed it
     const check = `const m={exports:{}};process.dlopen(m,${JSON.stringify(staged)});const s=m.exports.create();const b=Buffer.from('abc');` +
       `m.exports.start((t,ok)=>{if(t!==1||!ok)throw new Error('not hashed');const d=m.exports.digest(s);if(d!=='900150983cd24fb0d6963f7d28e17f72')throw new Error('md5("abc") = '+d);process.exit(0)});` +
       `m.exports.push(s,b,3,1);setTimeout(()=>{throw new Error('no answer from the MD5 thread')},5000)`;
     run(NODE24, ['-e', check], { quiet: true });
-    fs.renameSync(staged, finalFile);
   });
-  fs.rmSync(work, { recursive: true, force: true });
   // builds of older sources are never used again
   for (const f of fs.readdirSync(path.dirname(finalFile))) {
     if (/^dropzone_md5-[0-9a-f]{16}\.node$/.test(f) && f !== path.basename(finalFile)) fs.rmSync(path.join(path.dirname(finalFile), f), { force: true });

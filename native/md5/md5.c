@@ -60,6 +60,25 @@ static md5_state *state_of(napi_env env, napi_value value) {
   return (md5_state *)data;
 }
 
+/*
+ * Reads the `n` arguments of a call whose first is a state that is still open; throws (naming `usage`) and answers
+ * NULL when there are fewer, or the state is not one or is finished.
+ */
+static md5_state *open_state_call(napi_env env, napi_callback_info info, napi_value *argv, size_t n, const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < n) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  md5_state *s = state_of(env, argv[0]);
+  if (s && s->finished) {
+    napi_throw_error(env, NULL, "the MD5 digest is already finished");
+    return NULL;
+  }
+  return s;
+}
+
 /* The hashing thread: takes chunks in the order pushed, hashes each, reports it to the event loop. */
 static void *hash_thread(void *arg) {
   (void)arg;
@@ -152,23 +171,13 @@ static napi_value md5_create(napi_env env, napi_callback_info info) {
 }
 
 static napi_value md5_push(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "push(state, view, length, token)");
-    return NULL;
-  }
   if (!started) {
     napi_throw_error(env, NULL, "start() the MD5 thread first");
     return NULL;
   }
-  md5_state *s = state_of(env, argv[0]);
+  napi_value argv[4];
+  md5_state *s = open_state_call(env, info, argv, 4, "push(state, view, length, token)");
   if (!s) return NULL;
-  if (s->finished) {
-    napi_throw_error(env, NULL, "the MD5 digest is already finished");
-    return NULL;
-  }
   bool is_typed = false;
   napi_typedarray_type type;
   size_t count = 0, offset = 0;
@@ -208,19 +217,9 @@ static napi_value md5_push(napi_env env, napi_callback_info info) {
 }
 
 static napi_value md5_digest(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "digest(state)");
-    return NULL;
-  }
-  md5_state *s = state_of(env, argv[0]);
+  md5_state *s = open_state_call(env, info, argv, 1, "digest(state)");
   if (!s) return NULL;
-  if (s->finished) {
-    napi_throw_error(env, NULL, "the MD5 digest is already finished");
-    return NULL;
-  }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   s->finished = 1;
