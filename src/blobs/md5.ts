@@ -35,7 +35,7 @@ export interface Md5Session {
   update(buf: Buffer, length: number): void;
   /** Resolves once at most `max` buffers handed to {@link update} are still waiting to be hashed (bounds memory). */
   backlog(max: number): Promise<void>;
-  /** The hex digest of everything updated, once the worker has hashed it. */
+  /** The hex digest of everything updated, once all of it is hashed. */
   digest(): Promise<string>;
   /** Forgets the session (on failure). */
   abort(): void;
