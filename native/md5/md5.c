@@ -20,7 +20,6 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef struct {
   EVP_MD_CTX *ctx;

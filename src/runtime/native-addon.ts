@@ -6,7 +6,7 @@ import { getSea } from './assets.js';
 
 /** SEA asset key under which `build.mjs` embeds better-sqlite3's addon (built for the embedded Node). */
 export const SQLITE_ADDON_ASSET = 'better_sqlite3.node';
-/** SEA asset key of our MD5 addon (native/md5: OpenSSL's MD5 on libuv's thread pool). */
+/** SEA asset key of our MD5 addon (native/md5: OpenSSL's MD5 on a thread of its own). */
 export const MD5_ADDON_ASSET = 'dropzone_md5.node';
 
 /** A directory the addon may be extracted to. */
