@@ -472,6 +472,12 @@ function vendorAssets() {
 
 function makeBlob(opts, mainFile, addonFile, md5File) {
   const assets = { 'better_sqlite3.node': addonFile, 'dropzone_md5.node': md5File };
+  // each addon's SHA-256 beside it: a start that finds the addon already extracted then never reads (maps in) its bytes
+  for (const [key, file] of Object.entries({ ...assets })) {
+    const digestFile = path.join(SEA_DIR, `${key}.sha256`);
+    writeAtomic(digestFile, createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
+    assets[`${key}.sha256`] = digestFile;
+  }
   const files = listFiles(opts.assetsDir);
   for (const rel of files) assets[`public/${rel}`] = path.join(opts.assetsDir, rel);
   const vendor = vendorAssets();

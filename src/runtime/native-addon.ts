@@ -8,6 +8,18 @@ import { getSea } from './assets.js';
 export const SQLITE_ADDON_ASSET = 'better_sqlite3.node';
 /** SEA asset key of our MD5 addon (native/md5: OpenSSL's MD5 on a thread of its own). */
 export const MD5_ADDON_ASSET = 'dropzone_md5.node';
+/**
+ * Suffix of the asset beside each addon that holds its SHA-256 (hex), written by `build.mjs`: with it, a start that finds
+ * the addon already extracted never reads the embedded bytes — they are pages of the executable that would otherwise stay
+ * in the process's resident memory (2 MiB for SQLite's) for nothing.
+ */
+export const ADDON_DIGEST_SUFFIX = '.sha256';
+
+/** A native library to extract: its SHA-256 (hex) and its bytes, read only when the file has to be written. */
+export interface AddonSource {
+  digest: string;
+  bytes: () => Uint8Array;
+}
 
 /** A directory the addon may be extracted to. */
 export interface CacheDirCandidate {
@@ -102,11 +114,10 @@ function checkPrivateDir(dir: string): void {
   if ((st.mode & 0o022) !== 0) throw new Error(`mode ${(st.mode & 0o777).toString(8)} is group/world-writable`);
 }
 
-/** True when `file` already holds exactly `bytes` (so a previous run's extraction can be reused). */
-function hasContent(file: string, bytes: Uint8Array, digest: string): boolean {
+/** True when `file` already holds the content with this SHA-256 (so a previous run's extraction can be reused). */
+function hasContent(file: string, digest: string): boolean {
   try {
-    const st = fs.statSync(file);
-    if (!st.isFile() || st.size !== bytes.byteLength) return false;
+    if (!fs.statSync(file).isFile()) return false;
     return sha256(fs.readFileSync(file)) === digest;
   } catch {
     return false;
@@ -130,20 +141,22 @@ function writeAtomically(file: string, bytes: Uint8Array): void {
 }
 
 /**
- * Extracts `bytes` (a native library) into the first candidate directory where it can be written and loaded,
- * then returns what `load(file)` returned. The file name is content-hashed, an existing identical file is reused,
- * and new files are written atomically (concurrent processes are safe). A candidate is skipped when it cannot be
+ * Extracts a native library (its bytes, or an {@link AddonSource} whose bytes are read only when a file has to be
+ * written) into the first candidate directory where it can be written and loaded, then returns what `load(file)`
+ * returned. The file name is content-hashed, an existing identical file is reused, and new files are written
+ * atomically (concurrent processes are safe). A candidate is skipped when it cannot be
  * created, fails the ownership check (shared candidates), cannot be written (read-only, EACCES, ...) or when
  * `load` throws (e.g. a `noexec` mount makes dlopen fail with "failed to map segment"/EPERM).
  * Throws an Error listing every attempt when no candidate works.
  */
 export function extractAndLoad<T>(
-  bytes: Uint8Array,
+  addon: Uint8Array | AddonSource,
   candidates: readonly CacheDirCandidate[],
   load: (file: string) => T,
   baseName = 'better_sqlite3',
 ): ExtractResult<T> {
-  const digest = sha256(bytes);
+  const source: AddonSource = addon instanceof Uint8Array ? { digest: sha256(addon), bytes: () => addon } : addon;
+  const digest = source.digest;
   const name = `${baseName}-${digest.slice(0, 16)}.node`;
   const skipped: AddonAttempt[] = [];
   for (const candidate of candidates) {
@@ -156,7 +169,11 @@ export function extractAndLoad<T>(
         checkPrivateDir(candidate.dir);
       }
       stage = 'write';
-      if (!hasContent(file, bytes, digest)) writeAtomically(file, bytes);
+      if (!hasContent(file, digest)) {
+        const bytes = source.bytes();
+        if (sha256(bytes) !== digest) throw new Error(`the embedded ${baseName} addon does not match its digest (broken build?)`);
+        writeAtomically(file, bytes);
+      }
       stage = 'load';
       return { file, exports: load(file), skipped };
     } catch (e) {
@@ -178,6 +195,22 @@ export function dlopenAddon(file: string): object {
   return mod.exports;
 }
 
+/**
+ * The addon embedded under `key`: its digest from the asset beside it (the bytes stay unread until needed), or — from a
+ * build without digest assets — computed from the bytes. Throws when neither asset is there.
+ */
+function embeddedAddon(sea: NonNullable<ReturnType<typeof getSea>>, key: string): AddonSource {
+  const bytes = () => new Uint8Array(sea.getAsset(key));
+  let digest: string;
+  try {
+    digest = Buffer.from(sea.getAsset(key + ADDON_DIGEST_SUFFIX)).toString('latin1').trim();
+  } catch {
+    digest = sha256(bytes());
+  }
+  if (!/^[0-9a-f]{64}$/.test(digest)) throw new Error(`${key}${ADDON_DIGEST_SUFFIX} is not a SHA-256 digest`);
+  return { digest, bytes };
+}
+
 let cached: object | undefined;
 
 /**
@@ -191,13 +224,13 @@ export function loadSqliteBinding(): object | undefined {
   if (cached) return cached;
   const sea = getSea();
   if (!sea) return undefined;
-  let bytes: Uint8Array;
+  let addon: AddonSource;
   try {
-    bytes = new Uint8Array(sea.getAsset(SQLITE_ADDON_ASSET));
+    addon = embeddedAddon(sea, SQLITE_ADDON_ASSET);
   } catch (e) {
     throw new Error(`this executable has no embedded ${SQLITE_ADDON_ASSET} asset (broken build?): ${errorMessage(e)}`);
   }
-  cached = extractAndLoad(bytes, nativeCacheDirCandidates(), dlopenAddon).exports;
+  cached = extractAndLoad(addon, nativeCacheDirCandidates(), dlopenAddon).exports;
   return cached;
 }
 
@@ -213,8 +246,7 @@ export function loadMd5Addon(): object | undefined {
   const sea = getSea();
   if (!sea) return undefined;
   try {
-    const bytes = new Uint8Array(sea.getAsset(MD5_ADDON_ASSET));
-    md5Addon.exports = extractAndLoad(bytes, nativeCacheDirCandidates(), dlopenAddon, 'dropzone_md5').exports;
+    md5Addon.exports = extractAndLoad(embeddedAddon(sea, MD5_ADDON_ASSET), nativeCacheDirCandidates(), dlopenAddon, 'dropzone_md5').exports;
   } catch {
     // an older build without it, or no directory to extract to (the SQLite addon then says why)
   }

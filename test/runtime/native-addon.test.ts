@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -98,6 +99,28 @@ describe('extractAndLoad', () => {
     fs.writeFileSync(first.file, Buffer.alloc(bytes.length, 0)); // same size, wrong content
     extractAndLoad(bytes, [cand(dir)], noopLoad);
     expect(fs.readFileSync(first.file)).toEqual(bytes);
+  });
+
+  it('with a known digest, reads the embedded bytes only when the file has to be written, and checks them', () => {
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    let reads = 0;
+    const source = { digest, bytes: () => (reads++, bytes) };
+    const dir = path.join(tmp, 'cache');
+    const first = extractAndLoad(source, [cand(dir)], noopLoad);
+    expect(reads).toBe(1);
+    expect(fs.readFileSync(first.file)).toEqual(bytes);
+    expect(path.basename(first.file)).toBe(`better_sqlite3-${digest.slice(0, 16)}.node`);
+    extractAndLoad(source, [cand(dir)], noopLoad); // already there: the bytes stay unread
+    expect(reads).toBe(1);
+    fs.writeFileSync(first.file, 'truncated'); // damaged: rewritten from the bytes
+    extractAndLoad(source, [cand(dir)], noopLoad);
+    expect(reads).toBe(2);
+    expect(fs.readFileSync(first.file)).toEqual(bytes);
+
+    const other = path.join(tmp, 'other');
+    const liar = { digest, bytes: () => Buffer.from('not the bytes the digest names') };
+    expect(() => extractAndLoad(liar, [cand(other)], noopLoad)).toThrow(/does not match its digest/);
+    expect(fs.readdirSync(other)).toEqual([]);
   });
 
   it('gives different builds different file names', () => {
