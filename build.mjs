@@ -549,8 +549,34 @@ function makeExecutable(opts, runtime, blob) {
     fail(`postject failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}):\n${output.join('\n')}`);
   }
   for (const l of output) console.log(`  postject: ${l}`);
-  fs.renameSync(staged, opts.out);
+  const final = `${opts.out}.${process.pid}.final.tmp`;
+  withStaged(final, () => copyInBlocks(staged, final));
+  fs.rmSync(staged, { force: true });
+  fs.renameSync(final, opts.out);
   return fs.statSync(opts.out).size;
+}
+
+/**
+ * Copies `src` to `dst` (mode 0755) in 64 KiB writes, the way `cp`, `install` or a download write a file. postject writes
+ * the executable in one 110 MiB write, and the kernel keeps such a file in large page-cache folios, which are mapped
+ * whole whenever any of their pages is touched: a server started right after the build then counts ~20 MiB more of
+ * its executable as resident than the same server started from a copied, downloaded or freshly read file (46 vs 68 MiB
+ * of file pages at idle here), for the same code run and no extra memory used. Written like this, the built file
+ * measures what an installed one does.
+ */
+function copyInBlocks(src, dst) {
+  const block = Buffer.allocUnsafe(64 * 1024);
+  const from = fs.openSync(src, 'r');
+  const to = fs.openSync(dst, 'wx', 0o755);
+  try {
+    for (let n; (n = fs.readSync(from, block, 0, block.length, null)) > 0; ) {
+      for (let off = 0; off < n; ) off += fs.writeSync(to, block, off, n - off);
+    }
+  } finally {
+    fs.closeSync(from);
+    fs.closeSync(to);
+  }
+  fs.chmodSync(dst, 0o755);
 }
 
 async function main() {
