@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { openDatabase } from '../../src/db/database.js';
 import { createSqliteStore } from '../../src/db/sqlite-store.js';
-import { metadataStoreContract } from './metadata-store-contract.js';
+import { metadataStoreContract, newDropzone, newKey } from './metadata-store-contract.js';
+import { DROPZONE_COLUMNS, KEY_COLUMNS, dropzoneRowOf, keyRowOf } from '../../src/db/repositories.js';
 
 // a file database in WAL mode, as the server opens it; `another` opens a second connection to the same file
 metadataStoreContract('sqlite', async () => {
@@ -89,5 +90,33 @@ describe('sqlite read snapshot', () => {
     await store.close();
     expect(db.open).toBe(false);
     await nextTurn(); // the scheduled end finds the connection closed
+  });
+});
+
+// The hot single-row lookups read raw arrays of fixed columns (repositories.ts); a column added by a migration but not to
+// these lists would silently go missing from the rows they answer.
+describe('sqlite raw row mappers', () => {
+  it('answer exactly what SELECT * does, for api_keys and dropzones', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'dz-raw-'));
+    const db = openDatabase(path.join(dir, 'dropzone.db'));
+    const store = createSqliteStore(db, { ownsConnection: false });
+    try {
+      const key = await store.insertKey(newKey({ balanceMicro: 7 }));
+      await store.insertDropzone(newDropzone({ ownerKeyId: key.id, name: 'raw' }));
+      const keyRow = db.prepare('SELECT * FROM api_keys WHERE id = ?').get(key.id);
+      const dzRow = db.prepare('SELECT * FROM dropzones WHERE name = ?').get('raw') as Record<string, unknown>;
+      expect(keyRowOf(db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`).raw(true).get(key.id) as unknown[])).toEqual(keyRow);
+      // live_name only backs the unique index on live names; no row type carries it
+      const { live_name: liveName, ...dzFields } = dzRow;
+      expect(liveName).toBe('raw');
+      expect(dropzoneRowOf(db.prepare(`SELECT ${DROPZONE_COLUMNS} FROM dropzones WHERE id = ?`).raw(true).get(dzRow.id) as unknown[])).toEqual(dzFields);
+      // and the store's lookups answer that row
+      expect((await store.dropzoneById(dzRow.id as string))?.name).toBe('raw');
+      expect((await store.keyById(key.id))?.balanceMicro).toBe(7);
+    } finally {
+      await store.close();
+      db.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
