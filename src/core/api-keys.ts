@@ -24,9 +24,6 @@ const CONFIGURED_MARKER = 'configured:';
 /** API keys: admin bootstrap, authentication, creation, GB-month transfers, revocation. */
 export function createApiKeyService({ meta, clock, config }: Pick<CoreDeps, 'meta' | 'clock' | 'config'>) {
   const configuredDigest = config.security.adminKey ? createHash('sha256').update(config.security.adminKey, 'utf8').digest() : undefined;
-  /** True when `secret` is the configured admin secret (constant time). */
-  const isConfiguredAdmin = (secret: string) =>
-    configuredDigest !== undefined && timingSafeEqual(createHash('sha256').update(secret, 'utf8').digest(), configuredDigest);
 
   const service = {
     /**
@@ -69,8 +66,10 @@ export function createApiKeyService({ meta, clock, config }: Pick<CoreDeps, 'met
     /** The active key with this secret (the configured admin secret included), or undefined. */
     async authenticate(secret: string): Promise<ApiKey | undefined> {
       if (!secret) return undefined;
-      if (isConfiguredAdmin(secret)) return meta.adminKey();
-      return meta.keyByHash(hashSecret(secret));
+      // one SHA-256 serves both checks: against the configured admin secret (constant time) and as the lookup hash
+      const digest = createHash('sha256').update(secret, 'utf8').digest();
+      if (configuredDigest !== undefined && timingSafeEqual(digest, configuredDigest)) return meta.adminKey();
+      return meta.keyByHash(digest.toString('hex'));
     },
 
     /**
