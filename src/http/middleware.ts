@@ -80,11 +80,16 @@ function editHeaders(c: Context, edit: (headers: Headers) => void): void {
 export function requestLog(log: Logger): MiddlewareHandler {
   const nextId = requestIdSource();
   const logs = log.enabled?.('info') ?? true;
-  return async (c, next) => {
+  return (c, next) => {
     const start = logs ? performance.now() : 0;
     const requestId = requestHeader(c, 'x-request-id')?.slice(0, 64).replace(/[^\w.-]/g, '') || nextId();
     c.set('requestId', requestId);
     const preset = presetHeader(c, 'x-request-id', requestId);
+    // nothing to do after the handler: no extra async frame for the request to pass through
+    if (preset && !logs) return next();
+    return finish(c, next, preset, start, requestId);
+  };
+  async function finish(c: Context, next: () => Promise<void>, preset: boolean, start: number, requestId: string): Promise<void> {
     await next();
     if (!preset) ensureHeader(c, 'x-request-id', requestId);
     if (!logs) return;
@@ -96,7 +101,7 @@ export function requestLog(log: Logger): MiddlewareHandler {
       bytes: Number(c.res.headers.get('content-length') ?? 0),
       requestId,
     });
-  };
+  }
 }
 
 /** Options of {@link corsMiddleware}. */
@@ -125,18 +130,22 @@ export function corsMiddleware(opts: CorsOptions): MiddlewareHandler {
     'Access-Control-Allow-Headers': opts.allowHeaders.join(','),
     Vary: any ? 'Access-Control-Request-Headers' : 'Origin, Access-Control-Request-Headers',
   };
-  return async (c, next) => {
+  return (c, next) => {
     const origin = any ? '*' : opts.origins.find((o) => o === requestHeader(c, 'origin'));
     if (c.req.method === 'OPTIONS') {
-      return new Response(null, { status: 204, headers: origin ? { 'Access-Control-Allow-Origin': origin, ...preflight } : preflight });
+      return Promise.resolve(new Response(null, { status: 204, headers: origin ? { 'Access-Control-Allow-Origin': origin, ...preflight } : preflight }));
     }
     const preset = (!origin || presetHeader(c, 'Access-Control-Allow-Origin', origin)) && presetHeader(c, 'Access-Control-Expose-Headers', expose);
+    if (any && preset) return next(); // nothing to do after the handler
     if (!any) c.header('Vary', 'Origin', { append: true });
+    return finish(c, next, origin, preset);
+  };
+  async function finish(c: Context, next: () => Promise<void>, origin: string | undefined, preset: boolean): Promise<void> {
     await next();
     if (!preset) {
       if (origin) ensureHeader(c, 'Access-Control-Allow-Origin', origin);
       ensureHeader(c, 'Access-Control-Expose-Headers', expose);
     }
     if (!any && !/(^|,)\s*origin\s*(,|$)/i.test(c.res.headers.get('vary') ?? '')) editHeaders(c, (h) => h.append('Vary', 'Origin'));
-  };
+  }
 }
