@@ -550,8 +550,11 @@ function makeExecutable(opts, runtime, blob) {
   }
   for (const l of output) console.log(`  postject: ${l}`);
   const final = `${opts.out}.${process.pid}.final.tmp`;
-  withStaged(final, () => copyInBlocks(staged, final));
-  fs.rmSync(staged, { force: true });
+  try {
+    withStaged(final, () => copyInBlocks(staged, final));
+  } finally {
+    fs.rmSync(staged, { force: true });
+  }
   fs.renameSync(final, opts.out);
   return fs.statSync(opts.out).size;
 }

@@ -102,6 +102,9 @@ export const dropzoneRowOf = (a: unknown[]): DropzoneRow => ({
   updated_at: a[16] as number,
 });
 
+/** `map(r)`, or undefined when there is no row. */
+export const opt = <R, T>(map: (r: R) => T, r: R | undefined): T | undefined => (r === undefined ? undefined : map(r));
+
 /** Resource kinds that carry permissions. */
 export type ResourceType = 'dropzone' | 'file';
 
@@ -113,7 +116,6 @@ export function createRepositories(db: Db) {
   const q = <P extends unknown[] = unknown[]>(sql: string) => db.prepare<P>(sql);
   /** A statement answering arrays (see {@link KEY_COLUMNS}). */
   const qRaw = <P extends unknown[] = unknown[]>(sql: string) => db.prepare<P>(sql).raw(true);
-  const one = <T>(map: (a: unknown[]) => T, a: unknown): T | undefined => (a === undefined ? undefined : map(a as unknown[]));
 
   const s = {
     getSetting: q<[string]>('SELECT value FROM settings WHERE key = ?'),
@@ -282,10 +284,10 @@ export function createRepositories(db: Db) {
       return (s.getSetting.get(key) as { value: string }).value;
     },
 
-    keyByHash: (hash: string) => one(keyRowOf, s.keyByHash.get(hash)),
-    keyByPublicId: (publicId: string) => one(keyRowOf, s.keyByPublicId.get(publicId)),
-    keyById: (id: number) => one(keyRowOf, s.keyById.get(id)),
-    adminKey: () => one(keyRowOf, s.adminKey.get()),
+    keyByHash: (hash: string) => opt(keyRowOf, s.keyByHash.get(hash) as unknown[] | undefined),
+    keyByPublicId: (publicId: string) => opt(keyRowOf, s.keyByPublicId.get(publicId) as unknown[] | undefined),
+    keyById: (id: number) => opt(keyRowOf, s.keyById.get(id) as unknown[] | undefined),
+    adminKey: () => opt(keyRowOf, s.adminKey.get() as unknown[] | undefined),
     listKeys: () => s.listKeys.all() as ApiKeyRow[],
     insertKey: (row: Omit<ApiKeyRow, 'id' | 'revoked_at'>) => Number(s.insertKey.run(row).lastInsertRowid),
     /** Inserts an admin key unless an active admin exists; answers the new id, or undefined when one existed. */
@@ -300,10 +302,10 @@ export function createRepositories(db: Db) {
     debitKey: (id: number, micro: number) => s.debitKey.run(micro, id, micro).changes > 0,
     creditKey: (id: number, micro: number) => void s.creditKey.run(micro, id),
 
-    dropzoneById: (id: string) => one(dropzoneRowOf, s.dropzoneById.get(id)),
+    dropzoneById: (id: string) => opt(dropzoneRowOf, s.dropzoneById.get(id) as unknown[] | undefined),
     /** The dropzone named by its `_id` or its `shareId` (paths accept both; only the `_id` is a credential). */
-    dropzoneByRef: (ref: string) => one(dropzoneRowOf, s.dropzoneById.get(ref) ?? s.dropzoneByShareId.get(ref)),
-    dropzoneByCode: (code: string) => one(dropzoneRowOf, s.dropzoneByCode.get(code)),
+    dropzoneByRef: (ref: string) => opt(dropzoneRowOf, (s.dropzoneById.get(ref) ?? s.dropzoneByShareId.get(ref)) as unknown[] | undefined),
+    dropzoneByCode: (code: string) => opt(dropzoneRowOf, s.dropzoneByCode.get(code) as unknown[] | undefined),
     dropzoneByOwnerName: (ownerId: number, name: string) => s.dropzoneByOwnerName.get(ownerId, name) as DropzoneRow | undefined,
     dropzonesForKey: (keyId: number, publicId: string) => s.dropzonesForKey.all({ keyId, publicId }) as DropzoneRow[],
     allDropzones: () => s.allDropzones.all() as DropzoneRow[],

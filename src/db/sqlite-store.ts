@@ -11,7 +11,7 @@ import type {
   StoredFile,
 } from '../core/ports/metadata-store.js';
 import type { Db } from './database.js';
-import { type ApiKeyRow, type DropzoneRow, type FileRow, createEventRepositories, createRepositories } from './repositories.js';
+import { type ApiKeyRow, type DropzoneRow, type FileRow, createEventRepositories, createRepositories, opt } from './repositories.js';
 import { Mutex } from '../util/mutex.js';
 import { runAfterCommitHooks } from './after-commit.js';
 
@@ -94,8 +94,6 @@ const keyRow = (k: NewApiKey) => ({
   created_by: k.createdBy,
   created_at: k.createdAt,
 });
-
-const opt = <R, T>(map: (r: R) => T, r: R | undefined): T | undefined => (r === undefined ? undefined : map(r));
 
 /** The operations as synchronous functions over one connection (the prepared statements of `repositories.ts`). */
 function syncOps(db: Db) {
