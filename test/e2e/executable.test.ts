@@ -121,7 +121,7 @@ describe.skipIf(skipReason !== undefined)('the single executable (dist/dropzone)
     expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
     const a = await uploadFlow(s.url, s.adminKey!, { size: 3 * 1024 * 1024 + 17 });
     const b = await uploadFlow(s.url, s.adminKey!, { legacy: true, size: 1234 });
-    // the executable hashes uploads with its own addon on the thread pool: no worker thread (a second V8 isolate)
+    // the executable hashes uploads with its own addon on a thread of its own: no worker thread (a second V8 isolate)
     expect(threadNames(s.child.pid!)).not.toContain('WorkerThread');
     // Many short requests (each prepares SQLite statements), then idle time so V8 collects them off the JS stack.
     // With an addon built against Node >= 24.19 headers this aborted the process (nodejs/node#65446).
