@@ -43,6 +43,8 @@ export async function startServer(opts: FixtureOptions = {}): Promise<FixtureSer
         'log.level': 'warn',
         'fixture.enabled': opts.fixture ?? true,
         'sweeper.intervalSeconds': 1,
+        // a test suite's server: no background CPU for a JIT warm-up
+        'server.warmUpRequests': 0,
         // a throw-away data directory needs no space set aside for full-disk recovery
         'storage.reserveBytes': 0,
         ...(opts.adminKey ? { 'security.adminKey': opts.adminKey } : {}),

@@ -21,6 +21,7 @@ import { type Logger, createLogger } from './log/logger.js';
 import { loadSqliteBinding } from './runtime/native-addon.js';
 import { ensurePrivateDir, ensurePrivateFile, tightenFile } from './runtime/private-files.js';
 import { createSpaceReserve } from './runtime/space-reserve.js';
+import { type WarmUpReport, warmUp } from './warm-up.js';
 
 /** A running server. */
 export interface RunningServer {
@@ -37,6 +38,11 @@ export interface RunningServer {
   storageFull: boolean;
   /** The application and its services (fixtures, CLI, tests). */
   app: App;
+  /**
+   * Settles when the warm-up after listening is over (`server.warmUpRequests`, see src/warm-up.ts): its report, or
+   * undefined when it was off or failed (logged; the server runs either way). Never rejects.
+   */
+  warmedUp: Promise<WarmUpReport | undefined>;
   /** The server's clock (adjustable in fixture mode and tests). */
   clock: AdjustableClock;
   /** The listening Node HTTP server (its timeouts come from `server.*TimeoutSeconds`). */
@@ -230,6 +236,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     created.ctx.sweeper.start();
     created.ctx.scan.start();
     created.ctx.webhookDispatcher.start();
+    // in the background: the server answers meanwhile; close() stops it
+    const warming = new AbortController();
+    const warmedUp = (async () => {
+      if (config.server.warmUpRequests === 0) return undefined;
+      try {
+        const report = await warmUp(config, { requests: config.server.warmUpRequests, signal: warming.signal, sqliteBinding: loadSqliteBinding() });
+        log.debug('warmed up', { ...report });
+        return report;
+      } catch (err) {
+        log.warn('warm-up failed (the server runs; only its first requests are slower)', { err });
+        return undefined;
+      }
+    })();
 
     let closing: Promise<void> | undefined;
     const store = blobs;
@@ -245,8 +264,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         if (!tls) throw new Error('not serving HTTPS (server.tls.cert and server.tls.key are not set)');
         (server as unknown as import('node:https').Server).setSecureContext(readTlsFiles(config));
       },
+      warmedUp,
       close() {
         closing ??= (async () => {
+          warming.abort();
           const closed = new Promise<void>((res) => server.close(() => res()));
           if ('closeIdleConnections' in server) server.closeIdleConnections();
           const timeout = new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), config.server.shutdownTimeoutMs).unref());
@@ -255,6 +276,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             if ('closeAllConnections' in server) server.closeAllConnections();
             await closed;
           }
+          await warmedUp;
           await created.ctx.sweeper.stop();
           await created.ctx.scan.stop();
           await created.ctx.webhookDispatcher.stop();

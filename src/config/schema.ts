@@ -28,6 +28,11 @@ export const configSchema = z
         corsOrigins: z.array(z.string().min(1)).default(['*']),
         /** How long requests in flight may take to finish on shutdown. */
         shutdownTimeoutMs: z.number().int().min(0).default(10_000),
+        /**
+         * Right after it starts listening, the server answers this many requests of its own read path (against a
+         * scratch in-memory instance, never its data) so the first clients meet optimized code; 0 turns it off.
+         */
+        warmUpRequests: z.number().int().min(0).max(1_000_000).default(3000),
         /** HTTPS without a proxy: PEM certificate chain and private key files (both or neither); reloaded on SIGHUP. */
         tls: z
           .object({
