@@ -15,7 +15,7 @@ Options:
   -p, --port <n>        port to listen on; 0 picks a free one (server.port, default 3000)
       --host <addr>     interface to listen on (server.host, default 0.0.0.0)
       --public-url <u>  URL clients use to reach this server (server.publicUrl)
-      --ephemeral       keep all data in a temporary directory removed on exit (test fixtures)
+      --ephemeral       keep all data in a temporary directory removed on exit, no JIT warm-up (test fixtures)
       --fixture         enable /__fixture/reset and /__fixture/clock (fixture.enabled)
       --log-level <l>   debug | info | warn | error | silent (log.level)
 ${CONFIG_FLAGS_HELP}`;
@@ -51,6 +51,8 @@ export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   if (values.ephemeral) {
     tempDir = mkdtempSync(join(tmpdir(), 'dropzone-ephemeral-'));
     extra.dataDir = tempDir;
+    // a test fixture: no background CPU for a JIT warm-up (`--set server.warmUpRequests=N` still turns it on)
+    flag('server.warmUpRequests', '--ephemeral', 0);
   }
   const removeTemp = () => tempDir && rmSync(tempDir, { recursive: true, force: true });
   // Listen for signals before anything is printed: a supervisor (or test) may signal as soon as it reads the URL line,

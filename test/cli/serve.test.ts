@@ -55,6 +55,23 @@ describe('dropzone serve', () => {
     expect(await stop(second)).toBe(0);
   });
 
+  it('warms its request path up after listening, except with --ephemeral (a test fixture) unless asked to', async () => {
+    const warmed = (s: Served) => s.stderr().split('\n').some((l) => l.includes('"msg":"warmed up"'));
+    const until = async (s: Served) => {
+      for (let i = 0; i < 300 && !warmed(s); i++) await new Promise((r) => setTimeout(r, 50));
+      return warmed(s);
+    };
+    const server = await start(['--data-dir', path.join(tmp, 'data'), '--log-level', 'debug', '--set', 'server.warmUpRequests=200']);
+    expect(await until(server)).toBe(true);
+    const asked = await start(['--ephemeral', '--log-level', 'debug', '--set', 'server.warmUpRequests=200']);
+    expect(await until(asked)).toBe(true);
+    const fixture = await start(['--ephemeral', '--log-level', 'debug'], { env: childEnv({ DROPZONE_SERVER_WARM_UP_REQUESTS: '200' }) });
+    // it would have finished by now: 200 requests take well under the time the other two needed
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await fetch(`${fixture.url}/healthz`)).status).toBe(200);
+    expect(warmed(fixture)).toBe(false);
+  });
+
   it('uses DROPZONE_ADMIN_KEY instead of printing one', async () => {
     const s = await start(['--ephemeral'], { env: childEnv({ DROPZONE_ADMIN_KEY: 'dzk_fixture_admin_key_0123456789' }) });
     await new Promise((r) => setTimeout(r, 200));
