@@ -1,11 +1,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import type { Server as HttpServer, ServerOptions } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { createAdaptorServer } from '@hono/node-server';
 import { type App, createApp } from './app.js';
-import { withNodeBodies } from './http/node-body.js';
+import { createNodeServer } from './http/node-server.js';
 import { createContext } from './context.js';
 import type { BlobStore } from './blobs/blob-store.js';
 import { createLocalBlobStore } from './blobs/local-store.js';
@@ -58,18 +56,6 @@ export interface RunningServer {
    * stops the sweeper, closes the blob store and the database. Idempotent.
    */
   close(): Promise<void>;
-}
-
-/**
- * Node's HTTP timeouts for `config`: headers within `server.headersTimeoutSeconds`, and a total request cap only when
- * `server.requestTimeoutSeconds` is set (Node's own default, 300 s, would cut every longer upload with 408 although
- * an upload URL lives an hour). Timeouts are checked every quarter of the shortest one (at most every 30 s).
- */
-export function httpServerOptions(config: Config): ServerOptions {
-  const headersTimeout = config.server.headersTimeoutSeconds * 1000;
-  const requestTimeout = config.server.requestTimeoutSeconds * 1000;
-  const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
-  return { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(shortest / 4))) };
 }
 
 /** Optional injections for {@link startServer} (tests, fixtures). */
@@ -208,17 +194,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }
 
     const tls = config.server.tls.cert ? readTlsFiles(config) : undefined;
-    const serverOptions = httpServerOptions(config);
-    // download and ZIP bodies are piped from their Node stream to the socket (src/http/node-body.ts)
-    const fetch = withNodeBodies(created.hono.fetch);
-    const server = (
-      tls
-        ? createAdaptorServer({ fetch, createServer: createHttpsServer, serverOptions: { ...serverOptions, ...tls } })
-        : createAdaptorServer({ fetch, serverOptions })
-    ) as HttpServer;
-    // No byte in either direction for this long while a request is in progress: the socket is closed (Node's default
-    // when nobody listens for 'timeout'). Stalled uploads end here; slow but moving ones are never cut.
-    server.timeout = config.server.idleTimeoutSeconds * 1000;
+    const server = createNodeServer(created.hono, config, tls);
     created.metrics?.trackConnections(server);
     await new Promise<void>((res, rej) => {
       server.once('error', rej);

@@ -4,7 +4,6 @@ import { Agent, type Server as HttpServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAdaptorServer } from '@hono/node-server';
 import { createApp } from './app.js';
 import { createLocalBlobStore } from './blobs/local-store.js';
 import type { Config } from './config/schema.js';
@@ -13,7 +12,7 @@ import { systemClock } from './core/clock.js';
 import { costMicro, toGbMonths } from './core/quota.js';
 import type { MetadataStore } from './core/ports/metadata-store.js';
 import { openMetadataStore } from './db/open-store.js';
-import { withNodeBodies } from './http/node-body.js';
+import { createNodeServer } from './http/node-server.js';
 import { createLogger } from './log/logger.js';
 
 /** What a warm-up did. */
@@ -39,9 +38,10 @@ const CONNECTIONS = 4;
  * at a fraction of its speed, while the compiler catches up, and a burst of connections then waits tens of ms).
  *
  * The requests go over loopback HTTP to a scratch instance of the same application — the same code, configuration and
- * Node HTTP server, over an in-memory SQLite database and a blob store nothing is written to — never to the real
- * server: nothing in the real database, blob store, request log or metrics changes. The mix: a dropzone read with the
- * admin key and with an ordinary key, `/healthz`, an unknown dropzone (404) and an unknown key (401).
+ * Node HTTP server with the same timeouts ({@link createNodeServer}), over an in-memory SQLite database and a blob store
+ * nothing is written to — never to the real server: nothing in the real database, blob store, request log or metrics
+ * changes. The mix: a dropzone read with the admin key and with an ordinary key, `/healthz`, an unknown dropzone (404)
+ * and an unknown key (401).
  *
  * Stops early when `signal` aborts (the server is closing). Throws only when the scratch instance cannot be built.
  */
@@ -94,7 +94,7 @@ export async function warmUp(config: Config, opts: { requests: number; signal: A
       { path: `/api/v1/dropzones/${own.dz.id}`, key: 'dz_not_a_key', expect: 401 },
     ];
 
-    server = createAdaptorServer({ fetch: withNodeBodies(app.hono.fetch) }) as HttpServer;
+    server = createNodeServer(app.hono, scratchConfig);
     await new Promise<void>((res, rej) => server!.once('error', rej).listen(0, '127.0.0.1', () => res()));
     const { port } = server.address() as AddressInfo;
     url = `http://127.0.0.1:${port}`;
