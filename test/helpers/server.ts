@@ -140,7 +140,7 @@ export async function startTestServer(opts: StartTestOptions = {}): Promise<Test
         'server.host': '127.0.0.1',
         'server.port': 0,
         'server.shutdownTimeoutMs': 2000,
-        // hundreds of test servers need no JIT warm-up (test/warm-up.test.ts covers it)
+        // hundreds of test servers need no JIT warm-up (test/http/warm-up.test.ts covers it)
         'server.warmUpRequests': 0,
         'log.level': 'silent',
         'security.adminKey': adminKey,
