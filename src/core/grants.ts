@@ -32,12 +32,12 @@ export function createGrantService(deps: Pick<CoreDeps, 'meta' | 'clock' | 'conf
     if (type === 'dropzone') {
       const dz = await ops.dropzoneByRef(ref);
       if (!dz) throw invisible(p, dropzoneNotFound());
-      return { id: dz.id, dz, file: null, held: (await dropzonePermissions(ops, p, dz)) as Set<string>, own: 'dropzone.own', grant: 'dropzone.grant', notFound: dropzoneNotFound };
+      return { id: dz.id, dz, file: null, held: (await dropzonePermissions(ops, p, dz)) as ReadonlySet<string>, own: 'dropzone.own', grant: 'dropzone.grant', notFound: dropzoneNotFound };
     }
     const file = await ops.fileById(ref);
     const dz = file && (await ops.dropzoneById(file.dropzoneId));
     if (!file || !dz) throw invisible(p, fileNotFound());
-    return { id: file.id, dz, file, held: (await filePermissions(ops, p, file, dz)) as Set<string>, own: 'file.own', grant: 'file.grant', notFound: fileNotFound };
+    return { id: file.id, dz, file, held: (await filePermissions(ops, p, file, dz)) as ReadonlySet<string>, own: 'file.own', grant: 'file.grant', notFound: fileNotFound };
   };
 
   /** `anyone`, a publicId, or (SDK 0.3) a key secret → the grantee's publicId. */

@@ -51,12 +51,16 @@ export function keyPermissions(key: ApiKey): Set<string> {
   return new Set(key.isAdmin ? KEY_PERMISSIONS : key.permissions);
 }
 
+/** All dropzone permissions, shared by every owner's check (read-only: nothing may add to it). */
+const ALL_DROPZONE_PERMISSIONS: ReadonlySet<DropzonePermission> = new Set(DROPZONE_PERMISSIONS);
+/** All file permissions, shared likewise. */
+const ALL_FILE_PERMISSIONS: ReadonlySet<FilePermission> = new Set(FILE_PERMISSIONS);
+
 /** The dropzone permissions `p` holds on `dz`, with `own` expanded to all. */
-export async function dropzonePermissions(grants: GrantReader, p: Principal, dz: Dropzone): Promise<Set<DropzonePermission>> {
-  const all = new Set<DropzonePermission>(DROPZONE_PERMISSIONS);
-  if (p.key && (p.key.isAdmin || dz.ownerKeyId === p.key.id)) return all;
+export async function dropzonePermissions(grants: GrantReader, p: Principal, dz: Dropzone): Promise<ReadonlySet<DropzonePermission>> {
+  if (p.key && (p.key.isAdmin || dz.ownerKeyId === p.key.id)) return ALL_DROPZONE_PERMISSIONS;
   const granted = p.key ? await grants.grantsFor('dropzone', dz.id, p.key.publicId) : await grants.grantsForAnyone('dropzone', dz.id);
-  if (granted.includes('dropzone.own')) return all;
+  if (granted.includes('dropzone.own')) return ALL_DROPZONE_PERMISSIONS;
   const out = new Set(granted as DropzonePermission[]);
   if (p.dropzoneId === dz.id) for (const perm of DROPZONE_ID_PERMISSIONS) out.add(perm);
   return out;
@@ -67,13 +71,12 @@ export async function dropzonePermissions(grants: GrantReader, p: Principal, dz:
  * grants on the file add up; dropzone grants carry over (`download` → `file.download`, `get`/`list` → `file.get`,
  * `upload` → `file.upload.confirm`). `own` expands to all.
  */
-export async function filePermissions(grants: GrantReader, p: Principal, file: StoredFile, dz: Dropzone): Promise<Set<FilePermission>> {
-  const all = new Set<FilePermission>(FILE_PERMISSIONS);
+export async function filePermissions(grants: GrantReader, p: Principal, file: StoredFile, dz: Dropzone): Promise<ReadonlySet<FilePermission>> {
   const dzPerms = await dropzonePermissions(grants, p, dz);
-  if (dzPerms.has('dropzone.own')) return all;
-  if (p.key && file.uploaderKeyId === p.key.id) return all;
+  if (dzPerms.has('dropzone.own')) return ALL_FILE_PERMISSIONS;
+  if (p.key && file.uploaderKeyId === p.key.id) return ALL_FILE_PERMISSIONS;
   const granted = (p.key ? await grants.grantsFor('file', file.id, p.key.publicId) : await grants.grantsForAnyone('file', file.id)) as FilePermission[];
-  if (granted.includes('file.own')) return all;
+  if (granted.includes('file.own')) return ALL_FILE_PERMISSIONS;
   const out = new Set<FilePermission>(granted);
   if (p.dropzoneId === dz.id) out.add('file.delete');
   if (dzPerms.has('dropzone.download')) out.add('file.download');

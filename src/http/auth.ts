@@ -14,7 +14,7 @@ export function apiKeySecretOf(header: (name: string) => string | undefined): st
 }
 
 /**
- * Resolves the caller into `c.var.principal`. Credentials that are present but wrong are 401 right here;
+ * Resolves the caller into `c.get('principal')`. Credentials that are present but wrong are 401 right here;
  * no credentials at all leave an anonymous principal, and each route decides (grants to `anyone` apply).
  */
 export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {

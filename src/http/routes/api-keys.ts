@@ -24,7 +24,7 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['apikeys'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'The key', schema: envelope(apiKeySchema) }, 401: errorResponse('Missing or invalid key') },
-      handler: (c) => c.json(ok(presentApiKey(requireKey(c.var.principal)))),
+      handler: (c) => c.json(ok(presentApiKey(requireKey(c.get('principal'))))),
     }),
     defineRoute({
       method: 'post',
@@ -41,7 +41,7 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
         403: errorResponse('Missing apikey.create'),
       },
       handler: async (c, body) => {
-        const { row, secret } = await ctx.keys.create(requireKey(c.var.principal), body);
+        const { row, secret } = await ctx.keys.create(requireKey(c.get('principal')), body);
         return c.json(ok({ ...presentApiKey(row), key: secret, apiKey: secret }), 201);
       },
     }),
@@ -61,7 +61,7 @@ export function apiKeyRoutes(ctx: ApiContext): RouteDef[] {
         404: errorResponse('No such key'),
       },
       handler: async (c, body) => {
-        const from = requireKey(c.var.principal);
+        const from = requireKey(c.get('principal'));
         const { from: f, to } = await ctx.keys.transfer(from, await resolveTarget(c.req.param('publicId')!), body.gbMonths);
         const toView = presentApiKey(to);
         return c.json(ok({ from: presentApiKey(f), to: { publicId: toView.publicId, gbMonths: toView.gbMonths } }));

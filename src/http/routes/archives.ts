@@ -34,7 +34,7 @@ export function archiveRoutes(ctx: ApiContext): RouteDef[] {
         404: { description: 'Not found', schema: errorSchema },
       },
       handler: async (c) => {
-        const dz = await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.zip');
+        const dz = await ctx.dropzones.get(c.get('principal'), c.req.param('id')!, 'dropzone.zip');
         // first walk, in batches: what the archive's length depends on (names, sizes) and where each file sits in the
         // order; no file rows are kept. The second walk (replayFiles) streams exactly these files.
         const names: string[] = [];

@@ -41,7 +41,7 @@ export function requireDropzoneId(p: Principal): string {
  */
 export async function listFilesOf(ctx: ApiContext, c: Context<AppEnv>, dz: Dropzone): Promise<Response> {
   const page = pageRequest(c, 'file');
-  const view = await ctx.dropzones.view(c.var.principal, dz);
+  const view = await ctx.dropzones.view(c.get('principal'), dz);
   if (!page) return streamJsonList(c, fileBatches(ctx.meta, dz.id), (f) => presentFile(f, dz, view), ctx.log);
   const { items, next } = await filePage(ctx.meta, dz.id, page.after, page.limit);
   setNextLink(c, 'file', page.limit, next);
@@ -50,8 +50,8 @@ export async function listFilesOf(ctx: ApiContext, c: Context<AppEnv>, dz: Dropz
 
 /** Shared by both generations: reserve space and answer with the signed upload URL. */
 export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dropzone, body: z.infer<typeof uploadRequestBody>) {
-  const { file, upload } = await ctx.files.requestUpload(c.var.principal, dz, body);
-  const view = await ctx.dropzones.view(c.var.principal, dz);
+  const { file, upload } = await ctx.files.requestUpload(c.get('principal'), dz, body);
+  const view = await ctx.dropzones.view(c.get('principal'), dz);
   return c.json(
     ok({
       fileId: file.id,
@@ -84,8 +84,8 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       body: updateDropzoneBody,
       responses: { 200: { description: 'Updated', schema: envelope(dropzoneSchema) }, ...sizeErrors, 404: errorResponse('Not found'), 410: errorResponse('Expired') },
       handler: async (c, body) => {
-        requireKey(c.var.principal);
-        return c.json(ok(await present(c.var.principal, await ctx.dropzones.update(c.var.principal, c.req.param('id')!, body))));
+        requireKey(c.get('principal'));
+        return c.json(ok(await present(c.get('principal'), await ctx.dropzones.update(c.get('principal'), c.req.param('id')!, body))));
       },
     });
 
@@ -100,9 +100,9 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       body: createDropzoneBody,
       responses: { 201: { description: 'Created', schema: envelope(dropzoneSchema) }, 200: { description: 'Existing dropzone of that name updated', schema: envelope(dropzoneSchema) }, ...sizeErrors },
       handler: async (c, body) => {
-        const key = requireKey(c.var.principal);
+        const key = requireKey(c.get('principal'));
         const { dz, created } = await ctx.dropzones.create(key, body);
-        return c.json(ok(await present(c.var.principal, dz)), created ? 201 : 200);
+        return c.json(ok(await present(c.get('principal'), dz)), created ? 201 : 200);
       },
     }),
     defineRoute({
@@ -118,11 +118,11 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       handler: async (c) => {
         const all = c.req.query('all');
         if (all !== undefined && all !== 'true' && all !== 'false') throw new AppError('VALIDATION', 'Invalid query: "all" must be true or false', { field: 'all' });
-        const key = requireKey(c.var.principal);
+        const key = requireKey(c.get('principal'));
         const page = pageRequest(c, 'dropzone');
         const presentAll = async (list: Dropzone[]) => {
           const out = [];
-          for (const dz of list) out.push(await present(c.var.principal, dz));
+          for (const dz of list) out.push(await present(c.get('principal'), dz));
           return out;
         };
         if (page) {
@@ -148,7 +148,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('No credentials'), 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
-      handler: async (c) => c.json(ok(await present(c.var.principal, await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.get')))),
+      handler: async (c) => c.json(ok(await present(c.get('principal'), await ctx.dropzones.get(c.get('principal'), c.req.param('id')!, 'dropzone.get')))),
     }),
     update('patch'),
     update('put'),
@@ -161,8 +161,8 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'Deleted', schema: successMessageSchema }, 403: errorResponse('Not the owner'), 404: errorResponse('Not found') },
       handler: async (c) => {
-        requireKey(c.var.principal);
-        await ctx.dropzones.remove(c.var.principal, c.req.param('id')!);
+        requireKey(c.get('principal'));
+        await ctx.dropzones.remove(c.get('principal'), c.req.param('id')!);
         return c.json({ status: 'success', message: 'Dropzone deleted successfully.' });
       },
     }),
@@ -177,7 +177,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       query: pageQuery,
       responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 400: errorResponse('Invalid limit or cursor'), 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
       handler: async (c) => {
-        const dz = await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.list');
+        const dz = await ctx.dropzones.get(c.get('principal'), c.req.param('id')!, 'dropzone.list');
         return listFilesOf(ctx, c, dz);
       },
     }),
@@ -197,7 +197,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
         410: errorResponse('Dropzone expired'),
         413: errorResponse('File larger than maxFileSize, or not enough room left'),
       },
-      handler: async (c, body) => requestUpload(ctx, c, await ctx.dropzones.get(c.var.principal, c.req.param('id')!, 'dropzone.upload'), body),
+      handler: async (c, body) => requestUpload(ctx, c, await ctx.dropzones.get(c.get('principal'), c.req.param('id')!, 'dropzone.upload'), body),
     }),
 
     // First generation: the dropzone is named by the x-dropzone-id credential itself.
@@ -209,7 +209,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['first generation'],
       security: ['DropzoneAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
-      handler: async (c) => c.json(ok(await present(c.var.principal, await ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.get')))),
+      handler: async (c) => c.json(ok(await present(c.get('principal'), await ctx.dropzones.get(c.get('principal'), requireDropzoneId(c.get('principal')), 'dropzone.get')))),
     }),
     defineRoute({
       method: 'get',
@@ -222,7 +222,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       query: pageQuery,
       responses: { 200: { description: 'Files', schema: envelope(z.array(fileItemSchema)) }, 400: errorResponse('An API key was sent instead of x-dropzone-id, or an invalid limit or cursor'), 401: errorResponse('Missing or unknown dropzone id') },
       handler: async (c) => {
-        const dz = await ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.list');
+        const dz = await ctx.dropzones.get(c.get('principal'), requireDropzoneId(c.get('principal')), 'dropzone.list');
         return listFilesOf(ctx, c, dz);
       },
     }),
@@ -235,7 +235,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       security: ['DropzoneAuth'],
       body: uploadRequestBody,
       responses: { 200: { description: 'Signed URL', schema: envelope(uploadResponseSchema) }, 400: errorResponse('Invalid body'), 401: errorResponse('Missing or unknown dropzone id'), 410: errorResponse('Expired'), 413: errorResponse('Too large / full') },
-      handler: async (c, body) => requestUpload(ctx, c, await ctx.dropzones.get(c.var.principal, requireDropzoneId(c.var.principal), 'dropzone.upload'), body),
+      handler: async (c, body) => requestUpload(ctx, c, await ctx.dropzones.get(c.get('principal'), requireDropzoneId(c.get('principal')), 'dropzone.upload'), body),
     }),
   ];
 }

@@ -25,7 +25,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['files'],
       security: [...security],
       responses: { 200: { description: 'The FileItem (bare, and again under data)', schema: bothShapes }, 404: errorResponse('Not found') },
-      handler: async (c) => c.json(okBoth(await item(c.var.principal, c.req.param('fileId')!, 'file.get'))),
+      handler: async (c) => c.json(okBoth(await item(c.get('principal'), c.req.param('fileId')!, 'file.get'))),
     }),
     defineRoute({
       method: 'post',
@@ -41,7 +41,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
         410: errorResponse('The pending upload expired'),
       },
       handler: async (c) => {
-        const p = c.var.principal;
+        const p = c.get('principal');
         const { file, dz } = await ctx.files.confirm(p, c.req.param('fileId')!);
         return c.json(okBoth(presentFile(file, dz, await ctx.dropzones.view(p, dz))));
       },
@@ -55,7 +55,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
       security: [...security],
       responses: { 200: { description: 'Deleted', schema: successMessageSchema }, 404: errorResponse('Not found') },
       handler: async (c) => {
-        await ctx.files.remove(c.var.principal, c.req.param('fileId')!);
+        await ctx.files.remove(c.get('principal'), c.req.param('fileId')!);
         return c.json({ status: 'success', message: 'File deleted successfully.' });
       },
     }),
@@ -76,7 +76,7 @@ export function fileRoutes(ctx: ApiContext): RouteDef[] {
         409: errorResponse('Not uploaded yet'),
         416: { description: 'Range not satisfiable' },
       },
-      handler: async (c) => sendFile(c, ctx, (await ctx.files.get(c.var.principal, c.req.param('fileId')!, 'file.download')).file),
+      handler: async (c) => sendFile(c, ctx, (await ctx.files.get(c.get('principal'), c.req.param('fileId')!, 'file.download')).file),
     }),
   ];
 }

@@ -68,7 +68,7 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'The upload and the proposed part size', schema: envelope(multipartStartSchema) }, ...common },
       handler: async (c) => {
         const fileId = c.req.param('fileId')!;
-        const started = await ctx.multipart.start(c.var.principal, fileId);
+        const started = await ctx.multipart.start(c.get('principal'), fileId);
         if (wantsS3Xml(c)) return s3Xml(c, 'InitiateMultipartUploadResult', `<Key>${x(fileId)}</Key><UploadId>${x(started.uploadId)}</UploadId>`);
         return c.json(ok({ ...started, minPartSize: MULTIPART_MIN_PART_SIZE, maxParts: MULTIPART_MAX_PARTS }));
       },
@@ -84,7 +84,7 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'One URL per part number, in the order asked', schema: envelope(signedPartsSchema) }, ...common },
       handler: async (c, body) => {
         const { fileId, uploadId } = ids(c);
-        const parts = await ctx.multipart.signParts(c.var.principal, fileId, uploadId, body.partNumbers);
+        const parts = await ctx.multipart.signParts(c.get('principal'), fileId, uploadId, body.partNumbers);
         return c.json(ok({ parts: parts.map((p) => ({ partNumber: p.partNumber, url: p.url, method: 'PUT' as const, headers: p.headers, expiresAt: p.expiresAt })) }));
       },
     }),
@@ -98,7 +98,7 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'Parts by ascending number', schema: envelope(listPartsSchema) }, ...common },
       handler: async (c) => {
         const { fileId, uploadId } = ids(c);
-        const parts = await ctx.multipart.listParts(c.var.principal, fileId, uploadId);
+        const parts = await ctx.multipart.listParts(c.get('principal'), fileId, uploadId);
         if (wantsS3Xml(c)) {
           const items = parts.map((p) => `<Part><PartNumber>${p.partNumber}</PartNumber><ETag>${x(p.etag)}</ETag><Size>${p.size}</Size></Part>`);
           return s3Xml(c, 'ListPartsResult', `<Key>${x(fileId)}</Key><UploadId>${x(uploadId)}</UploadId>${items.join('')}`);
@@ -121,7 +121,7 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
         409: errorResponse('SIZE_MISMATCH: the parts do not add up to the reserved size (the upload stays open)'),
       },
       handler: async (c, body) => {
-        const p = c.var.principal;
+        const p = c.get('principal');
         const { fileId, uploadId } = ids(c);
         const parts = body.parts.map((x) => ({ partNumber: x.PartNumber, etag: x.ETag }));
         const { file, dz } = await ctx.multipart.complete(p, fileId, uploadId, parts);
@@ -142,7 +142,7 @@ export function multipartRoutes(ctx: ApiContext): RouteDef[] {
       responses: { 200: { description: 'Aborted', schema: successMessageSchema }, ...common },
       handler: async (c) => {
         const { fileId, uploadId } = ids(c);
-        await ctx.multipart.abort(c.var.principal, fileId, uploadId);
+        await ctx.multipart.abort(c.get('principal'), fileId, uploadId);
         if (wantsS3Xml(c)) return c.body(null, 204);
         return c.json({ status: 'success', message: 'Multipart upload aborted.' });
       },

@@ -17,7 +17,7 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
   const routesFor = (type: ResourceType, path: string, idParam: string): RouteDef[] => {
     const body = permissionsBody(type);
     const change = (mode: 'grant' | 'revoke') => async (c: Context<AppEnv>, b: z.infer<typeof body>) =>
-      c.json({ status: 'success', ...(await ctx.grants.change(mode, type, c.var.principal, c.req.param(idParam)!, b)) });
+      c.json({ status: 'success', ...(await ctx.grants.change(mode, type, c.get('principal'), c.req.param(idParam)!, b)) });
     const tag = [type === 'dropzone' ? 'dropzones' : 'files'];
     const security = ['ApiKeyAuth', 'BearerAuth'] as ('ApiKeyAuth' | 'BearerAuth')[];
     return [
@@ -33,8 +33,8 @@ export function permissionRoutes(ctx: ApiContext): RouteDef[] {
         responses: { 200: { description: 'Permissions', schema: answerSchema }, 400: errorResponse('Invalid limit or cursor'), 404: errorResponse('Not found') },
         handler: async (c) => {
           const page = pageRequest(c, 'grant');
-          if (!page) return c.json({ status: 'success', ...(await ctx.grants.list(type, c.var.principal, c.req.param(idParam)!, c.req.query('publicId'))) });
-          const { next, ...answer } = await ctx.grants.listPage(type, c.var.principal, c.req.param(idParam)!, c.req.query('publicId'), page.after, page.limit);
+          if (!page) return c.json({ status: 'success', ...(await ctx.grants.list(type, c.get('principal'), c.req.param(idParam)!, c.req.query('publicId'))) });
+          const { next, ...answer } = await ctx.grants.listPage(type, c.get('principal'), c.req.param(idParam)!, c.req.query('publicId'), page.after, page.limit);
           setNextLink(c, 'grant', page.limit, next);
           return c.json({ status: 'success', ...answer });
         },

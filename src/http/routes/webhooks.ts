@@ -74,7 +74,7 @@ export function webhookRoutes(ctx: ApiContext): RouteDef[] {
       security,
       responses: { 200: { description: 'Subscriptions, oldest first', schema: envelope(z.array(webhookSchema)) }, 404: errorResponse('Webhooks are not enabled') },
       handler: async (c) => {
-        const key = requireKey(c.var.principal);
+        const key = requireKey(c.get('principal'));
         const hooks = await ctx.webhooks.list(key);
         const owners = new Map<number, string | null>();
         for (const w of hooks) if (!owners.has(w.keyId)) owners.set(w.keyId, await ownerOf(key, w));
@@ -99,7 +99,7 @@ export function webhookRoutes(ctx: ApiContext): RouteDef[] {
         409: errorResponse('The key holds the most subscriptions allowed'),
       },
       handler: async (c, body) => {
-        const key = requireKey(c.var.principal);
+        const key = requireKey(c.get('principal'));
         const hook = await ctx.webhooks.create(key, body);
         return c.json(ok({ ...presentWebhook(hook, key.publicId), secret: hook.secret }), 201);
       },
@@ -113,7 +113,7 @@ export function webhookRoutes(ctx: ApiContext): RouteDef[] {
       security,
       responses: { 200: { description: 'The subscription', schema: envelope(webhookSchema) }, 404: errorResponse('Not found or not enabled') },
       handler: async (c) => {
-        const key = requireKey(c.var.principal);
+        const key = requireKey(c.get('principal'));
         const hook = await ctx.webhooks.get(key, c.req.param('id')!);
         return c.json(ok(presentWebhook(hook, await ownerOf(key, hook))));
       },
@@ -132,7 +132,7 @@ export function webhookRoutes(ctx: ApiContext): RouteDef[] {
         404: errorResponse('Not found or not enabled'),
       },
       handler: async (c, body) => {
-        const key = requireKey(c.var.principal);
+        const key = requireKey(c.get('principal'));
         const hook = await ctx.webhooks.update(key, c.req.param('id')!, body);
         return c.json(ok(presentWebhook(hook, await ownerOf(key, hook))));
       },
@@ -146,7 +146,7 @@ export function webhookRoutes(ctx: ApiContext): RouteDef[] {
       security,
       responses: { 200: { description: 'Deleted', schema: z.object({ status: z.literal('success'), message: z.string() }) }, 404: errorResponse('Not found or not enabled') },
       handler: async (c) => {
-        await ctx.webhooks.remove(requireKey(c.var.principal), c.req.param('id')!);
+        await ctx.webhooks.remove(requireKey(c.get('principal')), c.req.param('id')!);
         return c.json({ status: 'success' as const, message: 'Webhook deleted.' });
       },
     }),
@@ -163,7 +163,7 @@ export function webhookRoutes(ctx: ApiContext): RouteDef[] {
         const limit = raw === undefined ? ATTEMPTS_DEFAULT : Number(raw);
         if (!Number.isInteger(limit) || limit < 1 || limit > ATTEMPTS_MAX)
           throw new AppError('VALIDATION', `Invalid query: "limit" must be an integer from 1 to ${ATTEMPTS_MAX}.`, { field: 'limit' });
-        const attempts = await ctx.webhooks.attempts(requireKey(c.var.principal), c.req.param('id')!, limit);
+        const attempts = await ctx.webhooks.attempts(requireKey(c.get('principal')), c.req.param('id')!, limit);
         return c.json(ok(attempts.map(presentAttempt)));
       },
     }),
