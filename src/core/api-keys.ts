@@ -1,7 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
-import { hashSecret, newApiKeySecret, newPublicId, randomId } from './ids.js';
+import { hashSecret, newApiKeySecret, sameDigest, newPublicId, randomId } from './ids.js';
 import { KEY_PERMISSIONS, keyPermissions, validatePermissionNames } from './permissions.js';
 import type { ApiKey, MetadataOps } from './ports/metadata-store.js';
 import { fromGbMonths, toGbMonths } from './quota.js';
@@ -23,7 +22,7 @@ const CONFIGURED_MARKER = 'configured:';
 
 /** API keys: admin bootstrap, authentication, creation, GB-month transfers, revocation. */
 export function createApiKeyService({ meta, clock, config }: Pick<CoreDeps, 'meta' | 'clock' | 'config'>) {
-  const configuredDigest = config.security.adminKey ? createHash('sha256').update(config.security.adminKey, 'utf8').digest() : undefined;
+  const configuredDigest = config.security.adminKey ? hashSecret(config.security.adminKey) : undefined;
 
   const service = {
     /**
@@ -67,9 +66,9 @@ export function createApiKeyService({ meta, clock, config }: Pick<CoreDeps, 'met
     async authenticate(secret: string): Promise<ApiKey | undefined> {
       if (!secret) return undefined;
       // one SHA-256 serves both checks: against the configured admin secret (constant time) and as the lookup hash
-      const digest = createHash('sha256').update(secret, 'utf8').digest();
-      if (configuredDigest !== undefined && timingSafeEqual(digest, configuredDigest)) return meta.adminKey();
-      return meta.keyByHash(digest.toString('hex'));
+      const digest = hashSecret(secret);
+      if (configuredDigest !== undefined && sameDigest(digest, configuredDigest)) return meta.adminKey();
+      return meta.keyByHash(digest);
     },
 
     /**

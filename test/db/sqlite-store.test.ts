@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { openDatabase } from '../../src/db/database.js';
-import { createSqliteStore } from '../../src/db/sqlite-store.js';
+import { READ_SNAPSHOT_MS, createSqliteStore } from '../../src/db/sqlite-store.js';
 import { metadataStoreContract, newDropzone, newKey } from './metadata-store-contract.js';
 import { DROPZONE_COLUMNS, KEY_COLUMNS, dropzoneRowOf, keyRowOf } from '../../src/db/repositories.js';
 
@@ -24,9 +24,8 @@ metadataStoreContract('sqlite', async () => {
   };
 });
 
-// Lookups outside a transaction share one read snapshot until the end of the event-loop turn (one read transaction
-// instead of one per statement); nothing else may notice, except that another connection's commit shows up on the
-// next turn.
+// Lookups outside a transaction share one read snapshot for a millisecond (one read transaction instead of one per
+// statement); nothing else may notice, except that another connection's commit shows up when it ends.
 describe('sqlite read snapshot', () => {
   let dir: string;
   let db: ReturnType<typeof openDatabase>;
@@ -46,16 +45,47 @@ describe('sqlite read snapshot', () => {
     await rm(dir, { recursive: true, force: true });
   });
   const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-  it('lookups in one turn read one snapshot; the next turn sees what another connection committed', async () => {
+  it('lookups share one snapshot for snapshotMs, across turns; then they see what another connection committed', async () => {
+    const held = createSqliteStore(db, { ownsConnection: false, snapshotMs: 300 });
+    await held.setSetting('colour', 'red');
+    expect(await held.getSetting('colour')).toBe('red');
+    other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run(); // a writer is not blocked by it
+    await nextTurn();
+    await nextTurn();
+    expect(db.inTransaction).toBe(true); // still open on later turns
+    expect(await held.getSetting('colour')).toBe('red');
+    await sleep(350);
+    expect(db.inTransaction).toBe(false);
+    expect(await held.getSetting('colour')).toBe('blue');
+    await held.close(); // ends the snapshot, leaves the connection to the other store
+    expect(db.inTransaction).toBe(false);
+    expect(db.open).toBe(true);
+  });
+
+  it(`by default the snapshot lasts ${READ_SNAPSHOT_MS} ms`, async () => {
     await store.setSetting('colour', 'red');
     expect(await store.getSetting('colour')).toBe('red');
-    expect(db.inTransaction).toBe(true); // the snapshot is open for the rest of this turn
-    other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run(); // a writer is not blocked by it
+    expect(db.inTransaction).toBe(true);
+    other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run();
     expect(await store.getSetting('colour')).toBe('red');
-    await nextTurn();
+    await sleep(READ_SNAPSHOT_MS + 30);
     expect(db.inTransaction).toBe(false);
     expect(await store.getSetting('colour')).toBe('blue');
+  });
+
+  it('with snapshotMs 0, lookups in one turn read one snapshot and the next turn sees what another connection committed', async () => {
+    const turnly = createSqliteStore(db, { ownsConnection: false, snapshotMs: 0 });
+    await turnly.setSetting('colour', 'red');
+    expect(await turnly.getSetting('colour')).toBe('red');
+    expect(db.inTransaction).toBe(true); // the snapshot is open for the rest of this turn
+    other.prepare("UPDATE settings SET value = 'blue' WHERE key = 'colour'").run(); // a writer is not blocked by it
+    expect(await turnly.getSetting('colour')).toBe('red');
+    await nextTurn();
+    expect(db.inTransaction).toBe(false);
+    expect(await turnly.getSetting('colour')).toBe('blue');
+    await turnly.close();
   });
 
   it('any other operation ends the snapshot first: the store reads its own writes and commits them at once', async () => {
