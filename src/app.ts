@@ -6,7 +6,7 @@ import { isStorageFull } from './core/errors.js';
 import { authMiddleware } from './http/auth.js';
 import type { ApiContext } from './http/context.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
-import { corsMiddleware, requestHeaders, requestLog } from './http/middleware.js';
+import { corsMiddleware, requestHeader, requestHeaders, requestLog } from './http/middleware.js';
 import { type AppEnv, buildOpenApi, mountRoutes } from './http/route.js';
 import { apiKeyRoutes } from './http/routes/api-keys.js';
 import { archiveRoutes } from './http/routes/archives.js';
@@ -53,7 +53,8 @@ export function createApp(context: AppContext, opts: AppOptions): App {
   const { config, log, metrics } = context;
   // Without a configured public URL, links (signed URLs, upload pages) follow the host the client used.
   const origins = new AsyncLocalStorage<string>();
-  const publicUrl = () => config.server.publicUrl.replace(/\/+$/, '') || origins.getStore() || opts.publicUrl();
+  const configuredUrl = config.server.publicUrl.replace(/\/+$/, '');
+  const publicUrl = () => configuredUrl || origins.getStore() || opts.publicUrl();
   const ctx: ApiContext = { ...context, publicUrl };
 
   const app = new Hono<AppEnv>();
@@ -78,9 +79,25 @@ export function createApp(context: AppContext, opts: AppOptions): App {
     }
   });
 
+  // requests come with the same Host header over and over: the last one's origin is kept (not behind a trusted proxy,
+  // where the forwarded headers count too)
+  let lastHost: string | undefined;
+  let lastHttps = false;
+  let lastOrigin: string | undefined;
   app.use('*', (c, next) => {
-    if (config.server.publicUrl) return next();
-    const origin = requestOrigin(requestHeaders(c), config.server.trustProxy, c.req.url.startsWith('https:') ? 'https:' : 'http:');
+    if (configuredUrl) return next();
+    const https = c.req.url.startsWith('https:');
+    let origin: string | undefined;
+    if (config.server.trustProxy) origin = requestOrigin(requestHeaders(c), true, https ? 'https:' : 'http:');
+    else {
+      const host = requestHeader(c, 'host');
+      if (host !== lastHost || https !== lastHttps || host === undefined) {
+        lastOrigin = requestOrigin(requestHeaders(c), false, https ? 'https:' : 'http:');
+        lastHost = host;
+        lastHttps = https;
+      }
+      origin = lastOrigin;
+    }
     // the origin the server falls back to anyway (the address it listens on) needs no per-request context
     return origin && origin !== opts.publicUrl() ? origins.run(origin, next) : next();
   });

@@ -155,7 +155,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     meta = await openMetadata(config);
   }
   let listenUrl = '';
-  const publicUrl = () => (config.server.publicUrl || listenUrl).replace(/\/+$/, '');
+  const configuredUrl = config.server.publicUrl.replace(/\/+$/, '');
+  const publicUrl = () => configuredUrl || listenUrl;
   let blobs: BlobStore | undefined;
   let app: App | undefined;
   try {

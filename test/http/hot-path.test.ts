@@ -3,7 +3,7 @@
  * writes in one go), not as a stream of a rebuilt Response, and still carries the request id and the CORS headers.
  * Answers a handler builds itself (downloads, 304s, preflights) get those headers too.
  */
-import { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse, request as httpRequest } from 'node:http';
 import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API, type TestServer, startTestServer } from '../helpers/server.js';
@@ -133,5 +133,41 @@ describe('hot path with a list of CORS origins', () => {
     const other = await fetch(`${t.api}/dropzones`, { headers: { 'x-api-key': t.adminKey, origin: 'https://b.example' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
     expect(other.headers.get('vary')).toMatch(/origin/i);
+  });
+});
+
+// The origin of links (upload URLs, signed URLs) follows each request's Host header when no public URL is configured;
+// the server keeps the last Host's origin between requests, so a change of Host must still show at once.
+describe('links follow the Host of each request', () => {
+  let t: TestServer;
+  let dzId: string;
+  beforeAll(async () => {
+    t = await startTestServer();
+    dzId = (await t.createDropzone(t.adminKey))._id;
+  });
+  afterAll(async () => t?.close());
+
+  /** The dropzone's uploadUrl as answered to a request with this Host header (a real request: fetch cannot set Host). */
+  const uploadUrlUnder = (host: string) =>
+    new Promise<string>((resolve, reject) => {
+      const u = new URL(`${t.api}/dropzones/${dzId}`);
+      const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, headers: { host, 'x-api-key': t.adminKey } }, (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d) => (body += d))
+          .on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body).data.uploadUrl) : reject(new Error(`${res.statusCode}: ${body}`))));
+      });
+      req.on('error', reject).end();
+    });
+
+  it('switches with the Host header, and an unusable Host falls back to the listen address', async () => {
+    const code = new URL(await uploadUrlUnder('files.example.test')).pathname;
+    expect(await uploadUrlUnder('files.example.test')).toBe(`http://files.example.test${code}`);
+    expect(await uploadUrlUnder('other.example.test:8443')).toBe(`http://other.example.test:8443${code}`);
+    expect(await uploadUrlUnder('files.example.test')).toBe(`http://files.example.test${code}`);
+    expect(await uploadUrlUnder('bad_host')).toBe(`${t.url}${code}`); // Node accepts it, links do not
+    expect(await uploadUrlUnder('other.example.test:8443')).toBe(`http://other.example.test:8443${code}`);
+    expect(await uploadUrlUnder('[::1]:9000')).toBe(`http://[::1]:9000${code}`);
   });
 });
