@@ -71,6 +71,18 @@ export function createDropzoneService(deps: CoreDeps) {
       return getWith(meta, p, id, permission);
     },
 
+    /**
+     * {@link service.get} and what `p` may learn about the dropzone ({@link service.view}), from one permission check:
+     * for a caller who is not an owner, one grant lookup instead of two.
+     */
+    async getViewed(p: Principal, id: string, permission: string): Promise<{ dz: Dropzone; view: DropzoneView }> {
+      const dz = await meta.dropzoneByRef(id);
+      if (!dz) throw invisible(p, notFound());
+      const perms = await dropzonePermissions(meta, p, dz);
+      requirePermission(p, perms, permission, notFound);
+      return { dz, view: dropzoneView(p, perms, dz) };
+    },
+
     /** What `p` may learn about `dz` (which `_id`, whether the upload code); see {@link dropzoneView}. */
     async view(p: Principal, dz: Dropzone): Promise<DropzoneView> {
       return dropzoneView(p, await dropzonePermissions(meta, p, dz), dz);
