@@ -239,7 +239,7 @@ type SyncOps = ReturnType<typeof syncOps>;
 
 /**
  * The operations that only read, single-row lookups every authenticated request makes. Outside a transaction they
- * share one read snapshot until the end of the event-loop turn (see {@link createSqliteStore}); every other operation
+ * share one read snapshot for a millisecond (see {@link createSqliteStore}); every other operation
  * ends that snapshot before it runs. An operation listed here must never write.
  */
 const SNAPSHOT_READS = [
@@ -299,9 +299,9 @@ function now<T>(run: () => T): Promise<T> {
  * starting one costs two system calls (lock and unlock a WAL read mark with `fcntl`) — about 6 µs on this machine's
  * virtualised kernel against 0.5 µs for the lookup inside an open transaction, and every authenticated request makes
  * two or three. So the lookups of {@link SNAPSHOT_READS} open a deferred read transaction that later lookups share for
- * `snapshotMs` (1 ms by default; under load that is a dozen requests or more, where the end of the event-loop turn
- * was one or two): it ends then, before this store starts a transaction, and before any other operation runs, so
- * this process always reads its own writes. Another process's commit becomes visible within that millisecond, as if
+ * `snapshotMs` (1 ms by default; a snapshot per event-loop turn, as before, served some 40 requests under wrk but only
+ * one at a light load, where each request arrives in a turn of its own): it ends then, before this store starts a
+ * transaction, and before any other operation runs, so this process always reads its own writes. Another process's commit becomes visible within that millisecond, as if
  * it had come a moment later; readers never block writers in WAL mode, and a checkpoint waits at most that long.
  */
 export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): MetadataStore {
