@@ -1,4 +1,4 @@
-import type { Context, Hono } from 'hono';
+import type { Context, Handler, Hono } from 'hono';
 import { z } from 'zod';
 import { AppError } from '../core/errors.js';
 import type { Principal } from '../core/permissions.js';
@@ -128,7 +128,7 @@ export function validationError(err: z.ZodError, where: string): AppError {
 }
 
 /** Registers every route on `app` under `base`, parsing and validating bodies first. */
-export function mountRoutes(app: Hono<AppEnv>, base: string, routes: RouteDef[]): void {
+export function mountRoutes(app: Hono<AppEnv>, base: string, routes: RouteDef[], wrap: (h: Handler<AppEnv>) => Handler<AppEnv> = (h) => h): void {
   for (const r of routes) {
     const path = base + r.path;
     const handler = async (c: Context<AppEnv>) => {
@@ -136,7 +136,7 @@ export function mountRoutes(app: Hono<AppEnv>, base: string, routes: RouteDef[])
       const body = !r.body ? undefined : xml ? await readXmlBody(c, r.body, r.xmlBody!) : await readJsonBody(c, r.body, r.bodyOptional ?? false);
       return r.handler(c, body as never);
     };
-    app.on(r.method.toUpperCase(), path, handler);
+    app.on(r.method.toUpperCase(), path, wrap(handler));
   }
 }
 

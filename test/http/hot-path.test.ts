@@ -171,3 +171,55 @@ describe('links follow the Host of each request', () => {
     expect(await uploadUrlUnder('[::1]:9000')).toBe(`http://[::1]:9000${code}`);
   });
 });
+
+// The API routes are registered with their middleware composed in (src/http/pipeline.ts), so Hono matches one handler
+// and answers on its single-handler path; everything else falls through to the site app with its `app.use` layers.
+// The layers must still see every answer: the request log logs the route pattern and the final status of each.
+describe('API routes on the single-handler path', () => {
+  let t: TestServer;
+  let dzId: string;
+  beforeAll(async () => {
+    t = await startTestServer({ logLevel: 'info' });
+    dzId = (await t.createDropzone(t.adminKey))._id;
+  });
+  afterAll(async () => t?.close());
+
+  it('an API route matches exactly one handler in the app the server runs', () => {
+    const router = t.server.app.hono.router as { match(method: string, path: string): [unknown[], unknown] };
+    expect(router.match('GET', `${API}/dropzones/abc`)[0]).toHaveLength(1);
+    expect(router.match('POST', `${API}/dropzones`)[0]).toHaveLength(1);
+    expect(router.match('GET', `${API}/openapi.json`)[0]).toHaveLength(1);
+    expect(router.match('GET', '/healthz')[0]).toHaveLength(1);
+  });
+
+  const lineFor = (from: number, requestId: string | null) =>
+    t.logs
+      .slice(from)
+      .map((l) => JSON.parse(l))
+      .find((l) => l.msg === 'request' && l.requestId === requestId);
+
+  it('the request log, CORS and the request id see answers, errors and unknown API paths alike', async () => {
+    const cases: { path: string; key: string; status: number; route: string }[] = [
+      { path: `/dropzones/${dzId}`, key: t.adminKey, status: 200, route: `${API}/dropzones/:id` },
+      { path: '/dropzones/no-such-dropzone', key: t.adminKey, status: 404, route: `${API}/dropzones/:id` },
+      { path: `/dropzones/${dzId}`, key: 'dzk_wrong', status: 401, route: `${API}/dropzones/:id` },
+      { path: '/no-such-route', key: t.adminKey, status: 404, route: `${API}/*` },
+      { path: '/no-such-route', key: 'dzk_wrong', status: 401, route: `${API}/*` },
+    ];
+    for (const k of cases) {
+      const from = t.logs.length;
+      const res = await fetch(`${t.api}${k.path}`, { headers: { 'x-api-key': k.key, origin: 'https://app.example' } });
+      expect(res.status, k.path).toBe(k.status);
+      expect((await res.json()).status).toBe(k.status === 200 ? 'success' : 'error');
+      expect(res.headers.get('access-control-allow-origin')).toBe('*');
+      const id = res.headers.get('x-request-id');
+      expect(id).toMatch(/^[0-9a-f]{16}$/);
+      const line = lineFor(from, id);
+      expect(line, `${k.path} with ${k.key}`).toMatchObject({ status: k.status, route: k.route });
+    }
+    // a preflight on an API path is still answered by the CORS layer
+    const pre = await fetch(`${t.api}/dropzones`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-methods')).toContain('POST');
+  });
+});
