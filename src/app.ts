@@ -58,10 +58,11 @@ export function createApp(context: AppContext, opts: AppOptions): App {
   const publicUrl = () => configuredUrl || origins.getStore() || opts.publicUrl();
   const ctx: ApiContext = { ...context, publicUrl };
 
-  // Two Hono apps: `app` is the site — every route but the API's and the probes, behind `app.use` layers as usual; `root`
-  // holds the API routes and the probes, each registered as one handler with those layers composed in (src/http/pipeline.ts: Hono then answers it
-  // on its single-handler path, 3–5 µs a request cheaper than its compose path), and hands everything it has no route
-  // for to the site, whose layers give unknown API paths, preflights and the rest the same answers as before.
+  // Two Hono apps: `app` is the site — every route but the API's and the probes, behind `app.use` layers as usual;
+  // `root` holds the API routes and the probes, each registered as one handler with those layers composed in
+  // (src/http/pipeline.ts: Hono answers it on its single-handler path, cheaper than its compose path), and hands
+  // everything it has no route for to the site, whose layers give unknown API paths, preflights and the rest the same
+  // answers as before.
   const onError = errorHandler(log.child('http'));
   const logRequests = requestLog(log.child('http'));
   const app = new Hono<AppEnv>();

@@ -1,6 +1,6 @@
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
-import { hashSecret, newApiKeySecret, sameDigest, newPublicId, randomId } from './ids.js';
+import { hashSecret, newApiKeySecret, newPublicId, randomId, sameDigest } from './ids.js';
 import { KEY_PERMISSIONS, keyPermissions, validatePermissionNames } from './permissions.js';
 import type { ApiKey, MetadataOps } from './ports/metadata-store.js';
 import { fromGbMonths, toGbMonths } from './quota.js';

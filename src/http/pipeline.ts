@@ -25,8 +25,9 @@ export function withLayers(layers: readonly Layer[], handler: RouteHandler, onEr
     c.error = err;
     c.res = await onError(err, c);
   };
+  // as compose does: whatever a layer or the handler returns is the answer, unless one is already set
   const settle = (c: Context<AppEnv>, res: unknown) => {
-    if (res instanceof Response && !c.finalized) c.res = res;
+    if (res && !c.finalized) c.res = res as Response;
   };
   const run = (c: Context<AppEnv>, i: number): Promise<void> => {
     let downstream: Promise<void> | undefined;
