@@ -27,13 +27,16 @@ export function createDropzoneService(deps: CoreDeps) {
   const notFound = () => new AppError('DROPZONE_NOT_FOUND');
   const maxFileSizeFor = (maxSize: number) => Math.min(maxSize, config.uploads.maxFileSize);
 
-  /** {@link service.get} through `ops` (the store, or a transaction's handle). */
-  const getWith = async (ops: MetadataOps, p: Principal, id: string, permission: string): Promise<Dropzone> => {
+  /** {@link service.get} through `ops` (the store, or a transaction's handle), with the permissions `p` holds on it. */
+  const loadWith = async (ops: MetadataOps, p: Principal, id: string, permission: string) => {
     const dz = await ops.dropzoneByRef(id);
     if (!dz) throw invisible(p, notFound());
-    requirePermission(p, await dropzonePermissions(ops, p, dz), permission, notFound);
-    return dz;
+    const perms = await dropzonePermissions(ops, p, dz);
+    requirePermission(p, perms, permission, notFound);
+    return { dz, perms };
   };
+  const getWith = async (ops: MetadataOps, p: Principal, id: string, permission: string): Promise<Dropzone> =>
+    (await loadWith(ops, p, id, permission)).dz;
 
   /** {@link service.update} inside the transaction `tx`. */
   const updateIn = async (tx: MetadataOps, p: Principal, id: string, input: { gb?: number; days?: number }): Promise<Dropzone> => {
@@ -76,10 +79,7 @@ export function createDropzoneService(deps: CoreDeps) {
      * for a caller who is not an owner, one grant lookup instead of two.
      */
     async getViewed(p: Principal, id: string, permission: string): Promise<{ dz: Dropzone; view: DropzoneView }> {
-      const dz = await meta.dropzoneByRef(id);
-      if (!dz) throw invisible(p, notFound());
-      const perms = await dropzonePermissions(meta, p, dz);
-      requirePermission(p, perms, permission, notFound);
+      const { dz, perms } = await loadWith(meta, p, id, permission);
       return { dz, view: dropzoneView(p, perms, dz) };
     },
 

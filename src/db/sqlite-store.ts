@@ -34,7 +34,6 @@ export interface SqliteStoreOptions {
  */
 export const READ_SNAPSHOT_MS = 1;
 
-
 /** The state of one open transaction on the connection. */
 interface TxState {
   open: boolean;
@@ -301,8 +300,9 @@ function now<T>(run: () => T): Promise<T> {
  * two or three. So the lookups of {@link SNAPSHOT_READS} open a deferred read transaction that later lookups share for
  * `snapshotMs` (1 ms by default; a snapshot per event-loop turn, as before, served some 40 requests under wrk but only
  * one at a light load, where each request arrives in a turn of its own): it ends then, before this store starts a
- * transaction, and before any other operation runs, so this process always reads its own writes. Another process's commit becomes visible within that millisecond, as if
- * it had come a moment later; readers never block writers in WAL mode, and a checkpoint waits at most that long.
+ * transaction, and before any other operation runs, so this process always reads its own writes. Another process's
+ * commit becomes visible within that millisecond, as if it had come a moment later; readers never block writers in
+ * WAL mode, and a checkpoint waits at most that long.
  */
 export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): MetadataStore {
   const sync = syncOps(db);
