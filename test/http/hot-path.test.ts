@@ -76,6 +76,16 @@ describe('hot path', () => {
     expect(String(outgoing.getHeader('access-control-expose-headers'))).toContain('ETag');
   });
 
+  it('under the Node adapter, /healthz is answered synchronously (no promise hop) while requests are not logged', async () => {
+    const incoming = new IncomingMessage(new Socket());
+    const outgoing = new ServerResponse(incoming);
+    const answer = t.server.app.hono.fetch(new Request(`${t.url}/healthz`), { incoming, outgoing });
+    expect(answer).toBeInstanceOf(Response); // not a promise of one
+    const res = answer as Response;
+    expect(typeof plainBody(res)).toBe('string');
+    expect(outgoing.getHeader('x-request-id')).toMatch(/^[0-9a-f]{16}$/);
+  });
+
   it('request ids differ per request; a sane caller id is kept', async () => {
     const a = (await fetchApp('/healthz')).headers.get('x-request-id');
     const b = (await fetchApp('/healthz')).headers.get('x-request-id');
