@@ -258,27 +258,31 @@ const SNAPSHOT_READS = [
 ] as const satisfies readonly (keyof SyncOps)[];
 const snapshotReads: ReadonlySet<string> = new Set(SNAPSHOT_READS);
 
-/** Decides when an operation runs: `read` tells whether it is one of {@link SNAPSHOT_READS}. */
-type Gate = <T>(run: () => T, read: boolean) => Promise<T>;
+/**
+ * Decides when operation `fn(...args)` runs (its arguments are passed along rather than captured in a closure: every
+ * request makes a few of these); `read` tells whether it is one of {@link SNAPSHOT_READS}.
+ */
+type Gate = (fn: Operation, args: unknown[], read: boolean) => Promise<unknown>;
+type Operation = (...args: unknown[]) => unknown;
 
 /**
- * Wraps every synchronous operation into the async port. `gate(run, read)` decides when `run` executes; it must return
- * `run`'s value as a promise (a throw becomes a rejection).
+ * Wraps every synchronous operation into the async port. `gate(fn, args, read)` decides when the operation runs; it
+ * must return its value as a promise (a throw becomes a rejection).
  */
 function asyncOps(sync: SyncOps, gate: Gate): MetadataOps {
   const out: Record<string, unknown> = {};
   for (const name of Object.keys(sync) as (keyof SyncOps)[]) {
-    const fn = sync[name] as (...args: unknown[]) => unknown;
+    const fn = sync[name] as Operation;
     const read = snapshotReads.has(name);
-    out[name] = (...args: unknown[]) => gate(() => fn(...args), read);
+    out[name] = (...args: unknown[]) => gate(fn, args, read);
   }
   return out as unknown as MetadataOps;
 }
 
-/** Runs `run` now and answers its value as a promise; a throw becomes a rejection. */
-function now<T>(run: () => T): Promise<T> {
+/** Runs `fn(...args)` now and answers its value as a promise; a throw becomes a rejection. */
+function now(fn: Operation, args: unknown[]): Promise<unknown> {
   try {
-    return Promise.resolve(run());
+    return Promise.resolve(fn(...args));
   } catch (e) {
     return Promise.reject(e);
   }
@@ -315,8 +319,11 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
   // an end scheduled for an earlier snapshot may end a later one sooner: harmless, the next lookup opens another
   const scheduleEnd = snapshotMs > 0 ? () => setTimeout(endSnapshot, snapshotMs).unref() : () => setImmediate(endSnapshot);
 
-  /** True when the caller runs inside the open transaction's own async flow. */
-  const joined = () => current.getStore()?.open === true;
+  /**
+   * True when the caller runs inside the open transaction's own async flow. A transaction holds the lock while it is
+   * open: while nobody holds it, the context needs no lookup.
+   */
+  const joined = () => lock.locked && current.getStore()?.open === true;
 
   const beginRead = db.prepare('BEGIN DEFERRED');
   /** True while a read snapshot of this store is open (see above). */
@@ -332,22 +339,28 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
     }
   };
   /** Runs a root operation: a snapshot read joins (or opens) the turn's snapshot, anything else ends it first. */
-  const runRoot = <T>(run: () => T, read: boolean): T => {
+  const runRoot = (fn: Operation, args: unknown[], read: boolean): unknown => {
     if (!read) endSnapshot();
     else if (!snapshot && !db.inTransaction) {
       beginRead.run();
       snapshot = true;
       scheduleEnd();
     }
-    return run();
+    return fn(...args);
   };
 
-  const rootGate: Gate = (run, read) => {
-    if (joined()) return now(run);
-    if (!lock.locked) return now(() => runRoot(run, read));
+  const rootGate: Gate = (fn, args, read) => {
+    if (joined()) return now(fn, args);
+    if (!lock.locked) {
+      try {
+        return Promise.resolve(runRoot(fn, args, read));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
     return lock.acquire().then(() => {
       try {
-        return runRoot(run, read);
+        return runRoot(fn, args, read);
       } finally {
         lock.release();
       }
@@ -382,7 +395,7 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
   };
 
   const makeTx = (state: TxState): MetadataTx => {
-    const txGate: Gate = (run) => (state.open ? now(run) : Promise.reject(new Error('metadata transaction used after it ended')));
+    const txGate: Gate = (fn, args) => (state.open ? now(fn, args) : Promise.reject(new Error('metadata transaction used after it ended')));
     const tx = asyncOps(sync, txGate) as MetadataTx;
     tx.afterCommit = (hook) => {
       if (!state.open) throw new Error('metadata transaction used after it ended');

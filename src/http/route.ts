@@ -131,11 +131,15 @@ export function validationError(err: z.ZodError, where: string): AppError {
 export function mountRoutes(app: Hono<AppEnv>, base: string, routes: RouteDef[], wrap: (h: Handler<AppEnv>) => Handler<AppEnv> = (h) => h): void {
   for (const r of routes) {
     const path = base + r.path;
-    const handler = async (c: Context<AppEnv>) => {
-      const xml = r.body && r.xmlBody && /[/+]xml\b/i.test(c.req.header('content-type') ?? '');
-      const body = !r.body ? undefined : xml ? await readXmlBody(c, r.body, r.xmlBody!) : await readJsonBody(c, r.body, r.bodyOptional ?? false);
-      return r.handler(c, body as never);
-    };
+    const { body: schema, xmlBody } = r;
+    // a route without a body is its own handler: no async frame around it
+    const handler = !schema
+      ? (c: Context<AppEnv>) => r.handler(c, undefined as never)
+      : async (c: Context<AppEnv>) => {
+          const xml = xmlBody && /[/+]xml\b/i.test(c.req.header('content-type') ?? '');
+          const body = xml ? await readXmlBody(c, schema, xmlBody) : await readJsonBody(c, schema, r.bodyOptional ?? false);
+          return r.handler(c, body as never);
+        };
     app.on(r.method.toUpperCase(), path, wrap(handler));
   }
 }
