@@ -7,10 +7,11 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { BlobSizeError } from './blob-store.js';
-import { BUFFER_SIZE, md5Session, releaseBuffer, takeBuffer } from './md5.js';
+import { POOL_BUFFER_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
+import { md5Session } from './md5.js';
 
 /** Bytes gathered before one write (one buffer filling, one in flight per upload). */
-export const WRITE_BATCH = BUFFER_SIZE;
+export const WRITE_BATCH = POOL_BUFFER_SIZE;
 
 /** Written buffers that may wait for the hashing thread per upload before the receive pauses. */
 const HASH_BACKLOG = 2;

@@ -1,12 +1,14 @@
 /**
  * A blob body that is a range of an open file. The local store marks the streams it answers with the file and range
  * they read ({@link markFileBody}); whoever sends such a stream to a socket before anyone read from it may copy the
- * range itself ({@link sendFileBody}) instead of piping the stream: two buffers per transfer, each reused once the
- * socket took it, instead of a fresh buffer per read that lives until the next garbage collection (with ten 1 GiB
- * downloads at once that garbage, not the transfers, was most of the server's memory).
+ * range itself ({@link sendFileBody}) instead of piping the stream: two buffers per transfer from the buffer pool,
+ * each reused once the socket took it and given back when the transfer ends, instead of a fresh buffer per read that
+ * lives until the next garbage collection (with ten 1 GiB downloads at once that garbage, not the transfers, was most
+ * of the server's memory).
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
+import { POOL_BUFFER_SIZE, releaseBuffer, takeBuffer } from './buffer-pool.js';
 
 /** The file range a marked stream reads: `start` to `end` inclusive. */
 export interface FileBody {
@@ -29,20 +31,29 @@ export function fileBodyOf(stream: Readable): FileBody | undefined {
   return body && stream.readableFlowing === null && !stream.readableDidRead && !stream.destroyed ? body : undefined;
 }
 
-/** Size of each of the two buffers of a transfer. */
-export const FILE_BODY_CHUNK = 1024 * 1024;
+/** Size of each of the two buffers of a transfer (the buffer pool's). */
+export const FILE_BODY_CHUNK = POOL_BUFFER_SIZE;
 
 /**
- * Writes the range of `body` to `out` and ends it, with backpressure: at most two buffers, each reused only after `out`
- * handed it on (its write callback). Rejects on a read failure (the caller then destroys `out`, so the client sees a
- * short body) and resolves early, without ending, when `out` closes first (a client that went away).
+ * Writes the range of `body` to `out` and ends it, with backpressure: at most two buffers from the buffer pool, each
+ * reused only after `out` handed it on (its write callback) and given back to the pool once the transfer no longer
+ * needs it. Rejects on a read failure (the caller then destroys `out`, so the client sees a short body) and resolves
+ * early, without ending, when `out` closes first (a client that went away).
  */
 export async function sendFileBody(body: FileBody, out: Writable): Promise<void> {
-  const free: Buffer[] = [Buffer.allocUnsafeSlow(FILE_BODY_CHUNK), Buffer.allocUnsafeSlow(FILE_BODY_CHUNK)];
+  const free: Buffer[] = [takeBuffer(), takeBuffer()];
+  let finished = false;
   let wake: (() => void) | undefined;
   let closed = false;
   const onClose = () => {
     closed = true;
+    wake?.();
+  };
+  // a buffer the socket is done with: back to this transfer while it runs, to the pool after it (a destroyed socket
+  // still calls back, with an error, for what it never wrote)
+  const handBack = (buf: Buffer) => {
+    if (finished) return releaseBuffer(buf);
+    free.push(buf);
     wake?.();
   };
   out.once('close', onClose);
@@ -63,13 +74,17 @@ export async function sendFileBody(body: FileBody, out: Writable): Promise<void>
       await until(() => free.length > 0);
       if (closed) break;
       const buf = free.pop()!;
-      const { bytesRead } = await body.handle.read(buf, 0, Math.min(buf.length, end - pos), pos);
-      if (bytesRead === 0) throw new Error('the file is shorter than the range being sent');
-      pos += bytesRead;
-      const ok = out.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), () => {
+      // until handed to the socket, the buffer stays this transfer's (given back to the pool with the rest)
+      const { bytesRead } = await body.handle.read(buf, 0, Math.min(buf.length, end - pos), pos).catch((err: unknown) => {
         free.push(buf);
-        wake?.();
+        throw err;
       });
+      if (bytesRead === 0) {
+        free.push(buf);
+        throw new Error('the file is shorter than the range being sent');
+      }
+      pos += bytesRead;
+      const ok = out.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), () => handBack(buf));
       if (!ok) {
         let drained = false;
         out.once('drain', () => {
@@ -82,5 +97,7 @@ export async function sendFileBody(body: FileBody, out: Writable): Promise<void>
     if (!closed) out.end();
   } finally {
     out.off('close', onClose);
+    finished = true;
+    for (const buf of free.splice(0)) releaseBuffer(buf);
   }
 }

@@ -1,7 +1,7 @@
 /**
- * MD5 off the event loop, for upload ETags. Buffers live in shared memory ({@link takeBuffer}) and are reused from a
- * pool: the event loop fills one, writes it to disk, then hands it to the hasher, which hashes it in place and gives
- * it back — no copy, no allocation per buffer.
+ * MD5 off the event loop, for upload ETags. Buffers live in shared memory and come from the pool of
+ * src/blobs/buffer-pool.ts: the event loop fills one, writes it to disk, then hands it to the hasher, which hashes it
+ * in place and gives it back — no copy, no allocation per buffer.
  *
  * Hashers, best first:
  * - our addon (native/md5, embedded in the single executable): OpenSSL's MD5 on a thread of its own — no second V8
@@ -12,26 +12,12 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { loadMd5Addon } from '../runtime/native-addon.js';
+import { releaseBuffer } from './buffer-pool.js';
 
-/** Size of one pooled buffer: at most ~4 per upload in use; 256 KiB keeps 10 concurrent uploads in ~10 MiB and writes still large. */
-export const BUFFER_SIZE = 256 * 1024;
-
-/** Free pooled buffers; their number never exceeds the most ever in use at once. */
-const pool: Buffer[] = [];
-
-/** A buffer of {@link BUFFER_SIZE} bytes in shared memory, from the pool; give it to {@link Md5Session.update} or {@link releaseBuffer}. */
-export function takeBuffer(): Buffer {
-  return pool.pop() ?? Buffer.from(new SharedArrayBuffer(BUFFER_SIZE));
-}
-
-/** Returns a buffer of {@link takeBuffer} to the pool. */
-export function releaseBuffer(buf: Buffer): void {
-  pool.push(buf);
-}
 
 /** An incremental MD5 over pooled buffers. */
 export interface Md5Session {
-  /** Hashes the first `length` bytes of `buf` (from {@link takeBuffer}), which goes back to the pool once hashed. */
+  /** Hashes the first `length` bytes of `buf` (from the buffer pool), which goes back to the pool once hashed. */
   update(buf: Buffer, length: number): void;
   /** Resolves once at most `max` buffers handed to {@link update} are still waiting to be hashed (bounds memory). */
   backlog(max: number): Promise<void>;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pooledBuffers, releaseBuffer, takeBuffer } from '../../src/blobs/buffer-pool.js';
 import { FILE_BODY_CHUNK, fileBodyOf, markFileBody, sendFileBody } from '../../src/blobs/file-body.js';
 import { createLocalBlobStore } from '../../src/blobs/local-store.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -89,6 +90,61 @@ describe('sendFileBody', () => {
     const handle = await open(path, 'r');
     try {
       await expect(sendFileBody({ handle, start: 0, end: bytes.length + 10 }, new PassThrough().resume())).rejects.toThrow(/shorter/);
+    } finally {
+      await handle.close();
+    }
+  });
+});
+
+describe('sendFileBody and the buffer pool', () => {
+  const ticks = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('takes its two buffers from the pool and gives them back, however the transfer ends', async () => {
+    const handle = await open(path, 'r');
+    try {
+      // a first transfer leaves its two buffers in the pool
+      await sendFileBody({ handle, start: 0, end: bytes.length - 1 }, slowSink().sink);
+      await ticks(3);
+      const level = pooledBuffers();
+      expect(level).toBeGreaterThanOrEqual(2);
+
+      // while a transfer runs, it holds two of them; once it ended, the pool is where it was
+      const { sink, chunks } = slowSink();
+      const running = sendFileBody({ handle, start: 0, end: bytes.length - 1 }, sink);
+      await ticks(2);
+      expect(pooledBuffers()).toBe(level - 2);
+      await running;
+      await ticks(3);
+      expect(pooledBuffers()).toBe(level);
+      expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+
+      // a client that went away mid-transfer: the buffer the socket never wrote comes back too
+      let written = 0;
+      const gone = new Writable({
+        highWaterMark: 1,
+        write(chunk: Buffer, _enc, cb) {
+          written += chunk.length;
+          if (written >= FILE_BODY_CHUNK) gone.destroy();
+          setImmediate(cb);
+        },
+      });
+      gone.on('error', () => undefined);
+      await sendFileBody({ handle, start: 0, end: bytes.length - 1 }, gone);
+      await ticks(3);
+      expect(pooledBuffers()).toBe(level);
+
+      // a read failure (a range past the end of the file)
+      await expect(sendFileBody({ handle, start: 0, end: bytes.length + 10 }, new PassThrough().resume())).rejects.toThrow(/shorter/);
+      await ticks(3);
+      expect(pooledBuffers()).toBe(level);
+
+      // and a buffer of the pool is what a transfer's bytes went through: taking one now takes no new memory
+      const again = takeBuffer();
+      expect(pooledBuffers()).toBe(level - 1);
+      expect(again.buffer).toBeInstanceOf(SharedArrayBuffer);
+      releaseBuffer(again);
     } finally {
       await handle.close();
     }

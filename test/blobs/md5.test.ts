@@ -6,7 +6,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type Md5Addon, type Md5Session, md5Session, nativeMd5Session, releaseBuffer, takeBuffer, workerMd5Session } from '../../src/blobs/md5.js';
+import { releaseBuffer, takeBuffer } from '../../src/blobs/buffer-pool.js';
+import { type Md5Addon, type Md5Session, md5Session, nativeMd5Session, workerMd5Session } from '../../src/blobs/md5.js';
 
 let addon: Md5Addon;
 beforeAll(async () => {
