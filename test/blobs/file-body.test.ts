@@ -1,7 +1,8 @@
 /**
- * Sending a range of an open file with two reused buffers (src/blobs/file-body.ts): the exact bytes, backpressure
- * honoured with never more than two buffers handed to the socket, a client that goes away ends it without error, a
- * file shorter than the range fails it; and only unread marked streams take this path.
+ * Sending a range of an open file with reused buffers of the buffer pool (src/blobs/file-body.ts): the exact bytes,
+ * backpressure honoured (one write at a time in a slow socket), the pool's buffers back after every transfer, a client
+ * that goes away ends it without error, a file shorter than the range fails it; and only unread marked streams take
+ * this path.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pooledBuffers, releaseBuffer, takeBuffer } from '../../src/blobs/buffer-pool.js';
-import { FILE_BODY_CHUNK, fileBodyOf, markFileBody, sendFileBody } from '../../src/blobs/file-body.js';
+import { FILE_BODY_BUFFERS, FILE_BODY_CHUNK, fileBodyOf, markFileBody, sendFileBody } from '../../src/blobs/file-body.js';
 import { createLocalBlobStore } from '../../src/blobs/local-store.js';
 import { systemClock } from '../../src/core/clock.js';
 
@@ -101,20 +102,20 @@ describe('sendFileBody and the buffer pool', () => {
     for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
   };
 
-  it('takes its two buffers from the pool and gives them back, however the transfer ends', async () => {
+  it('takes its buffers from the pool and gives them back, however the transfer ends', async () => {
     const handle = await open(path, 'r');
     try {
-      // a first transfer leaves its two buffers in the pool
+      // a first transfer leaves its buffers in the pool
       await sendFileBody({ handle, start: 0, end: bytes.length - 1 }, slowSink().sink);
       await ticks(3);
       const level = pooledBuffers();
-      expect(level).toBeGreaterThanOrEqual(2);
+      expect(level).toBeGreaterThanOrEqual(FILE_BODY_BUFFERS);
 
-      // while a transfer runs, it holds two of them; once it ended, the pool is where it was
+      // while a transfer runs, it holds its share of them; once it ended, the pool is where it was
       const { sink, chunks } = slowSink();
       const running = sendFileBody({ handle, start: 0, end: bytes.length - 1 }, sink);
       await ticks(2);
-      expect(pooledBuffers()).toBe(level - 2);
+      expect(pooledBuffers()).toBe(level - FILE_BODY_BUFFERS);
       await running;
       await ticks(3);
       expect(pooledBuffers()).toBe(level);
