@@ -14,7 +14,6 @@ import { Worker } from 'node:worker_threads';
 import { loadMd5Addon } from '../runtime/native-addon.js';
 import { releaseBuffer } from './buffer-pool.js';
 
-
 /** An incremental MD5 over pooled buffers. */
 export interface Md5Session {
   /** Hashes the first `length` bytes of `buf` (from the buffer pool), which goes back to the pool once hashed. */
