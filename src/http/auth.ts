@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.js';
 import type { Principal } from '../core/permissions.js';
 import type { ApiContext } from './context.js';
+import { requestHeader } from './middleware.js';
 import type { AppEnv } from './route.js';
 
 /** Reads the API key secret from `x-api-key` or `Authorization: Bearer`. */
@@ -20,13 +21,15 @@ export function apiKeySecretOf(header: (name: string) => string | undefined): st
 export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const principal: Principal = {};
-    const secret = apiKeySecretOf((n) => c.req.header(n));
+    // x-api-key and x-dropzone-id straight from Node's parsed headers (the adapter would validate each name first);
+    // authorization through the Request, which joins repeats where Node keeps the first
+    const secret = apiKeySecretOf((n) => (n === 'authorization' ? c.req.header(n) : requestHeader(c, n)));
     if (secret !== undefined) {
       const key = await ctx.keys.authenticate(secret);
       if (!key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');
       principal.key = key;
     }
-    const dropzoneId = c.req.header('x-dropzone-id')?.trim();
+    const dropzoneId = requestHeader(c, 'x-dropzone-id')?.trim();
     if (dropzoneId) {
       if (!ctx.config.security.dropzoneIdAuth)
         throw new AppError('UNAUTHENTICATED', 'x-dropzone-id authentication is disabled on this server; use an API key.');

@@ -10,10 +10,16 @@ import { randomBytes } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from '../log/logger.js';
 
-/** A request header, read from Node's parsed headers when the request came through `@hono/node-server` (no `Headers` built). */
+/**
+ * A request header (`name` in lower case), read from Node's parsed headers when the request came through
+ * `@hono/node-server` (no `Headers` built, no name validation per call). Of some headers repeated in one request
+ * (`authorization`, `host`, `content-type`, …) Node keeps the first where the adapter joins them all: read those with
+ * `c.req.header()` where that difference matters. A message without raw headers (built by hand, as tests do) is read
+ * through the Request.
+ */
 export function requestHeader(c: Context, name: string): string | undefined {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (!incoming) return c.req.header(name);
+  if (!incoming || incoming.rawHeaders.length === 0) return c.req.header(name);
   const v = incoming.headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
 }

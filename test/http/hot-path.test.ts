@@ -182,6 +182,40 @@ describe('links follow the Host of each request', () => {
   });
 });
 
+// Credentials are read from Node's parsed headers (x-api-key, x-dropzone-id) or through the adapter's Request
+// (authorization, whose repeats Node would drop but the adapter joins): over a real socket, each works alone, and a
+// repeated credential header is refused rather than one of its values picked.
+describe('credential headers over a real socket', () => {
+  let t: TestServer;
+  let dzId: string;
+  beforeAll(async () => {
+    t = await startTestServer();
+    dzId = (await t.createDropzone(t.adminKey))._id;
+  });
+  afterAll(async () => t?.close());
+
+  const statusWith = (headers: Record<string, string | string[]>) =>
+    new Promise<number>((resolve, reject) => {
+      const u = new URL(`${t.api}/dropzones/${dzId}`);
+      const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, headers }, (res) => {
+        res.resume().on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject).end();
+    });
+
+  it('accepts each credential alone and refuses a repeated one', async () => {
+    expect(await statusWith({ 'x-api-key': t.adminKey })).toBe(200);
+    expect(await statusWith({ 'x-api-key': `  ${t.adminKey} ` })).toBe(200);
+    expect(await statusWith({ authorization: `Bearer ${t.adminKey}` })).toBe(200);
+    expect(await statusWith({ 'x-dropzone-id': dzId })).toBe(200);
+    expect(await statusWith({})).toBe(401);
+    expect(await statusWith({ 'x-api-key': 'dzk_wrong' })).toBe(401);
+    expect(await statusWith({ 'x-api-key': [t.adminKey, t.adminKey] })).toBe(401);
+    expect(await statusWith({ authorization: [`Bearer ${t.adminKey}`, 'Bearer dzk_wrong'] })).toBe(401);
+    expect(await statusWith({ 'x-dropzone-id': [dzId, dzId] })).toBe(401);
+  });
+});
+
 // The API routes are registered with their middleware composed in (src/http/pipeline.ts), so Hono matches one handler
 // and answers on its single-handler path; everything else falls through to the site app with its `app.use` layers.
 // The layers must still see every answer: the request log logs the route pattern and the final status of each.
