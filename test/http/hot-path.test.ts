@@ -146,9 +146,8 @@ describe('hot path with a list of CORS origins', () => {
   });
 });
 
-// The origin of links (upload URLs, signed URLs) follows each request's Host header when no public URL is configured;
-// the server keeps the last Host's origin between requests, so a change of Host must still show at once.
-describe('links follow the Host of each request', () => {
+// Over a real socket, where the server reads headers from Node's parsed ones (fetch cannot set Host or repeat a header).
+describe('request headers over a real socket', () => {
   let t: TestServer;
   let dzId: string;
   beforeAll(async () => {
@@ -157,21 +156,29 @@ describe('links follow the Host of each request', () => {
   });
   afterAll(async () => t?.close());
 
-  /** The dropzone's uploadUrl as answered to a request with this Host header (a real request: fetch cannot set Host). */
-  const uploadUrlUnder = (host: string) =>
-    new Promise<string>((resolve, reject) => {
+  /** GET of the dropzone with exactly these headers (an array: the header repeated). */
+  const getDropzone = (headers: Record<string, string | string[]>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
       const u = new URL(`${t.api}/dropzones/${dzId}`);
-      const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, headers: { host, 'x-api-key': t.adminKey } }, (res) => {
+      const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, headers }, (res) => {
         let body = '';
         res
           .setEncoding('utf8')
           .on('data', (d) => (body += d))
-          .on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body).data.uploadUrl) : reject(new Error(`${res.statusCode}: ${body}`))));
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       });
       req.on('error', reject).end();
     });
+  const statusWith = async (headers: Record<string, string | string[]>) => (await getDropzone(headers)).status;
 
-  it('switches with the Host header, and an unusable Host falls back to the listen address', async () => {
+  // The origin of links (upload URLs, signed URLs) follows each request's Host header when no public URL is configured;
+  // the server keeps the last Host's origin between requests, so a change of Host must still show at once.
+  it('links switch with the Host header, and an unusable Host falls back to the listen address', async () => {
+    const uploadUrlUnder = async (host: string) => {
+      const { status, body } = await getDropzone({ host, 'x-api-key': t.adminKey });
+      expect(status, body).toBe(200);
+      return JSON.parse(body).data.uploadUrl as string;
+    };
     const code = new URL(await uploadUrlUnder('files.example.test')).pathname;
     expect(await uploadUrlUnder('files.example.test')).toBe(`http://files.example.test${code}`);
     expect(await uploadUrlUnder('other.example.test:8443')).toBe(`http://other.example.test:8443${code}`);
@@ -180,30 +187,11 @@ describe('links follow the Host of each request', () => {
     expect(await uploadUrlUnder('other.example.test:8443')).toBe(`http://other.example.test:8443${code}`);
     expect(await uploadUrlUnder('[::1]:9000')).toBe(`http://[::1]:9000${code}`);
   });
-});
 
-// Credentials are read from Node's parsed headers (x-api-key, x-dropzone-id) or through the adapter's Request
-// (authorization, whose repeats Node would drop but the adapter joins): over a real socket, each works alone, and a
-// repeated credential header is refused rather than one of its values picked.
-describe('credential headers over a real socket', () => {
-  let t: TestServer;
-  let dzId: string;
-  beforeAll(async () => {
-    t = await startTestServer();
-    dzId = (await t.createDropzone(t.adminKey))._id;
-  });
-  afterAll(async () => t?.close());
-
-  const statusWith = (headers: Record<string, string | string[]>) =>
-    new Promise<number>((resolve, reject) => {
-      const u = new URL(`${t.api}/dropzones/${dzId}`);
-      const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, headers }, (res) => {
-        res.resume().on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', reject).end();
-    });
-
-  it('accepts each credential alone and refuses a repeated one', async () => {
+  // Credentials are read from Node's parsed headers (x-api-key, x-dropzone-id) or through the adapter's Request
+  // (authorization, whose repeats Node would drop but the adapter joins): each works alone, and a repeated credential
+  // header is refused rather than one of its values picked.
+  it('accepts each credential header alone and refuses a repeated one', async () => {
     expect(await statusWith({ 'x-api-key': t.adminKey })).toBe(200);
     expect(await statusWith({ 'x-api-key': `  ${t.adminKey} ` })).toBe(200);
     expect(await statusWith({ authorization: `Bearer ${t.adminKey}` })).toBe(200);
