@@ -62,7 +62,7 @@ function send(res: Response, outgoing: ServerResponse): Response {
   // destroys the file stream, which closes the file
   const file = fileBodyOf(stream);
   if (file) {
-    // a range of an open file: copied with two reused buffers (see file-body.ts); the stream only closes the file
+    // a range of an open file: copied through buffers of the pool (see file-body.ts); the stream only closes the file
     sendFileBody(file, outgoing).then(
       () => stream.destroy(),
       (err: unknown) => {
