@@ -96,12 +96,10 @@ export async function sendFileBody(body: FileBody, out: Writable): Promise<void>
         throw new Error('the file is shorter than the range being sent');
       }
       pos += bytesRead;
+      // the group comes back with its last buffer's callback
+      const filled = spans(group, bytesRead);
       let ok = true;
-      for (let i = 0, left = bytesRead; left > 0; i++) {
-        const n = Math.min(left, POOL_BUFFER_SIZE);
-        left -= n;
-        ok = out.write(n === POOL_BUFFER_SIZE ? group[i] : group[i].subarray(0, n), left === 0 ? () => handBack(group) : undefined);
-      }
+      for (let i = 0; i < filled.length; i++) ok = out.write(filled[i], i === filled.length - 1 ? () => handBack(group) : undefined);
       if (!ok) {
         let drained = false;
         out.once('drain', () => {
@@ -119,7 +117,7 @@ export async function sendFileBody(body: FileBody, out: Writable): Promise<void>
   }
 }
 
-/** The first `bytes` bytes of the buffers of `group`, as views to read into. */
+/** The first `bytes` bytes of the buffers of `group`, as views (to read into, then to write what was read). */
 function spans(group: Buffer[], bytes: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; bytes > 0; i++) {
