@@ -1,5 +1,6 @@
 import type { CoreDeps } from './deps.js';
 import { randomId } from './ids.js';
+import { isoDate } from '../util/iso-date.js';
 import type { ApiKey, Dropzone, MetadataOps, MetadataTx, StoredEvent, StoredFile } from './ports/metadata-store.js';
 
 /** Every event type, as webhook subscriptions name them. */
@@ -148,7 +149,7 @@ export function eventBody(event: StoredEvent, view: { showId: boolean }): EventB
   return {
     id: event.id,
     type: event.type,
-    time: new Date(event.createdAt).toISOString(),
+    time: isoDate(event.createdAt),
     ...(view.showId ? { dropzoneId: event.dropzoneId } : {}),
     shareId: event.shareId,
     fileId: event.fileId,
@@ -162,5 +163,5 @@ export const dropzoneEventData = (dz: Dropzone) => ({
   name: dz.name,
   gb: dz.sizeGb,
   days: dz.days,
-  deleteTime: new Date(dz.deleteTime).toISOString(),
+  deleteTime: isoDate(dz.deleteTime),
 });

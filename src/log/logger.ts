@@ -1,3 +1,5 @@
+import { isoDate } from '../util/iso-date.js';
+
 /** Severity levels, lowest first; `silent` logs nothing. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -23,7 +25,7 @@ export function createLogger(level: LogLevel = 'info', write: (line: string) => 
   const min = ORDER[level];
   const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    const rec: Record<string, unknown> = { time: new Date().toISOString(), level: lvl };
+    const rec: Record<string, unknown> = { time: isoDate(Date.now()), level: lvl };
     if (scope) rec.scope = scope;
     rec.msg = msg;
     if (fields) {

@@ -8,6 +8,7 @@ import { visitorId } from '../client-address.js';
 import type { ApiContext } from '../context.js';
 import { streamJsonList } from '../json-stream.js';
 import { ok } from '../presenters.js';
+import { isoDate } from '../../util/iso-date.js';
 import { formatBytes } from '../../util/units.js';
 import { htmlResponse, originOf, strictCsp } from '../html.js';
 import { type AppEnv, type RouteDef, defineRoute, mountRoutes } from '../route.js';
@@ -112,7 +113,7 @@ export function mountPageRoutes(app: Hono<AppEnv>, ctx: ApiContext): RouteDef[] 
       maxSize: formatBytes(dz.maxSize),
       maxFileSize: formatBytes(Math.min(dz.maxFileSize, dz.maxSize)),
       timeLeft: formatDuration(dz.deleteTime - now),
-      deleteIso: new Date(dz.deleteTime).toISOString(),
+      deleteIso: isoDate(dz.deleteTime),
       deleteUtc: new Date(dz.deleteTime).toUTCString(),
       // JSON inside <script type="application/json">: escape what could close the element or start a comment.
       config: { raw: JSON.stringify(config).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026') },
@@ -379,7 +380,7 @@ const presentPageFile = (f: StoredFile) => ({
   name: f.name,
   size: f.size,
   type: f.type,
-  createdAt: new Date(f.createdAt).toISOString(),
+  createdAt: isoDate(f.createdAt),
   status: f.status,
   ...(f.scanState ? { scanStatus: f.scanState } : {}),
 });

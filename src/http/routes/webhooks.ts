@@ -7,6 +7,7 @@ import type { ApiContext } from '../context.js';
 import { ok } from '../presenters.js';
 import { type RouteDef, defineRoute } from '../route.js';
 import { envelope, errorResponse } from '../schemas.js';
+import { isoDate } from '../../util/iso-date.js';
 import { requireKey } from './dropzones.js';
 
 /** `POST /webhooks` body. */
@@ -46,13 +47,13 @@ const presentWebhook = (w: Webhook, publicId: string | null) => ({
   url: w.url,
   events: w.events,
   publicId,
-  createdAt: new Date(w.createdAt).toISOString(),
+  createdAt: isoDate(w.createdAt),
 });
 
 const presentAttempt = (a: WebhookAttempt) => ({
   deliveryId: a.deliveryId,
   eventId: a.eventId,
-  time: new Date(a.at).toISOString(),
+  time: isoDate(a.at),
   statusCode: a.statusCode,
   error: a.error,
   latencyMs: a.latencyMs,
