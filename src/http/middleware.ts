@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Logger } from '../log/logger.js';
+import { PresetHeadersResponse } from './node-response.js';
 
 /**
  * A request header (`name` in lower case), read from Node's parsed headers when the request came through
@@ -43,16 +44,22 @@ export function requestIdSource(): () => string {
 }
 
 /**
- * Sets response header `name` for whatever answer this request gets. Under `@hono/node-server` it goes straight onto
- * Node's response, which merges it into the head whichever way the answer is built (a context-built body, a handler's
- * own `Response`, a piped file), so the answer's own headers stay a plain object and the adapter's fast path holds —
- * `c.header()` would turn them into a `Headers` object on every request. Answers true when it did; elsewhere
- * (`app.request()` in tests) it sets it with `c.header()` and answers false: the caller then also passes the value to
- * {@link ensureHeader} after `next()`.
+ * Sets response header `name` for whatever answer this request gets. Under `@hono/node-server` it goes onto Node's
+ * response, which merges it into the head whichever way the answer is built (a context-built body, a handler's own
+ * `Response`, a piped file), so the answer's own headers stay a plain object and the adapter's fast path holds —
+ * `c.header()` would turn them into a `Headers` object on every request. The server's own response class
+ * ({@link PresetHeadersResponse}) keeps it aside until the head is written, in one go with the answer's headers; another
+ * Node response gets it through `setHeader()`. Answers true when it did; elsewhere (`app.request()` in tests) it sets it
+ * with `c.header()` and answers false: the caller then also passes the value to {@link ensureHeader} after `next()`.
  */
 export function presetHeader(c: Context, name: string, value: string): boolean {
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
-  if (outgoing && typeof outgoing.setHeader === 'function' && !outgoing.headersSent) {
+  if (outgoing instanceof PresetHeadersResponse) {
+    if (!outgoing.headersSent) {
+      outgoing.presetHeader(name, value);
+      return true;
+    }
+  } else if (outgoing && typeof outgoing.setHeader === 'function' && !outgoing.headersSent) {
     outgoing.setHeader(name, value);
     return true;
   }

@@ -4,6 +4,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Config } from '../config/schema.js';
 import { withNodeBodies } from './node-body.js';
+import { PresetHeadersResponse } from './node-response.js';
 import type { AppEnv } from './route.js';
 
 /**
@@ -15,7 +16,13 @@ export function httpServerOptions(config: Config): ServerOptions {
   const headersTimeout = config.server.headersTimeoutSeconds * 1000;
   const requestTimeout = config.server.requestTimeoutSeconds * 1000;
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout;
-  return { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(shortest / 4))) };
+  return {
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(shortest / 4))),
+    // request id and CORS headers join the answer's own when its head is written (src/http/node-response.ts)
+    ServerResponse: PresetHeadersResponse,
+  };
 }
 
 /**

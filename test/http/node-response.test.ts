@@ -1,0 +1,126 @@
+/**
+ * The server's Node response class (src/http/node-response.ts): the headers the middleware presets join every kind of
+ * head Node can be asked to write, and the answer's own headers win.
+ */
+import { IncomingMessage, type ServerResponse, createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PresetHeadersResponse } from '../../src/http/node-response.js';
+
+type Answer = (res: PresetHeadersResponse) => void;
+
+describe('PresetHeadersResponse', () => {
+  let answer: Answer = () => undefined;
+  const server = createServer({ ServerResponse: PresetHeadersResponse as unknown as typeof ServerResponse }, (_req, res) =>
+    answer(res as unknown as PresetHeadersResponse),
+  );
+  let port = 0;
+  beforeAll(async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  /** The status, raw header pairs and body the server answers with `a`. */
+  const get = (a: Answer) =>
+    new Promise<{ status: number; raw: string[]; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
+      answer = a;
+      httpRequest({ host: '127.0.0.1', port, path: '/' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, raw: res.rawHeaders, headers: res.headers, body }));
+      })
+        .on('error', reject)
+        .end();
+    });
+  const preset = (res: PresetHeadersResponse) => {
+    res.presetHeader('x-request-id', 'rid-1');
+    res.presetHeader('Access-Control-Allow-Origin', '*');
+  };
+
+  it('adds the preset headers to a head written from a plain object, names as given, the object itself untouched', async () => {
+    let given: Record<string, string> = {};
+    const r = await get((res) => {
+      preset(res);
+      given = { 'Content-Type': 'application/json', 'Content-Length': '2' };
+      res.writeHead(201, given).end('{}');
+    });
+    expect(r.status).toBe(201);
+    expect(r.headers['x-request-id']).toBe('rid-1');
+    expect(r.raw).toContain('Access-Control-Allow-Origin');
+    expect(r.headers['content-type']).toBe('application/json');
+    expect(r.body).toBe('{}');
+    expect(given).toEqual({ 'Content-Type': 'application/json', 'Content-Length': '2' });
+  });
+
+  it("lets the answer's own header win, whatever its case, and a later preset of the same name replace the earlier", async () => {
+    const r = await get((res) => {
+      preset(res);
+      res.presetHeader('X-Request-Id', 'rid-2');
+      res.writeHead(200, { 'access-control-allow-origin': 'https://mine.example' }).end();
+    });
+    expect(r.headers['access-control-allow-origin']).toBe('https://mine.example');
+    expect(r.headers['x-request-id']).toBe('rid-2');
+    expect(r.raw.filter((h) => h.toLowerCase() === 'access-control-allow-origin')).toHaveLength(1);
+    expect(r.raw.filter((h) => h.toLowerCase() === 'x-request-id')).toHaveLength(1);
+  });
+
+  it('lets a header set with setHeader() win too, and joins the preset ones to it', async () => {
+    const r = await get((res) => {
+      preset(res);
+      res.setHeader('X-Request-Id', 'set-by-hand');
+      res.setHeader('etag', '"e"');
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('x');
+    });
+    expect(r.headers['x-request-id']).toBe('set-by-hand');
+    expect(r.headers['access-control-allow-origin']).toBe('*');
+    expect(r.headers.etag).toBe('"e"');
+    expect(r.headers['content-type']).toBe('text/plain');
+  });
+
+  it('joins a head with no headers, one with a reason phrase, and an implicit one (end() alone)', async () => {
+    const bare = await get((res) => {
+      preset(res);
+      res.writeHead(204).end();
+    });
+    expect(bare.status).toBe(204);
+    expect(bare.headers['x-request-id']).toBe('rid-1');
+    const reason = await get((res) => {
+      preset(res);
+      res.writeHead(200, 'Fine', { 'content-type': 'text/plain' }).end('y');
+    });
+    expect(reason.headers['x-request-id']).toBe('rid-1');
+    expect(reason.headers['content-type']).toBe('text/plain');
+    const implicit = await get((res) => {
+      preset(res);
+      res.statusCode = 202;
+      res.end('z');
+    });
+    expect(implicit.status).toBe(202);
+    expect(implicit.headers['access-control-allow-origin']).toBe('*');
+  });
+
+  it('joins heads given as arrays, flat and nested', async () => {
+    const flat = await get((res) => {
+      preset(res);
+      res.writeHead(200, ['Content-Type', 'text/plain', 'X-Request-Id', 'flat']).end('a');
+    });
+    expect(flat.headers['x-request-id']).toBe('flat');
+    expect(flat.headers['access-control-allow-origin']).toBe('*');
+    const nested = await get((res) => {
+      preset(res);
+      res.writeHead(200, [['Content-Type', 'text/plain']] as unknown as string[]).end('b');
+    });
+    expect(nested.headers['x-request-id']).toBe('rid-1');
+    expect(nested.headers['content-type']).toBe('text/plain');
+  });
+
+  it('answers a preset value before the head is written', () => {
+    const res = new PresetHeadersResponse(new IncomingMessage(new Socket()));
+    expect(res.presetHeaderValue('x-request-id')).toBeUndefined();
+    preset(res);
+    expect(res.presetHeaderValue('X-REQUEST-ID')).toBe('rid-1');
+    expect(res.presetHeaderValue('access-control-allow-origin')).toBe('*');
+  });
+});
