@@ -8,6 +8,7 @@ import type { ApiContext } from './http/context.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { corsMiddleware, requestHeader, requestHeaders, requestLog } from './http/middleware.js';
 import { withLayers } from './http/pipeline.js';
+import { requestPath } from './http/request-path.js';
 import { type AppEnv, buildOpenApi, mountRoutes } from './http/route.js';
 import { apiKeyRoutes } from './http/routes/api-keys.js';
 import { archiveRoutes } from './http/routes/archives.js';
@@ -65,14 +66,14 @@ export function createApp(context: AppContext, opts: AppOptions): App {
   // answers as before.
   const onError = errorHandler(log.child('http'));
   const logRequests = requestLog(log.child('http'));
-  const app = new Hono<AppEnv>();
+  const app = new Hono<AppEnv>({ getPath: requestPath });
   app.onError(onError);
   app.notFound(notFoundHandler);
   app.use('*', logRequests);
   if (metrics) app.use('*', metrics.requests);
   const baseLayers: MiddlewareHandler<AppEnv>[] = [logRequests, ...(metrics ? [metrics.requests] : [])];
 
-  const root = new Hono<AppEnv>();
+  const root = new Hono<AppEnv>({ getPath: requestPath });
   root.onError(onError);
   root.notFound((c) => app.fetch(c.req.raw, c.env));
   // the probes need no origin, CORS or credentials: the base layers only
