@@ -63,8 +63,10 @@ export function withLayers(layers: readonly Layer[], handler: RouteHandler, onEr
     settle(c, out);
     return undefined;
   };
+  // an answer that took a promise is left in `c.res` and the promise resolves empty: Hono answers with `c.res` then
+  // (its single-handler path), one promise fewer than resolving it with the Response
   return (c) => {
     const pending = run(c, 0);
-    return pending === undefined ? c.res : pending.then(() => c.res);
+    return pending === undefined ? c.res : pending;
   };
 }
