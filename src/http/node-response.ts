@@ -12,45 +12,41 @@ type HeaderValue = number | string | readonly string[];
 type HeadersArg = Record<string, HeaderValue | undefined> | readonly HeaderValue[] | readonly (readonly HeaderValue[])[];
 
 export class PresetHeadersResponse<Request extends import('node:http').IncomingMessage = import('node:http').IncomingMessage> extends ServerResponse<Request> {
-  /** Names as given (written so) and in lower case (compared), and values of the preset headers; undefined until one is set. */
+  /** Names (lower case) and values of the preset headers; undefined until one is set. */
   #names: string[] | undefined = undefined;
-  #lower: string[] | undefined = undefined;
   #values: string[] | undefined = undefined;
 
   /**
-   * Sets response header `name` for whatever answer this response gets, unless the answer sets it itself (then the
-   * answer's value counts, as with `setHeader` before `writeHead`). Setting the same name again replaces the value.
+   * Sets response header `name` (in lower case, as Node keeps header names and HTTP/2 writes them) for whatever answer
+   * this response gets, unless the answer sets it itself (then the answer's value counts, as with `setHeader` before
+   * `writeHead`). Setting the same name again replaces the value.
    */
   presetHeader(name: string, value: string): void {
-    const lower = name.toLowerCase();
-    if (this.#names === undefined || this.#lower === undefined || this.#values === undefined) {
+    if (this.#names === undefined || this.#values === undefined) {
       this.#names = [name];
-      this.#lower = [lower];
       this.#values = [value];
       return;
     }
-    const i = this.#lower.indexOf(lower);
-    if (i >= 0) {
-      this.#values[i] = value;
-      return;
+    const i = this.#names.indexOf(name);
+    if (i >= 0) this.#values[i] = value;
+    else {
+      this.#names.push(name);
+      this.#values.push(value);
     }
-    this.#names.push(name);
-    this.#lower.push(lower);
-    this.#values.push(value);
   }
 
   /** A preset header's value (tests, and code that must see what will be sent). */
   presetHeaderValue(name: string): string | undefined {
-    const i = this.#lower?.indexOf(name.toLowerCase()) ?? -1;
+    const i = this.#names?.indexOf(name.toLowerCase()) ?? -1;
     return i < 0 ? undefined : this.#values![i];
   }
 
   // Node's signature: writeHead(status, [reason], [headers])
   override writeHead(statusCode: number, reason?: string | HeadersArg, headers?: HeadersArg): this {
     if (this.#names !== undefined && !this.headersSent) {
-      if (typeof reason === 'string') headers = this.#merge(this.#names, this.#lower!, this.#values!, headers);
+      if (typeof reason === 'string') headers = this.#merge(this.#names, this.#values!, headers);
       else {
-        headers = this.#merge(this.#names, this.#lower!, this.#values!, reason ?? headers);
+        headers = this.#merge(this.#names, this.#values!, reason ?? headers);
         reason = undefined;
       }
     }
@@ -58,13 +54,17 @@ export class PresetHeadersResponse<Request extends import('node:http').IncomingM
   }
 
   /** `headers` with every preset header it does not name itself (nor `setHeader()` set) added; `headers` itself is left as it is. */
-  #merge(names: string[], lower: string[], values: string[], headers: HeadersArg | undefined): HeadersArg {
+  #merge(names: string[], values: string[], headers: HeadersArg | undefined): HeadersArg {
     const n = names.length;
     const missing: boolean[] = [];
     // set with setHeader(): Node merges the answer's headers into those, so a preset must not override them either
-    for (let i = 0; i < n; i++) missing.push(!this.hasHeader(lower[i]));
+    for (let i = 0; i < n; i++) missing.push(!this.hasHeader(names[i]));
+    // the answer names it itself, in any case (the first letter compared first: lower-casing allocates)
     const seen = (key: string) => {
-      for (let i = 0; i < n; i++) if (key.length === lower[i].length && key.toLowerCase() === lower[i]) missing[i] = false;
+      for (let i = 0; i < n; i++) {
+        const name = names[i];
+        if (key.length === name.length && (key.charCodeAt(0) | 0x20) === name.charCodeAt(0) && (key === name || key.toLowerCase() === name)) missing[i] = false;
+      }
     };
     if (headers === undefined || headers === null) {
       const out: Record<string, string> = {};

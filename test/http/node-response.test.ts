@@ -1,11 +1,14 @@
 /**
- * The server's Node response class (src/http/node-response.ts): the headers the middleware presets join every kind of
- * head Node can be asked to write, and the answer's own headers win.
+ * The server's Node response class (src/http/node-response.ts) and the raw-header reads (requestHeader): the headers the
+ * middleware presets join every kind of head Node can be asked to write, the answer's own headers win, and a request
+ * header reads as Node's parsed headers would give it.
  */
 import { IncomingMessage, type ServerResponse, createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Socket } from 'node:net';
+import type { Context } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requestHeader } from '../../src/http/middleware.js';
 import { PresetHeadersResponse } from '../../src/http/node-response.js';
 
 type Answer = (res: PresetHeadersResponse) => void;
@@ -36,7 +39,7 @@ describe('PresetHeadersResponse', () => {
     });
   const preset = (res: PresetHeadersResponse) => {
     res.presetHeader('x-request-id', 'rid-1');
-    res.presetHeader('Access-Control-Allow-Origin', '*');
+    res.presetHeader('access-control-allow-origin', '*');
   };
 
   it('adds the preset headers to a head written from a plain object, names as given, the object itself untouched', async () => {
@@ -48,7 +51,7 @@ describe('PresetHeadersResponse', () => {
     });
     expect(r.status).toBe(201);
     expect(r.headers['x-request-id']).toBe('rid-1');
-    expect(r.raw).toContain('Access-Control-Allow-Origin');
+    expect(r.raw).toContain('access-control-allow-origin');
     expect(r.headers['content-type']).toBe('application/json');
     expect(r.body).toBe('{}');
     expect(given).toEqual({ 'Content-Type': 'application/json', 'Content-Length': '2' });
@@ -57,7 +60,7 @@ describe('PresetHeadersResponse', () => {
   it("lets the answer's own header win, whatever its case, and a later preset of the same name replace the earlier", async () => {
     const r = await get((res) => {
       preset(res);
-      res.presetHeader('X-Request-Id', 'rid-2');
+      res.presetHeader('x-request-id', 'rid-2');
       res.writeHead(200, { 'access-control-allow-origin': 'https://mine.example' }).end();
     });
     expect(r.headers['access-control-allow-origin']).toBe('https://mine.example');
@@ -122,5 +125,45 @@ describe('PresetHeadersResponse', () => {
     preset(res);
     expect(res.presetHeaderValue('X-REQUEST-ID')).toBe('rid-1');
     expect(res.presetHeaderValue('access-control-allow-origin')).toBe('*');
+  });
+});
+
+describe('requestHeader', () => {
+  /** A context over a Node request that arrived with exactly these raw headers. */
+  const contextWith = (raw: string[]) => {
+    const incoming = new IncomingMessage(new Socket());
+    // as Node's HTTP parser hands a request its headers
+    (incoming as unknown as { _addHeaderLines(h: string[], n: number): void })._addHeaderLines(raw, raw.length);
+    const c = { env: { incoming }, req: { header: () => 'read through the Request' } } as unknown as Context;
+    return { c, incoming };
+  };
+
+  it("reads each header as Node's parsed headers give it: any case, repeats joined, first kept, cookies with ;", () => {
+    const raw = [
+      'Host', 'a.example', 'HOST', 'b.example',
+      'X-Api-Key', 'k1', 'x-api-key', 'k2',
+      'Authorization', 'Bearer one', 'authorization', 'Bearer two',
+      'Content-Type', 'text/plain', 'content-type', 'application/json',
+      'Cookie', 'a=1', 'cookie', 'b=2',
+      'X-Request-Id', 'rid',
+      'Origin', 'https://o.example',
+      'Accept', 'text/html', 'ACCEPT', 'application/json',
+      'User-Agent', 'first', 'user-agent', 'second',
+      'Referer', 'r1', 'referer', 'r2',
+    ];
+    const { c, incoming } = contextWith(raw);
+    const names = ['host', 'x-api-key', 'authorization', 'content-type', 'cookie', 'x-request-id', 'origin', 'accept', 'user-agent', 'referer', 'x-dropzone-id', 'range'];
+    for (const name of names) {
+      const v = incoming.headers[name];
+      expect(requestHeader(c, name), name).toBe(Array.isArray(v) ? v.join(', ') : v);
+    }
+    expect(requestHeader(c, 'x-api-key')).toBe('k1, k2');
+    expect(requestHeader(c, 'host')).toBe('a.example');
+    expect(requestHeader(c, 'cookie')).toBe('a=1; b=2');
+    expect(requestHeader(c, 'x-dropzone-id')).toBeUndefined();
+  });
+
+  it('reads through the Request when the message has no raw headers (built by hand)', () => {
+    expect(requestHeader(contextWith([]).c, 'host')).toBe('read through the Request');
   });
 });
