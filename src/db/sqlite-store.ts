@@ -258,26 +258,43 @@ const SNAPSHOT_READS = [
 ] as const satisfies readonly (keyof SyncOps)[];
 const snapshotReads: ReadonlySet<string> = new Set(SNAPSHOT_READS);
 
+/** The answers one of {@link SNAPSHOT_READS} gave in the open snapshot, by its arguments (see {@link createSqliteStore}). */
+type Answers = Map<unknown, unknown>;
+
 /**
  * Decides when operation `fn(...args)` runs (its arguments are passed along rather than captured in a closure: every
- * request makes a few of these); `read` tells whether it is one of {@link SNAPSHOT_READS}.
+ * request makes a few of these); `answers` is given for the operations of {@link SNAPSHOT_READS} (their answers in the
+ * open snapshot), undefined for every other.
  */
-type Gate = (fn: Operation, args: unknown[], read: boolean) => Promise<unknown>;
+type Gate = (fn: Operation, args: unknown[], answers: Answers | undefined) => Promise<unknown>;
 type Operation = (...args: unknown[]) => unknown;
 
 /**
- * Wraps every synchronous operation into the async port. `gate(fn, args, read)` decides when the operation runs; it
- * must return its value as a promise (a throw becomes a rejection).
+ * Wraps every synchronous operation into the async port. `gate(fn, args, answers)` decides when the operation runs; it
+ * must return its value as a promise (a throw becomes a rejection). `answers` holds one map per snapshot read.
  */
-function asyncOps(sync: SyncOps, gate: Gate): MetadataOps {
+function asyncOps(sync: SyncOps, gate: Gate, answers?: Map<string, Answers>): MetadataOps {
   const out: Record<string, unknown> = {};
   for (const name of Object.keys(sync) as (keyof SyncOps)[]) {
     const fn = sync[name] as Operation;
-    const read = snapshotReads.has(name);
-    out[name] = (...args: unknown[]) => gate(fn, args, read);
+    const mine = answers && snapshotReads.has(name) ? new Map<unknown, unknown>() : undefined;
+    if (mine) answers!.set(name, mine);
+    out[name] = (...args: unknown[]) => gate(fn, args, mine);
   }
   return out as unknown as MetadataOps;
 }
+
+/** An answer of nobody's: what a snapshot read answered, shared by every caller in the snapshot, cannot be changed. */
+function frozen<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) if (v !== null && typeof v === 'object') Object.freeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The key of `args` in an operation's {@link Answers}: the one argument itself, or all of them joined. */
+const argsKey = (args: unknown[]): unknown => (args.length === 1 ? args[0] : args.length === 0 ? '' : args.join('\u0000'));
 
 /** Runs `fn(...args)` now and answers its value as a promise; a throw becomes a rejection. */
 function now(fn: Operation, args: unknown[]): Promise<unknown> {
@@ -307,6 +324,11 @@ function now(fn: Operation, args: unknown[]): Promise<unknown> {
  * transaction, and before any other operation runs, so this process always reads its own writes. Another process's
  * commit becomes visible within that millisecond, as if it had come a moment later; readers never block writers in
  * WAL mode, and a checkpoint waits at most that long.
+ *
+ * Nothing can change what a snapshot reads while it is open, so the same lookup with the same arguments is answered
+ * once per snapshot: the answer is kept (frozen: every caller gets the same object) until the snapshot ends. Under
+ * load, requests with the same key or dropzone within the millisecond (a client polling, a page fetching its files)
+ * then skip the statement and the building of the row (~9,500 instructions per lookup, callgrind, Node 24).
  */
 export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): MetadataStore {
   const sync = syncOps(db);
@@ -328,9 +350,12 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
   const beginRead = db.prepare('BEGIN DEFERRED');
   /** True while a read snapshot of this store is open (see above). */
   let snapshot = false;
+  /** The snapshot reads' answers in the open snapshot, by operation. */
+  const answers = new Map<string, Answers>();
   const endSnapshot = () => {
     if (!snapshot) return;
     snapshot = false;
+    for (const a of answers.values()) if (a.size > 0) a.clear();
     if (!db.open || !db.inTransaction) return;
     try {
       commit.run();
@@ -338,29 +363,41 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
       if (db.inTransaction) rollback.run();
     }
   };
-  /** Runs a root operation: a snapshot read joins (or opens) the turn's snapshot, anything else ends it first. */
-  const runRoot = (fn: Operation, args: unknown[], read: boolean): unknown => {
-    if (!read) endSnapshot();
-    else if (!snapshot && !db.inTransaction) {
+  /**
+   * Runs a root operation: a snapshot read joins (or opens) the snapshot and answers what it already answered in it,
+   * anything else ends it first.
+   */
+  const runRoot = (fn: Operation, args: unknown[], mine: Answers | undefined): unknown => {
+    if (mine === undefined) {
+      endSnapshot();
+      return fn(...args);
+    }
+    if (!snapshot) {
+      if (db.inTransaction) return fn(...args);
       beginRead.run();
       snapshot = true;
       scheduleEnd();
     }
-    return fn(...args);
+    const key = argsKey(args);
+    const known = mine.get(key);
+    if (known !== undefined || mine.has(key)) return known;
+    const value = frozen(fn(...args));
+    mine.set(key, value);
+    return value;
   };
 
-  const rootGate: Gate = (fn, args, read) => {
+  const rootGate: Gate = (fn, args, mine) => {
     if (joined()) return now(fn, args);
     if (!lock.locked) {
       try {
-        return Promise.resolve(runRoot(fn, args, read));
+        return Promise.resolve(runRoot(fn, args, mine));
       } catch (e) {
         return Promise.reject(e);
       }
     }
     return lock.acquire().then(() => {
       try {
-        return runRoot(fn, args, read);
+        return runRoot(fn, args, mine);
       } finally {
         lock.release();
       }
@@ -405,7 +442,7 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
     return tx;
   };
 
-  const store = asyncOps(sync, rootGate) as MetadataStore & { kind: string };
+  const store = asyncOps(sync, rootGate, answers) as MetadataStore & { kind: string };
   Object.assign(store, {
     kind: 'sqlite',
     async transaction<T>(fn: (tx: MetadataTx) => Promise<T>): Promise<T> {

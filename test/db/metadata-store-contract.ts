@@ -479,7 +479,7 @@ export function metadataStoreContract(name: string, setup: () => Promise<Metadat
           { principal: 'anyone', permission: 'file.get' },
           { principal: 'pk_x', permission: 'dropzone.get' },
         ]);
-        expect((await store.grantsFor('dropzone', 'dz1', 'pk_x')).sort()).toEqual(['dropzone.get', 'file.get']);
+        expect([...(await store.grantsFor('dropzone', 'dz1', 'pk_x'))].sort()).toEqual(['dropzone.get', 'file.get']);
         expect(await store.grantsForAnyone('dropzone', 'dz1')).toEqual(['file.get']);
         await store.deleteGrant('dropzone', 'dz1', 'pk_x', 'dropzone.get');
         expect(await store.grantsFor('dropzone', 'dz1', 'pk_x')).toEqual(['file.get']);

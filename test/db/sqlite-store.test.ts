@@ -114,6 +114,39 @@ describe('sqlite read snapshot', () => {
     expect([read('a'), read('b')]).toEqual(['1', '2']);
   });
 
+  it('a lookup repeated in the snapshot is answered from it (the same frozen answer), and afresh once it ends', async () => {
+    const key = await store.insertKey(newKey({ name: 'first' }));
+    const dz = await store.insertDropzone(newDropzone());
+    const a = await store.keyByHash(key.secretHash);
+    expect(a?.name).toBe('first');
+    expect(await store.keyByHash(key.secretHash)).toBe(a); // not a second row built
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(Object.isFrozen(a!.permissions)).toBe(true);
+    expect(() => a!.permissions.push('dropzone.delete')).toThrow(TypeError);
+    const missing = await store.dropzoneById('no-such-dropzone');
+    expect(missing).toBeUndefined();
+    expect(await store.dropzoneById('no-such-dropzone')).toBeUndefined();
+    // another argument, another answer; the same one by another operation is its own
+    expect((await store.dropzoneById(dz.id))?.id).toBe(dz.id);
+    expect((await store.dropzoneByRef(dz.shareId))?.id).toBe(dz.id);
+    other.prepare("UPDATE api_keys SET name = 'second' WHERE id = ?").run(key.id);
+    expect(await store.keyByHash(key.secretHash)).toBe(a); // the snapshot does not see it yet
+    await sleep(READ_SNAPSHOT_MS + 30);
+    const b = await store.keyByHash(key.secretHash);
+    expect(b).not.toBe(a);
+    expect(b?.name).toBe('second');
+  });
+
+  it("the store's own write ends the snapshot and what it answered: the next lookup reads the write", async () => {
+    await store.setSetting('colour', 'red');
+    expect(await store.getSetting('colour')).toBe('red');
+    expect(await store.getSetting('colour')).toBe('red');
+    await store.setSetting('colour', 'green');
+    expect(await store.getSetting('colour')).toBe('green');
+    await store.transaction((tx) => tx.setSetting('colour', 'blue'));
+    expect(await store.getSetting('colour')).toBe('blue');
+  });
+
   it('closing the store ends an open snapshot', async () => {
     await store.getSetting('anything');
     expect(db.inTransaction).toBe(true);

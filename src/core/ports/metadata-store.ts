@@ -8,7 +8,9 @@
  * - conditional changes (reserve space, debit a balance, confirm an upload, …) are single conditional statements that
  *   answer whether they applied, so their invariants hold with any number of concurrent callers and processes;
  * - {@link MetadataStore.transaction} runs a function against a {@link MetadataTx}: all of its changes commit together
- *   or not at all, transactions never interleave with each other, and after-commit hooks run only once committed.
+ *   or not at all, transactions never interleave with each other, and after-commit hooks run only once committed;
+ * - what a lookup answers is the caller's to read, not to change: an implementation may hand the same (frozen) answer
+ *   to several callers (the SQLite store does within a read snapshot); copy it to change it.
  */
 
 /** Resource kinds that carry permissions. */
