@@ -116,7 +116,8 @@ describe('sqlite read snapshot', () => {
 
   it('a lookup repeated in the snapshot is answered from it (the same frozen answer), and afresh once it ends', async () => {
     const key = await store.insertKey(newKey({ name: 'first' }));
-    const dz = await store.insertDropzone(newDropzone());
+    const dz = newDropzone();
+    expect(await store.insertDropzone(dz)).toBe(true);
     const a = await store.keyByHash(key.secretHash);
     expect(a?.name).toBe('first');
     expect(await store.keyByHash(key.secretHash)).toBe(a); // not a second row built
