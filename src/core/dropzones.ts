@@ -79,7 +79,11 @@ export function createDropzoneService(deps: CoreDeps) {
      * for a caller who is not an owner, one grant lookup instead of two.
      */
     async getViewed(p: Principal, id: string, permission: string): Promise<{ dz: Dropzone; view: DropzoneView }> {
-      const { dz, perms } = await loadWith(meta, p, id, permission);
+      // loadWith's steps without its frame: this is every dropzone GET's path
+      const dz = await meta.dropzoneByRef(id);
+      if (!dz) throw invisible(p, notFound());
+      const perms = await dropzonePermissions(meta, p, dz);
+      requirePermission(p, perms, permission, notFound);
       return { dz, view: dropzoneView(p, perms, dz) };
     },
 

@@ -53,12 +53,18 @@ export function keyPermissions(key: ApiKey): Set<string> {
 
 /** All dropzone permissions, shared by every owner's check (read-only: nothing may add to it). */
 const ALL_DROPZONE_PERMISSIONS: ReadonlySet<DropzonePermission> = new Set(DROPZONE_PERMISSIONS);
+const ALL_DROPZONE_PERMISSIONS_SETTLED = Promise.resolve(ALL_DROPZONE_PERMISSIONS);
 /** All file permissions, shared likewise. */
 const ALL_FILE_PERMISSIONS: ReadonlySet<FilePermission> = new Set(FILE_PERMISSIONS);
 
 /** The dropzone permissions `p` holds on `dz`, with `own` expanded to all. */
-export async function dropzonePermissions(grants: GrantReader, p: Principal, dz: Dropzone): Promise<ReadonlySet<DropzonePermission>> {
-  if (p.key && (p.key.isAdmin || dz.ownerKeyId === p.key.id)) return ALL_DROPZONE_PERMISSIONS;
+export function dropzonePermissions(grants: GrantReader, p: Principal, dz: Dropzone): Promise<ReadonlySet<DropzonePermission>> {
+  // owners (most callers) get one settled promise, shared: no promise made and resolved per check
+  if (p.key && (p.key.isAdmin || dz.ownerKeyId === p.key.id)) return ALL_DROPZONE_PERMISSIONS_SETTLED;
+  return grantedDropzonePermissions(grants, p, dz);
+}
+
+async function grantedDropzonePermissions(grants: GrantReader, p: Principal, dz: Dropzone): Promise<ReadonlySet<DropzonePermission>> {
   const granted = p.key ? await grants.grantsFor('dropzone', dz.id, p.key.publicId) : await grants.grantsForAnyone('dropzone', dz.id);
   if (granted.includes('dropzone.own')) return ALL_DROPZONE_PERMISSIONS;
   const out = new Set(granted as DropzonePermission[]);

@@ -7,9 +7,12 @@ import type { AppEnv } from './route.js';
 
 /** Reads the API key secret from `x-api-key` or `Authorization: Bearer`. */
 export function apiKeySecretOf(header: (name: string) => string | undefined): string | undefined {
-  const direct = header('x-api-key')?.trim();
-  if (direct) return direct;
-  const auth = header('authorization')?.trim();
+  return header('x-api-key')?.trim() || bearerSecretOf(header('authorization'));
+}
+
+/** The secret of an `Authorization: Bearer <secret>` header. */
+function bearerSecretOf(authorization: string | undefined): string | undefined {
+  const auth = authorization?.trim();
   const m = auth && /^Bearer\s+(.+)$/i.exec(auth);
   return m ? m[1].trim() : undefined;
 }
@@ -23,7 +26,7 @@ export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {
     const principal: Principal = {};
     // x-api-key and x-dropzone-id straight from Node's parsed headers (the adapter would validate each name first);
     // authorization through the Request, which joins repeats where Node keeps the first
-    const secret = apiKeySecretOf((n) => (n === 'authorization' ? c.req.header(n) : requestHeader(c, n)));
+    const secret = requestHeader(c, 'x-api-key')?.trim() || bearerSecretOf(c.req.header('authorization'));
     if (secret !== undefined) {
       const key = await ctx.keys.authenticate(secret);
       if (!key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');

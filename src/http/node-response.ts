@@ -56,34 +56,41 @@ export class PresetHeadersResponse<Request extends import('node:http').IncomingM
   /** `headers` with every preset header it does not name itself (nor `setHeader()` set) added; `headers` itself is left as it is. */
   #merge(names: string[], values: string[], headers: HeadersArg | undefined): HeadersArg {
     const n = names.length;
-    const missing: boolean[] = [];
-    // set with setHeader(): Node merges the answer's headers into those, so a preset must not override them either
-    for (let i = 0; i < n; i++) missing.push(!this.hasHeader(names[i]));
-    // the answer names it itself, in any case (the first letter compared first: lower-casing allocates)
-    const seen = (key: string) => {
-      for (let i = 0; i < n; i++) {
-        const name = names[i];
-        if (key.length === name.length && (key.charCodeAt(0) | 0x20) === name.charCodeAt(0) && (key === name || key.toLowerCase() === name)) missing[i] = false;
-      }
-    };
+    // bit i set: preset i is to be added. Set with setHeader(): Node merges the answer's headers into those, so a preset
+    // must not override them either.
+    let add = 0;
+    for (let i = 0; i < n; i++) if (!this.hasHeader(names[i])) add |= 1 << i;
     if (headers === undefined || headers === null) {
       const out: Record<string, string> = {};
-      for (let i = 0; i < n; i++) if (missing[i]) out[names[i]] = values[i];
+      for (let i = 0; i < n; i++) if (add & (1 << i)) out[names[i]] = values[i];
       return out;
     }
     if (Array.isArray(headers)) {
       // [[name, value], …] or [name, value, name, value, …]
       const nested = headers.length > 0 && Array.isArray(headers[0]);
-      if (nested) for (const pair of headers as readonly (readonly HeaderValue[])[]) seen(String(pair[0]));
-      else for (let j = 0; j < headers.length; j += 2) seen(String(headers[j]));
+      const step = nested ? 1 : 2;
+      for (let j = 0; j < headers.length; j += step) add &= ~namedBy(names, String(nested ? (headers[j] as readonly HeaderValue[])[0] : headers[j]));
       const out: unknown[] = [...headers];
-      for (let i = 0; i < n; i++) if (missing[i]) nested ? out.push([names[i], values[i]]) : out.push(names[i], values[i]);
+      for (let i = 0; i < n; i++) if (add & (1 << i)) nested ? out.push([names[i], values[i]]) : out.push(names[i], values[i]);
       return out as HeadersArg;
     }
     const obj = headers as Record<string, HeaderValue | undefined>;
-    for (const key in obj) seen(key);
+    for (const key in obj) add &= ~namedBy(names, key);
     const out: Record<string, HeaderValue | undefined> = { ...obj };
-    for (let i = 0; i < n; i++) if (missing[i]) out[names[i]] = values[i];
+    for (let i = 0; i < n; i++) if (add & (1 << i)) out[names[i]] = values[i];
     return out;
   }
+}
+
+/** The bit of the name in `names` (lower case) that `key` names, in any case; 0 for none. */
+function namedBy(names: string[], key: string): number {
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    if (key.length !== name.length) continue;
+    // the first character compared first (as is, or as the upper case of a letter): lower-casing allocates
+    const c = key.charCodeAt(0);
+    const first = name.charCodeAt(0);
+    if ((c === first || (c | 0x20) === first) && (key === name || key.toLowerCase() === name)) return 1 << i;
+  }
+  return 0;
 }
