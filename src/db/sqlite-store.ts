@@ -326,10 +326,10 @@ function now(fn: Operation, args: unknown[]): Promise<unknown> {
  * WAL mode, and a checkpoint waits at most that long.
  *
  * Nothing can change what a snapshot reads while it is open, so the same lookup with the same arguments is answered
- * once per snapshot: the answer is kept (frozen: every caller gets the same object, as the same settled promise)
- * until the snapshot ends. Under
- * load, requests with the same key or dropzone within the millisecond (a client polling, a page fetching its files)
- * then skip the statement and the building of the row (~9,500 instructions per lookup, callgrind, Node 24).
+ * once per snapshot: the answer is kept (frozen: every caller gets the same object, as the same settled promise) until
+ * the snapshot ends. Under load, requests with the same key or dropzone within the millisecond (a client polling, a
+ * page fetching its files) then skip the statement and the building of the row (~9,500 instructions per lookup,
+ * callgrind, Node 24).
  */
 export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): MetadataStore {
   const sync = syncOps(db);

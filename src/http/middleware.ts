@@ -63,10 +63,10 @@ export function requestIdSource(): () => string {
 }
 
 /**
- * Sets response header `name` (in lower case) for whatever answer this request gets. Under `@hono/node-server` it goes onto Node's
- * response, which merges it into the head whichever way the answer is built (a context-built body, a handler's own
- * `Response`, a piped file), so the answer's own headers stay a plain object and the adapter's fast path holds —
- * `c.header()` would turn them into a `Headers` object on every request. The server's own response class
+ * Sets response header `name` (in lower case) for whatever answer this request gets. Under `@hono/node-server` it goes
+ * onto Node's response, which merges it into the head whichever way the answer is built (a context-built body, a
+ * handler's own `Response`, a piped file), so the answer's own headers stay a plain object and the adapter's fast path
+ * holds — `c.header()` would turn them into a `Headers` object on every request. The server's own response class
  * ({@link PresetHeadersResponse}) keeps it aside until the head is written, in one go with the answer's headers; another
  * Node response gets it through `setHeader()`. Answers true when it did; elsewhere (`app.request()` in tests) it sets it
  * with `c.header()` and answers false: the caller then also passes the value to {@link ensureHeader} after `next()`.
