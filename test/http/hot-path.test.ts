@@ -7,6 +7,7 @@ import { IncomingMessage, ServerResponse, request as httpRequest } from 'node:ht
 import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API, type TestServer, startTestServer } from '../helpers/server.js';
+import { PresetHeadersResponse } from '../../src/http/node-response.js';
 
 /** The headers the adapter would write as they are (its cached response): a plain object on the fastest path. */
 function plainHeaders(res: Response): unknown {
@@ -170,6 +171,22 @@ describe('request headers over a real socket', () => {
       req.on('error', reject).end();
     });
   const statusWith = async (headers: Record<string, string | string[]>) => (await getDropzone(headers)).status;
+
+  // request id and CORS headers wait beside the response and join the answer's own in one writeHead (setHeader()
+  // would put every answer on Node's per-header path)
+  it('the server answers through its own response class, which writes the preset headers with the answer', async () => {
+    let seen: unknown;
+    const spy = (_req: unknown, res: unknown) => {
+      seen = res;
+    };
+    t.server.http.on('request', spy);
+    try {
+      expect((await getDropzone({ 'x-api-key': t.adminKey })).status).toBe(200);
+    } finally {
+      t.server.http.off('request', spy);
+    }
+    expect(seen).toBeInstanceOf(PresetHeadersResponse);
+  });
 
   // The origin of links (upload URLs, signed URLs) follows each request's Host header when no public URL is configured;
   // the server keeps the last Host's origin between requests, so a change of Host must still show at once.
