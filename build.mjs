@@ -60,8 +60,9 @@ const RUNTIME_RECIPE = 'v1:strip-all';
  * Without bytecode flushing, the request path stays compiled through a long stretch of other work: V8 otherwise drops
  * the bytecode (and the optimized code) of functions that did not run for a few major collections, and after three
  * 1 GiB uploads and downloads the first API requests ran interpreted again (the first 2 s under wrk: 48–52 µs of CPU per
- * request instead of 42–44; a perf.sh run measured an API GET p99 of 42 ms against 6–11 in the others). The cost: what
- * ran once at start stays too, ~8 MiB more at idle (concurrent peak 109–116 MiB in four runs, 114–115 without).
+ * request instead of 42–44; one perf.sh run measured an API GET p99 of 42 ms, 5.2–10.7 in five others; with the flag
+ * 5.9–11.9 in five). The cost: what ran once at start stays too, ~8 MiB more at idle (concurrent peak 109–116 MiB in
+ * four runs, 114–115 without).
  */
 const SEA_EXEC_ARGV = ['--max-semi-space-size=2', '--no-flush-bytecode'];
 
