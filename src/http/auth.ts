@@ -1,18 +1,19 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.js';
 import type { Principal } from '../core/permissions.js';
 import type { ApiContext } from './context.js';
 import { requestHeader } from './middleware.js';
 import type { AppEnv } from './route.js';
 
-/** Reads the API key secret from `x-api-key` or `Authorization: Bearer`. */
-export function apiKeySecretOf(header: (name: string) => string | undefined): string | undefined {
-  return header('x-api-key')?.trim() || bearerSecretOf(header('authorization'));
-}
-
-/** The secret of an `Authorization: Bearer <secret>` header. */
-function bearerSecretOf(authorization: string | undefined): string | undefined {
-  const auth = authorization?.trim();
+/**
+ * The API key secret a request carries, from `x-api-key` or else `Authorization: Bearer`. `x-api-key` is read from
+ * Node's parsed headers (the adapter's Request would validate the name first); `authorization` through the Request,
+ * which joins repeats where Node keeps the first (a repeated credential is then refused, not one of them picked).
+ */
+export function apiKeySecret(c: Context): string | undefined {
+  const direct = requestHeader(c, 'x-api-key')?.trim();
+  if (direct) return direct;
+  const auth = c.req.header('authorization')?.trim();
   const m = auth && /^Bearer\s+(.+)$/i.exec(auth);
   return m ? m[1].trim() : undefined;
 }
@@ -24,9 +25,7 @@ function bearerSecretOf(authorization: string | undefined): string | undefined {
 export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const principal: Principal = {};
-    // x-api-key and x-dropzone-id straight from Node's parsed headers (the adapter would validate each name first);
-    // authorization through the Request, which joins repeats where Node keeps the first
-    const secret = requestHeader(c, 'x-api-key')?.trim() || bearerSecretOf(c.req.header('authorization'));
+    const secret = apiKeySecret(c);
     if (secret !== undefined) {
       const key = await ctx.keys.authenticate(secret);
       if (!key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { resetFixture } from '../../core/fixture.js';
 import type { AdjustableClock } from '../../core/clock.js';
 import { AppError } from '../../core/errors.js';
-import { apiKeySecretOf } from '../auth.js';
+import { apiKeySecret } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { type AppEnv, readJsonBody } from '../route.js';
 
@@ -23,7 +23,7 @@ export function mountFixtureRoutes(app: Hono<AppEnv>, ctx: ApiContext, clock: Ad
   const log = ctx.log.child('fixture');
   /** Throws 401 without a valid key, 403 for a key that is not the admin key, 415 for a body that is not JSON. */
   const guard = async (c: Context<AppEnv>) => {
-    const secret = apiKeySecretOf((n) => c.req.header(n));
+    const secret = apiKeySecret(c);
     if (secret === undefined) throw new AppError('UNAUTHENTICATED', 'Fixture endpoints need the admin key: send x-api-key or Authorization: Bearer.');
     const key = await ctx.keys.authenticate(secret);
     if (!key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');
