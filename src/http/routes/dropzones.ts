@@ -8,8 +8,8 @@ import { fileBatches, filePage } from '../../core/file-batches.js';
 import type { ApiContext } from '../context.js';
 import { streamJsonList } from '../json-stream.js';
 import { pageQuery, pageRequest, setNextLink } from '../paging.js';
-import { ok, presentDropzone, presentFile } from '../presenters.js';
-import { type AppEnv, type RouteDef, defineRoute } from '../route.js';
+import { dropzoneAnswerText, ok, presentDropzone, presentFile } from '../presenters.js';
+import { type AppEnv, type RouteDef, defineRoute, jsonText } from '../route.js';
 import {
   createDropzoneBody,
   dropzoneSchema,
@@ -69,7 +69,7 @@ export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dro
 /** Routes of the dropzone resource, both API generations. */
 export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
   const present = async (p: Principal, dz: Dropzone) => presentDropzone(dz, await ctx.dropzones.view(p, dz), ctx.publicUrl());
-  const presentViewed = ({ dz, view }: { dz: Dropzone; view: DropzoneView }) => presentDropzone(dz, view, ctx.publicUrl());
+  const viewedText = ({ dz, view }: { dz: Dropzone; view: DropzoneView }) => dropzoneAnswerText(dz, view, ctx.publicUrl());
   const sizeErrors = {
     400: errorResponse('Invalid body, bounds, or an attempt to shrink'),
     401: errorResponse('Missing or invalid credentials'),
@@ -150,7 +150,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('No credentials'), 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
-      handler: async (c) => c.json(ok(presentViewed(await ctx.dropzones.getViewed(c.get('principal'), c.req.param('id')!, 'dropzone.get')))),
+      handler: async (c) => jsonText(c, viewedText(await ctx.dropzones.getViewed(c.get('principal'), c.req.param('id')!, 'dropzone.get'))),
     }),
     update('patch'),
     update('put'),
@@ -211,7 +211,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['first generation'],
       security: ['DropzoneAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
-      handler: async (c) => c.json(ok(presentViewed(await ctx.dropzones.getViewed(c.get('principal'), requireDropzoneId(c.get('principal')), 'dropzone.get')))),
+      handler: async (c) => jsonText(c, viewedText(await ctx.dropzones.getViewed(c.get('principal'), requireDropzoneId(c.get('principal')), 'dropzone.get'))),
     }),
     defineRoute({
       method: 'get',
