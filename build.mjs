@@ -56,10 +56,7 @@ const RUNTIME_RECIPE = 'v1:strip-all';
  * resident memory of a busy server tens of MiB lower — bodies stream through short-lived buffers. Against 1 MiB it
  * halves the scavenges of the API's request path (each ~0.1 ms, mostly fixed cost: 2.3% less CPU per API GET in 24
  * interleaved pairs) for 3 MiB more at the peak of ten concurrent 1 GiB uploads and downloads (109 -> 112 MiB); with
- * the downloads' buffers pooled, the peak no longer waits on the collector for them. It starts at 2 MiB too: V8 grows
- * the semi-space from 1 MiB only under a high survival rate, so a server answering small requests (`/healthz` under wrk)
- * kept scavenging at 1 MiB — 30 scavenges per 3,000 requests, 16 at 2 MiB (−4% instructions per request, callgrind);
- * the API GET had grown it already (26 and 25), and the concurrent peak is the same (112 and 111 MiB, one run each).
+ * the downloads' buffers pooled, the peak no longer waits on the collector for them.
  * Without bytecode flushing, the request path stays compiled through a long stretch of other work: V8 otherwise drops
  * the bytecode (and the optimized code) of functions that did not run for a few major collections, and after three
  * 1 GiB uploads and downloads the first API requests ran interpreted again (the first 2 s under wrk: 48–52 µs of CPU per
@@ -67,7 +64,7 @@ const RUNTIME_RECIPE = 'v1:strip-all';
  * 5.9–11.9 in five). The cost: what ran once at start stays too, ~8 MiB more at idle (concurrent peak 109–116 MiB in
  * four runs, 114–115 without).
  */
-const SEA_EXEC_ARGV = ['--max-semi-space-size=2', '--min-semi-space-size=2', '--no-flush-bytecode'];
+const SEA_EXEC_ARGV = ['--max-semi-space-size=2', '--no-flush-bytecode'];
 
 class BuildError extends Error {}
 
