@@ -56,12 +56,12 @@ export function defineRoute<B extends z.ZodType | undefined = undefined>(def: Ro
   return def;
 }
 
-/** Maximum size of a JSON request body. */
 /** A 200 answer whose JSON text is made already: the headers and body `c.json()` gives for the value it stands for. */
 export function jsonText(c: Context, text: string): Response {
   return c.body(text, 200, { 'Content-Type': 'application/json' });
 }
 
+/** Maximum size of a JSON request body. */
 export const MAX_JSON_BODY = 1024 * 1024;
 
 /**

@@ -72,6 +72,8 @@ describe('hot path', () => {
     const headers = plainHeaders(res);
     expect(headers).toBeDefined();
     expect(headers instanceof Headers).toBe(false);
+    // the answer's text is kept beside the dropzone (src/http/presenters.ts), with the head c.json() gives it
+    expect(headers).toEqual({ 'Content-Type': 'application/json' });
     expect(outgoing.getHeader('x-request-id')).toMatch(/^[0-9a-f]{16}$/);
     expect(outgoing.getHeader('access-control-allow-origin')).toBe('*');
     expect(String(outgoing.getHeader('access-control-expose-headers'))).toContain('ETag');
