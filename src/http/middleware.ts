@@ -50,17 +50,20 @@ export function requestHeaders(c: Context): Pick<Headers, 'get'> {
 }
 
 /**
- * A source of request ids: 16 hex characters, a random prefix drawn once per process followed by a counter. Unique
- * within the process and across restarts (in practice), without drawing entropy per request. Not a secret.
+ * A source of request ids: 16 hex characters, a random prefix drawn once per process followed by a counter of eight hex
+ * digits (0x10000000 up to 0xffffffff, then again: eight digits without padding them). Unique within the process and
+ * across restarts (in practice), without drawing entropy per request. Not a secret.
  */
-export function requestIdSource(): () => string {
+export function requestIdSource(start = FIRST_COUNTER): () => string {
   const prefix = randomBytes(4).toString('hex');
-  let n = 0;
+  let n = start - 1;
   return () => {
-    n = (n + 1) >>> 0;
-    return prefix + n.toString(16).padStart(8, '0');
+    n = n >= LAST_COUNTER ? FIRST_COUNTER : n + 1;
+    return prefix + n.toString(16);
   };
 }
+const FIRST_COUNTER = 0x10000000;
+const LAST_COUNTER = 0xffffffff;
 
 /**
  * Sets response header `name` (in lower case) for whatever answer this request gets. Under `@hono/node-server` it goes

@@ -1,9 +1,10 @@
 /**
  * Response bodies piped from a Node stream straight to the socket. A handler answers with {@link nodeStreamResponse}:
  * a bodiless Response carrying status and headers (so every middleware sees and decorates it as usual) while the stream
- * is parked beside the request's Node response; {@link withNodeBodies}, around the app's fetch, writes those headers and
- * pipes the stream into the socket with backpressure — no web-stream conversion, no per-chunk promise. Outside
- * `@hono/node-server` (`app.request()` in tests) the stream is wrapped as a web stream instead.
+ * is parked on the request's Node response (the server's {@link PresetHeadersResponse}); once the adapter has written
+ * that answer's head and ends the response, the stream is piped into the socket with backpressure — no web-stream
+ * conversion, no per-chunk promise. Outside the server (`app.request()` in tests) the stream is wrapped as a web stream
+ * instead.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
@@ -11,71 +12,38 @@ import { pipeline } from 'node:stream/promises';
 import type { Context } from 'hono';
 import { markChunksDisposable } from '../blobs/durable-writer.js';
 import { fileBodyOf, sendFileBody } from '../blobs/file-body.js';
-
-/** Bodies waiting for the app's answer, by the request's Node response. */
-const parked = new WeakMap<object, Readable>();
-
-/** Header that tells `@hono/node-server` the answer was already written. */
-const ALREADY_SENT = 'x-hono-already-sent';
-
-type NodeEnv = { outgoing?: ServerResponse } | undefined;
+import { PresetHeadersResponse } from './node-response.js';
 
 /**
  * An answer whose body is `stream`, sent by piping it to the socket (see the module comment). `init.headers` must
- * carry the Content-Length when it is known. The stream is destroyed if the answer ends up being another one.
+ * carry the Content-Length when it is known. The stream is destroyed if the answer ends up being another one (an error
+ * thrown later, a 304) or the client goes away first.
  */
 export function nodeStreamResponse(c: Context, stream: Readable, init: { status: number; headers: Record<string, string> }): Response {
-  const outgoing = (c.env as NodeEnv)?.outgoing;
-  if (!outgoing || typeof outgoing.writeHead !== 'function') return new Response(Readable.toWeb(stream) as ReadableStream, init);
-  parked.get(outgoing)?.destroy();
-  parked.set(outgoing, stream);
+  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (!(outgoing instanceof PresetHeadersResponse)) return new Response(Readable.toWeb(stream) as ReadableStream, init);
+  outgoing.parkBody(
+    (res) => send(stream, res),
+    () => stream.destroy(),
+  );
   return new Response(null, init);
 }
 
-/** Wraps an app's `fetch` so that answers made by {@link nodeStreamResponse} are piped; everything else passes unchanged (and synchronously). */
-export function withNodeBodies<E>(fetch: (req: Request, env: E) => Response | Promise<Response>): (req: Request, env: E) => Response | Promise<Response> {
-  return (req, env) => {
-    const res = fetch(req, env);
-    const outgoing = (env as NodeEnv)?.outgoing;
-    if (!outgoing) return res;
-    return res instanceof Promise ? res.then((r) => send(r, outgoing)) : send(res, outgoing);
-  };
-}
-
-function send(res: Response, outgoing: ServerResponse): Response {
-  const stream = parked.get(outgoing);
-  if (!stream) return res;
-  parked.delete(outgoing);
-  // the answer was replaced after the handler (an error thrown later): that one is sent, the stream is not needed
-  if (res.body !== null || outgoing.headersSent || res.status === 304 || res.status === 204) {
-    stream.destroy();
-    return res;
-  }
-  const headers: Record<string, string | string[]> = {};
-  res.headers.forEach((value, name) => {
-    headers[name] = value;
-  });
-  const cookies = res.headers.getSetCookie();
-  if (cookies.length) headers['set-cookie'] = cookies;
-  outgoing.writeHead(res.status, headers);
+/** Sends `stream` as the body of `res`, whose head is written, and ends it. */
+function send(stream: Readable, res: ServerResponse): void {
   // a failed read cuts the transfer short (the client sees fewer bytes than Content-Length); a client that goes away
   // destroys the file stream, which closes the file
   const file = fileBodyOf(stream);
   if (file) {
     // a range of an open file: copied through buffers of the pool (see file-body.ts); the stream only closes the file
-    sendFileBody(file, outgoing).then(
+    sendFileBody(file, res).then(
       () => stream.destroy(),
       (err: unknown) => {
-        outgoing.destroy(err as Error);
+        res.destroy(err as Error);
         stream.destroy();
       },
     );
-  } else pipeline(stream, outgoing).catch(() => undefined);
-  const sent = new Response(null, { headers: { [ALREADY_SENT]: 'true' } });
-  // the adapter honours the header only for a materialised Response (its plain-body fast path writes a head of its
-  // own): reading .body materialises it
-  void sent.body;
-  return sent;
+  } else pipeline(stream, res).catch(() => undefined);
 }
 
 /** A request body handed to a store: see {@link requestBody}. */

@@ -3,7 +3,6 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Config } from '../config/schema.js';
-import { withNodeBodies } from './node-body.js';
 import { PresetHeadersResponse } from './node-response.js';
 import type { AppEnv } from './route.js';
 
@@ -31,8 +30,8 @@ export function httpServerOptions(config: Config): ServerOptions {
  */
 export function createNodeServer(app: Hono<AppEnv>, config: Config, tls?: { cert: Buffer; key: Buffer }): HttpServer {
   const serverOptions = httpServerOptions(config);
-  // download and ZIP bodies are piped from their Node stream to the socket (src/http/node-body.ts)
-  const fetch = withNodeBodies(app.fetch);
+  // download and ZIP bodies are piped from their Node stream to the socket by the response (src/http/node-body.ts)
+  const fetch = app.fetch;
   const server = (
     tls
       ? createAdaptorServer({ fetch, createServer: createHttpsServer, serverOptions: { ...serverOptions, ...tls } })

@@ -119,6 +119,91 @@ describe('PresetHeadersResponse', () => {
     expect(nested.headers['content-type']).toBe('text/plain');
   });
 
+  describe('a parked body', () => {
+    /** A stand-in for a parked stream: what happened to it. */
+    const body = () => {
+      const seen = { sent: 0, dropped: 0 };
+      const park = (res: PresetHeadersResponse, text = 'parked bytes') =>
+        res.parkBody(
+          (r) => {
+            seen.sent++;
+            r.end(text);
+          },
+          () => void seen.dropped++,
+        );
+      return { seen, park };
+    };
+
+    it('is sent once a bodiless head is written and the response ended, with the preset headers', async () => {
+      const b = body();
+      const r = await get((res) => {
+        preset(res);
+        b.park(res);
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': '12' }).end();
+      });
+      expect(r.body).toBe('parked bytes');
+      expect(r.headers['content-length']).toBe('12');
+      expect(r.headers['x-request-id']).toBe('rid-1');
+      expect(b.seen).toEqual({ sent: 1, dropped: 0 });
+    });
+
+    it('is dropped when the answer has a body of its own, is a 304 or 204, or a later body is parked', async () => {
+      const own = body();
+      const r = await get((res) => {
+        own.park(res);
+        res.writeHead(500, { 'Content-Type': 'text/plain' }).end('failed');
+      });
+      expect(r.body).toBe('failed');
+      expect(own.seen).toEqual({ sent: 0, dropped: 1 });
+      for (const status of [304, 204]) {
+        const b = body();
+        const s = await get((res) => {
+          b.park(res);
+          res.writeHead(status).end();
+        });
+        expect(s.status).toBe(status);
+        expect(b.seen).toEqual({ sent: 0, dropped: 1 });
+      }
+      const first = body();
+      const second = body();
+      const t = await get((res) => {
+        first.park(res, 'first');
+        second.park(res, 'second');
+        res.writeHead(200).end();
+      });
+      expect(t.body).toBe('second');
+      expect(first.seen).toEqual({ sent: 0, dropped: 1 });
+      expect(second.seen).toEqual({ sent: 1, dropped: 0 });
+    });
+
+    it('is dropped when the response closes before it is ended, and the callback of end() still runs when it is sent', async () => {
+      // the client goes away while the answer is still being made: the response closes, never ended
+      const b = body();
+      const closed = new Promise<void>((resolve) => {
+        answer = (res) => {
+          b.park(res);
+          res.once('close', () => setImmediate(resolve));
+          req.destroy();
+        };
+      });
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/' }).on('error', () => undefined);
+      req.end();
+      await closed;
+      expect(b.seen).toEqual({ sent: 0, dropped: 1 });
+
+      const c = body();
+      let called = 0;
+      const r = await get((out) => {
+        c.park(out, 'ok');
+        out.writeHead(200);
+        out.end(() => void called++);
+      });
+      expect(r.body).toBe('ok');
+      expect(c.seen.sent).toBe(1);
+      expect(called).toBe(1);
+    });
+  });
+
   it('answers a preset value before the head is written', () => {
     const res = new PresetHeadersResponse(new IncomingMessage(new Socket()));
     expect(res.presetHeaderValue('x-request-id')).toBeUndefined();
