@@ -2,7 +2,7 @@ import { chargeKey } from './api-keys.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
 import { newDropzoneCode, newDropzoneId, newShareId } from './ids.js';
-import { type Principal, dropzonePermissions, invisible, requirePermission } from './permissions.js';
+import { type Principal, dropzonePermissions, invisible, ownerDropzonePermissions, requirePermission } from './permissions.js';
 import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
 import { type DropzoneView, dropzoneView } from './visibility.js';
 import { FILE_BATCH_SIZE, yieldToEventLoop } from './file-batches.js';
@@ -82,7 +82,8 @@ export function createDropzoneService(deps: CoreDeps) {
       // loadWith's steps without its frame: this is every dropzone GET's path
       const dz = await meta.dropzoneByRef(id);
       if (!dz) throw invisible(p, notFound());
-      const perms = await dropzonePermissions(meta, p, dz);
+      // an owner's (most callers') permissions are known without a wait
+      const perms = ownerDropzonePermissions(p, dz) ?? (await dropzonePermissions(meta, p, dz));
       requirePermission(p, perms, permission, notFound);
       return { dz, view: dropzoneView(p, perms, dz) };
     },

@@ -55,6 +55,32 @@ describe('withLayers', () => {
     expect(trace).toEqual(['a>', 'b', 'c>', 'handler', '<c 201', '<a 201']);
   });
 
+  it('runs the rest when a layer calls next() only after waiting, from any depth, layers above and below passing through', async () => {
+    const trace: string[] = [];
+    /** Waits, then runs the rest (as authentication does), and notes the answer it saw. */
+    const late = (name: string): MiddlewareHandler<AppEnv> => async (c, next) => {
+      trace.push(`${name}>`);
+      await new Promise((r) => setTimeout(r, 1));
+      await next();
+      trace.push(`<${name} ${c.res.status}`);
+    };
+    const app = appWith(
+      async (c) => {
+        trace.push('handler');
+        return c.text('late', 202);
+      },
+      [tracer('a', trace, true), late('x'), tracer('b', trace, true), late('y'), tracer('c', trace, true)],
+    );
+    const res = await app.fetch(new Request('http://h/x'));
+    expect(res.status).toBe(202);
+    expect(await res.text()).toBe('late');
+    expect(trace).toEqual(['a', 'x>', 'b', 'y>', 'c', 'handler', '<y 202', '<x 202']);
+    // and again, the same handler: nothing of one request's way down is left for the next
+    trace.length = 0;
+    expect((await app.fetch(new Request('http://h/x'))).status).toBe(202);
+    expect(trace).toEqual(['a', 'x>', 'b', 'y>', 'c', 'handler', '<y 202', '<x 202']);
+  });
+
   it('turns an error below a layer into the error answer that layer sees, thrown synchronously or not', async () => {
     for (const handler of [
       () => {
