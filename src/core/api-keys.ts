@@ -2,7 +2,7 @@ import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
 import { hashSecret, newApiKeySecret, newPublicId, randomId, sameDigest } from './ids.js';
 import { KEY_PERMISSIONS, keyPermissions, validatePermissionNames } from './permissions.js';
-import type { ApiKey, MetadataOps } from './ports/metadata-store.js';
+import { type ApiKey, type MetadataOps, NOT_NOW, type NotNow } from './ports/metadata-store.js';
 import { fromGbMonths, toGbMonths } from './quota.js';
 
 /** What `POST /apikeys` accepts. */
@@ -98,6 +98,18 @@ export function createApiKeyService({ meta, clock, config }: Pick<CoreDeps, 'met
       // one SHA-256 serves both checks: against the configured admin secret (constant time) and as the lookup hash
       const { digest, configuredAdmin } = digestOf(secret);
       return configuredAdmin ? meta.adminKey() : meta.keyByHash(digest);
+    },
+
+    /**
+     * {@link authenticate}'s answer at once, when the store can give it without waiting (its immediate lookups, see
+     * `ImmediateLookups`); NOT_NOW otherwise, and the caller awaits {@link authenticate}.
+     */
+    authenticateNow(secret: string): ApiKey | undefined | NotNow {
+      const now = meta.immediate;
+      if (now === undefined) return NOT_NOW;
+      if (!secret) return undefined;
+      const { digest, configuredAdmin } = digestOf(secret);
+      return configuredAdmin ? now.adminKey() : now.keyByHash(digest);
     },
 
     /**

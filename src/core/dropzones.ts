@@ -2,13 +2,13 @@ import { chargeKey } from './api-keys.js';
 import type { CoreDeps } from './deps.js';
 import { AppError } from './errors.js';
 import { newDropzoneCode, newDropzoneId, newShareId } from './ids.js';
-import { type Principal, dropzonePermissions, invisible, ownerDropzonePermissions, requirePermission } from './permissions.js';
+import { type DropzonePermission, type Principal, dropzonePermissions, invisible, ownerDropzonePermissions, requirePermission } from './permissions.js';
 import { DAY_MS, checkBounds, costMicro, gbToBytes } from './quota.js';
 import { type DropzoneView, dropzoneView } from './visibility.js';
 import { FILE_BATCH_SIZE, yieldToEventLoop } from './file-batches.js';
 import { freeingWrite } from './space.js';
 import { type Page, readPage } from './paging.js';
-import type { ApiKey, BlobDeletion, Dropzone, DropzoneCursor, MetadataOps, StoredFile } from './ports/metadata-store.js';
+import { type ApiKey, type BlobDeletion, type Dropzone, type DropzoneCursor, type MetadataOps, NOT_NOW, type StoredFile } from './ports/metadata-store.js';
 import { dropzoneEventData, recordEvent } from './events.js';
 
 /** Body of create (`gb`, `days` required) and update (both optional). */
@@ -16,6 +16,12 @@ export interface DropzoneSizeInput {
   gb?: number;
   days?: number;
   name?: string;
+}
+
+/** A dropzone and what its caller may learn about it ({@link createDropzoneService}'s `getViewed`). */
+export interface Viewed {
+  dz: Dropzone;
+  view: DropzoneView;
 }
 
 /** Thrown inside a create whose name another writer took meanwhile (never leaves this module). */
@@ -65,6 +71,21 @@ export function createDropzoneService(deps: CoreDeps) {
     return updated;
   };
 
+  /**
+   * What {@link service.getViewed} answers once the dropzone `dz` (named by the caller) is looked up: at once for an
+   * owner (whose permissions are known without a wait), as a promise when a caller's grants must be read.
+   */
+  const viewedFrom = (p: Principal, dz: Dropzone | undefined, permission: string): Viewed | Promise<Viewed> => {
+    if (!dz) throw invisible(p, notFound());
+    const owned = ownerDropzonePermissions(p, dz);
+    if (owned) return viewedWith(p, dz, owned, permission);
+    return dropzonePermissions(meta, p, dz).then((perms) => viewedWith(p, dz, perms, permission));
+  };
+  const viewedWith = (p: Principal, dz: Dropzone, perms: ReadonlySet<DropzonePermission>, permission: string): Viewed => {
+    requirePermission(p, perms, permission, notFound);
+    return { dz, view: dropzoneView(p, perms, dz) };
+  };
+
   const service = {
     /**
      * Loads a dropzone named by its `_id` or `shareId` and checks `permission` for `p`; invisible ones are 404
@@ -78,14 +99,19 @@ export function createDropzoneService(deps: CoreDeps) {
      * {@link service.get} and what `p` may learn about the dropzone ({@link service.view}), from one permission check:
      * for a caller who is not an owner, one grant lookup instead of two.
      */
-    async getViewed(p: Principal, id: string, permission: string): Promise<{ dz: Dropzone; view: DropzoneView }> {
+    async getViewed(p: Principal, id: string, permission: string): Promise<Viewed> {
       // loadWith's steps without its frame: this is every dropzone GET's path
-      const dz = await meta.dropzoneByRef(id);
-      if (!dz) throw invisible(p, notFound());
-      // an owner's (most callers') permissions are known without a wait
-      const perms = ownerDropzonePermissions(p, dz) ?? (await dropzonePermissions(meta, p, dz));
-      requirePermission(p, perms, permission, notFound);
-      return { dz, view: dropzoneView(p, perms, dz) };
+      return viewedFrom(p, await meta.dropzoneByRef(id), permission);
+    },
+
+    /**
+     * {@link service.getViewed}, answered at once when every step can be — the store looks the dropzone up without
+     * waiting (its immediate lookups) and the caller owns it — and as a promise otherwise. Same answers; an error known
+     * at once is thrown at once.
+     */
+    viewed(p: Principal, id: string, permission: string): Viewed | Promise<Viewed> {
+      const dz = meta.immediate ? meta.immediate.dropzoneByRef(id) : NOT_NOW;
+      return dz === NOT_NOW ? service.getViewed(p, id, permission) : viewedFrom(p, dz, permission);
     },
 
     /** What `p` may learn about `dz` (which `_id`, whether the upload code); see {@link dropzoneView}. */

@@ -3,6 +3,7 @@ import type {
   AfterCommitHook,
   ApiKey,
   Dropzone,
+  ImmediateLookups,
   MetadataOps,
   MetadataStore,
   MetadataTx,
@@ -10,6 +11,7 @@ import type {
   ScanState,
   StoredFile,
 } from '../core/ports/metadata-store.js';
+import { NOT_NOW } from '../core/ports/metadata-store.js';
 import type { Db } from './database.js';
 import { type ApiKeyRow, type DropzoneRow, type FileRow, createEventRepositories, createRepositories, opt } from './repositories.js';
 import { Mutex } from '../util/mutex.js';
@@ -258,8 +260,15 @@ const SNAPSHOT_READS = [
 ] as const satisfies readonly (keyof SyncOps)[];
 const snapshotReads: ReadonlySet<string> = new Set(SNAPSHOT_READS);
 
-/** The answers one of {@link SNAPSHOT_READS} gave in the open snapshot (settled promises), by its arguments (see {@link createSqliteStore}). */
-type Answers = Map<unknown, Promise<unknown>>;
+/**
+ * The answers one of {@link SNAPSHOT_READS} gave in the open snapshot, by its arguments (see {@link createSqliteStore}):
+ * the value, and the settled promise the async operation answers with (made when first asked for).
+ */
+type Answers = Map<unknown, Answer>;
+interface Answer {
+  value: unknown;
+  promise: Promise<unknown> | undefined;
+}
 
 /**
  * Decides when operation `fn(...args)` runs (its arguments are passed along rather than captured in a closure: every
@@ -277,7 +286,7 @@ function asyncOps(sync: SyncOps, gate: Gate, answers?: Map<string, Answers>): Me
   const out: Record<string, unknown> = {};
   for (const name of Object.keys(sync) as (keyof SyncOps)[]) {
     const fn = sync[name] as Operation;
-    const mine = answers && snapshotReads.has(name) ? new Map<unknown, Promise<unknown>>() : undefined;
+    const mine: Answers | undefined = answers && snapshotReads.has(name) ? new Map() : undefined;
     if (mine) answers!.set(name, mine);
     out[name] = (...args: unknown[]) => gate(fn, args, mine);
   }
@@ -370,12 +379,12 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
     return fn(...args);
   };
   /**
-   * Runs a snapshot read: it joins (or opens) the snapshot and answers the promise it already answered in it — the same
-   * settled promise, so a repeated lookup allocates nothing and resolves nothing.
+   * Runs a snapshot read: it joins (or opens) the snapshot and answers what it already answered in it (the same frozen
+   * value); undefined when the connection is in a transaction not this store's (it is run, not kept, then).
    */
-  const readRoot = (fn: Operation, args: unknown[], mine: Answers): Promise<unknown> => {
+  const readSnapshot = (fn: Operation, args: unknown[], mine: Answers): Answer | undefined => {
     if (!snapshot) {
-      if (db.inTransaction) return Promise.resolve(fn(...args));
+      if (db.inTransaction) return undefined;
       beginRead.run();
       snapshot = true;
       scheduleEnd();
@@ -383,10 +392,19 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
     const key = argsKey(args);
     let answer = mine.get(key);
     if (answer === undefined) {
-      answer = Promise.resolve(frozen(fn(...args)));
+      answer = { value: frozen(fn(...args)), promise: undefined };
       mine.set(key, answer);
     }
     return answer;
+  };
+  /**
+   * {@link readSnapshot} for the async operation: the same settled promise for the same answer, so a repeated lookup
+   * allocates nothing and resolves nothing.
+   */
+  const readRoot = (fn: Operation, args: unknown[], mine: Answers): Promise<unknown> => {
+    const answer = readSnapshot(fn, args, mine);
+    if (answer === undefined) return Promise.resolve(fn(...args));
+    return (answer.promise ??= Promise.resolve(answer.value));
   };
 
   const rootGate: Gate = (fn, args, mine) => {
@@ -446,8 +464,27 @@ export function createSqliteStore(db: Db, opts: SqliteStoreOptions = {}): Metada
   };
 
   const store = asyncOps(sync, rootGate, answers) as MetadataStore & { kind: string };
+  /**
+   * A snapshot read answered synchronously, as its operation would answer now: unless a transaction holds the
+   * connection or waits for it (the operation would wait behind it), when it answers NOT_NOW.
+   */
+  const immediately = (name: keyof ImmediateLookups) => {
+    const fn = sync[name] as Operation;
+    const mine = answers.get(name)!;
+    return (...args: unknown[]): unknown => {
+      if (lock.locked) return NOT_NOW;
+      const answer = readSnapshot(fn, args, mine);
+      return answer === undefined ? fn(...args) : answer.value;
+    };
+  };
+  const immediate = {
+    keyByHash: immediately('keyByHash'),
+    adminKey: immediately('adminKey'),
+    dropzoneByRef: immediately('dropzoneByRef'),
+  } as ImmediateLookups;
   Object.assign(store, {
     kind: 'sqlite',
+    immediate,
     async transaction<T>(fn: (tx: MetadataTx) => Promise<T>): Promise<T> {
       const outer = current.getStore();
       if (outer?.open) return nested(outer, (outer as TxState & { tx: MetadataTx }).tx, fn);

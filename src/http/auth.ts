@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.js';
+import { NOT_NOW } from '../core/ports/metadata-store.js';
 import type { Principal } from '../core/permissions.js';
 import type { ApiContext } from './context.js';
 import { requestHeader } from './middleware.js';
@@ -21,17 +22,31 @@ export function apiKeySecret(c: Context): string | undefined {
 /**
  * Resolves the caller into `c.get('principal')`. Credentials that are present but wrong are 401 right here;
  * no credentials at all leave an anonymous principal, and each route decides (grants to `anyone` apply).
+ * An API key the store can look up at once (see `ImmediateLookups`) is resolved without a wait, so a route that can
+ * answer at once too answers the request synchronously.
  */
 export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const principal: Principal = {};
+  return (c, next) => {
     const secret = apiKeySecret(c);
+    const dropzoneId = requestHeader(c, 'x-dropzone-id')?.trim();
+    if (!dropzoneId) {
+      const key = secret === undefined ? undefined : ctx.keys.authenticateNow(secret);
+      if (key !== NOT_NOW) {
+        if (secret !== undefined && !key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');
+        c.set('principal', key ? { key } : {});
+        return next();
+      }
+    }
+    return resolveLater(c, next, secret, dropzoneId);
+  };
+
+  async function resolveLater(c: Context<AppEnv>, next: () => Promise<void>, secret: string | undefined, dropzoneId: string | undefined): Promise<void> {
+    const principal: Principal = {};
     if (secret !== undefined) {
       const key = await ctx.keys.authenticate(secret);
       if (!key) throw new AppError('UNAUTHENTICATED', 'Invalid API key.');
       principal.key = key;
     }
-    const dropzoneId = requestHeader(c, 'x-dropzone-id')?.trim();
     if (dropzoneId) {
       if (!ctx.config.security.dropzoneIdAuth)
         throw new AppError('UNAUTHENTICATED', 'x-dropzone-id authentication is disabled on this server; use an API key.');
@@ -40,5 +55,5 @@ export function authMiddleware(ctx: ApiContext): MiddlewareHandler<AppEnv> {
     }
     c.set('principal', principal);
     await next();
-  };
+  }
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { openDatabase } from '../../src/db/database.js';
 import { READ_SNAPSHOT_MS, createSqliteStore } from '../../src/db/sqlite-store.js';
+import { NOT_NOW } from '../../src/core/ports/metadata-store.js';
 import { metadataStoreContract, newDropzone, newKey } from './metadata-store-contract.js';
 import { DROPZONE_COLUMNS, KEY_COLUMNS, dropzoneRowOf, keyRowOf } from '../../src/db/repositories.js';
 
@@ -146,6 +147,42 @@ describe('sqlite read snapshot', () => {
     expect(await store.getSetting('colour')).toBe('green');
     await store.transaction((tx) => tx.setSetting('colour', 'blue'));
     expect(await store.getSetting('colour')).toBe('blue');
+  });
+
+  it('immediate lookups answer what the operations answer, in the same snapshot; NOT_NOW while a transaction holds the store', async () => {
+    const im = store.immediate!;
+    expect(im).toBeDefined();
+    const key = await store.insertKey(newKey({ name: 'k' }));
+    const admin = await store.insertKey(newKey({ name: 'admin', isAdmin: true }));
+    const dz = newDropzone({ ownerKeyId: key.id });
+    expect(await store.insertDropzone(dz)).toBe(true);
+    // the same frozen objects as the async operations, by _id and by shareId; missing ones undefined
+    const k = im.keyByHash(key.secretHash);
+    expect(k).toBe(await store.keyByHash(key.secretHash));
+    expect((k as { name: string }).name).toBe('k');
+    expect(im.keyByHash('no-such-hash')).toBeUndefined();
+    expect((im.adminKey() as { id: number }).id).toBe(admin.id);
+    expect(im.adminKey()).toBe(await store.adminKey());
+    const d = im.dropzoneByRef(dz.id);
+    expect(d).toBe(await store.dropzoneByRef(dz.id));
+    expect(Object.isFrozen(d)).toBe(true);
+    expect(im.dropzoneByRef(dz.shareId)).toEqual(d); // another argument: a row of its own
+    expect(im.dropzoneByRef('no-such-dropzone')).toBeUndefined();
+    // the store's own write ends the snapshot: the next immediate lookup reads it
+    await store.revokeKey(key.publicId, 1234);
+    expect(im.keyByHash(key.secretHash)).toBeUndefined();
+    expect(await store.keyByHash(key.secretHash)).toBeUndefined();
+    // a transaction holds the store: nothing is answered at once (the operation would wait behind it)
+    let release!: () => void;
+    const tx = store.transaction(() => new Promise<void>((r) => (release = r)));
+    await nextTurn();
+    expect(im.dropzoneByRef(dz.id)).toBe(NOT_NOW);
+    expect(im.adminKey()).toBe(NOT_NOW);
+    const waiting = store.dropzoneByRef(dz.id);
+    release();
+    await tx;
+    expect((await waiting)?.id).toBe(dz.id);
+    expect((im.dropzoneByRef(dz.id) as { id: string }).id).toBe(dz.id);
   });
 
   it('closing the store ends an open snapshot', async () => {

@@ -89,6 +89,29 @@ describe('hot path', () => {
     expect(outgoing.getHeader('x-request-id')).toMatch(/^[0-9a-f]{16}$/);
   });
 
+  it('under the Node adapter, an owner\'s API GET is answered synchronously when the store can look up at once; while a transaction holds the store it waits, with the same answer', async () => {
+    const get = () => {
+      const incoming = new IncomingMessage(new Socket());
+      const outgoing = new ServerResponse(incoming);
+      return t.server.app.hono.fetch(new Request(`${t.url}${API}/dropzones/${dzId}`, { headers: { 'x-api-key': t.adminKey } }), { incoming, outgoing });
+    };
+    expect(t.server.app.ctx.meta.immediate).toBeDefined(); // SQLite
+    const at = get();
+    expect(at).toBeInstanceOf(Response); // not a promise of one
+    const atOnce = await (at as Response).json();
+    expect(atOnce.data._id).toBe(dzId);
+
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const tx = t.server.app.ctx.meta.transaction(() => held);
+    await new Promise((r) => setImmediate(r));
+    const later = get();
+    expect(later).toBeInstanceOf(Promise); // the lookups wait behind the transaction
+    release();
+    await tx;
+    expect(await ((await later) as Response).json()).toEqual(atOnce);
+  });
+
   it('request ids differ per request; a sane caller id is kept', async () => {
     const a = (await fetchApp('/healthz')).headers.get('x-request-id');
     const b = (await fetchApp('/healthz')).headers.get('x-request-id');

@@ -397,10 +397,29 @@ export interface MetadataTx extends MetadataOps {
   transaction<T>(fn: (tx: MetadataTx) => Promise<T>): Promise<T>;
 }
 
+/** What an {@link ImmediateLookups} lookup answers when it cannot answer at once: ask the operation itself then. */
+export const NOT_NOW: unique symbol = Symbol('metadata: not now');
+export type NotNow = typeof NOT_NOW;
+
+/**
+ * Optional capability of a store (as tusd's data stores declare theirs): the lookups every authenticated request makes,
+ * answered synchronously when the store can — an in-process database whose connection no transaction holds or waits
+ * for. Each answers exactly what the operation of the same name would answer at that moment, or {@link NOT_NOW} when it
+ * cannot answer without waiting (the caller then awaits the operation). A store that never can leaves it out. What it
+ * saves: a request whose every step is answered at once is answered at once, without a promise per step.
+ */
+export interface ImmediateLookups {
+  keyByHash(hash: string): ApiKey | undefined | NotNow;
+  adminKey(): ApiKey | undefined | NotNow;
+  dropzoneByRef(ref: string): Dropzone | undefined | NotNow;
+}
+
 /** A metadata store. */
 export interface MetadataStore extends MetadataOps {
   /** Short name of the implementation (`sqlite`, …), for logs and metrics. */
   readonly kind: string;
+  /** Lookups answered synchronously when they can be (see {@link ImmediateLookups}); absent when the store never can. */
+  readonly immediate?: ImmediateLookups;
   /**
    * Runs `fn` in a transaction: commits when its promise resolves, rolls back when it rejects (and rejects with the
    * same reason), then runs the after-commit hooks in order (a failing hook does not undo the commit; it is reported

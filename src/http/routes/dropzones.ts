@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import type { Principal } from '../../core/permissions.js';
 import type { Dropzone } from '../../core/ports/metadata-store.js';
-import type { DropzoneView } from '../../core/visibility.js';
+import type { Viewed } from '../../core/dropzones.js';
 import { fileBatches, filePage } from '../../core/file-batches.js';
 import type { ApiContext } from '../context.js';
 import { streamJsonList } from '../json-stream.js';
@@ -69,7 +69,9 @@ export async function requestUpload(ctx: ApiContext, c: Context<AppEnv>, dz: Dro
 /** Routes of the dropzone resource, both API generations. */
 export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
   const present = async (p: Principal, dz: Dropzone) => presentDropzone(dz, await ctx.dropzones.view(p, dz), ctx.publicUrl());
-  const viewedText = ({ dz, view }: { dz: Dropzone; view: DropzoneView }) => dropzoneAnswerText(dz, view, ctx.publicUrl());
+  const viewedText = ({ dz, view }: Viewed) => dropzoneAnswerText(dz, view, ctx.publicUrl());
+  /** The answer to a dropzone GET: at once when the dropzone came at once (then the whole request can be synchronous). */
+  const answerViewed = (c: Context<AppEnv>, v: Viewed | Promise<Viewed>) => (v instanceof Promise ? v.then((w) => jsonText(c, viewedText(w))) : jsonText(c, viewedText(v)));
   const sizeErrors = {
     400: errorResponse('Invalid body, bounds, or an attempt to shrink'),
     401: errorResponse('Missing or invalid credentials'),
@@ -150,7 +152,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['dropzones'],
       security: ['ApiKeyAuth', 'BearerAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 401: errorResponse('No credentials'), 403: errorResponse('Missing permission'), 404: errorResponse('Not found') },
-      handler: async (c) => jsonText(c, viewedText(await ctx.dropzones.getViewed(c.get('principal'), c.req.param('id')!, 'dropzone.get'))),
+      handler: (c) => answerViewed(c, ctx.dropzones.viewed(c.get('principal'), c.req.param('id')!, 'dropzone.get')),
     }),
     update('patch'),
     update('put'),
@@ -211,7 +213,7 @@ export function dropzoneRoutes(ctx: ApiContext): RouteDef[] {
       tags: ['first generation'],
       security: ['DropzoneAuth'],
       responses: { 200: { description: 'The dropzone', schema: envelope(dropzoneSchema) }, 400: errorResponse('An API key was sent instead of x-dropzone-id'), 401: errorResponse('Missing or unknown dropzone id') },
-      handler: async (c) => jsonText(c, viewedText(await ctx.dropzones.getViewed(c.get('principal'), requireDropzoneId(c.get('principal')), 'dropzone.get'))),
+      handler: (c) => answerViewed(c, ctx.dropzones.viewed(c.get('principal'), requireDropzoneId(c.get('principal')), 'dropzone.get')),
     }),
     defineRoute({
       method: 'get',
