@@ -53,6 +53,15 @@ export function createApiKeyService({ meta, clock, config }: Pick<CoreDeps, 'met
     return fresh;
   };
 
+  /**
+   * The key `secret` names, asked of `lookups` (the store's operations, or its immediate lookups): one SHA-256 serves both
+   * checks — against the configured admin secret (constant time), and as the lookup hash.
+   */
+  const keyBySecret = <T>(lookups: { adminKey(): T; keyByHash(hash: string): T }, secret: string): T => {
+    const { digest, configuredAdmin } = digestOf(secret);
+    return configuredAdmin ? lookups.adminKey() : lookups.keyByHash(digest);
+  };
+
   const service = {
     /**
      * Makes sure an admin key exists. With `security.adminKey` configured, that secret is the admin key's secret; it is
@@ -95,9 +104,7 @@ export function createApiKeyService({ meta, clock, config }: Pick<CoreDeps, 'met
     authenticate(secret: string): Promise<ApiKey | undefined> {
       // not async: the store's own promise is answered as is (an async function returning it would wait two more ticks)
       if (!secret) return Promise.resolve(undefined);
-      // one SHA-256 serves both checks: against the configured admin secret (constant time) and as the lookup hash
-      const { digest, configuredAdmin } = digestOf(secret);
-      return configuredAdmin ? meta.adminKey() : meta.keyByHash(digest);
+      return keyBySecret(meta, secret);
     },
 
     /**
@@ -108,8 +115,7 @@ export function createApiKeyService({ meta, clock, config }: Pick<CoreDeps, 'met
       const now = meta.immediate;
       if (now === undefined) return NOT_NOW;
       if (!secret) return undefined;
-      const { digest, configuredAdmin } = digestOf(secret);
-      return configuredAdmin ? now.adminKey() : now.keyByHash(digest);
+      return keyBySecret(now, secret);
     },
 
     /**
